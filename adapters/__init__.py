@@ -1,0 +1,1 @@
+"""Channel adapters: one module per channel, the contract in `adapters.base`."""

@@ -1,0 +1,232 @@
+"""The adapter contract every channel implements, and the registry that finds adapters.
+
+An adapter translates between Dispatcher and one platform. It never touches the database:
+it takes a `JobSpec` and an idempotency key, and returns `Receipt`s and `NormalizedEvent`s.
+Adapters register under the entry-point group ``dispatcher.adapters``, so a third-party
+package can add one without changing Dispatcher.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+import requests
+
+from dispatcher.errors import (
+    AdapterError,
+    ConfigurationError,
+    RetryableAdapterError,
+    Unsupported,
+)
+
+ENTRY_POINT_GROUP = "dispatcher.adapters"
+
+
+class Capability(StrEnum):
+    WEBHOOKS = "webhooks"
+    POLL = "poll"
+    CANCEL = "cancel"
+    REDUNDANCY = "redundancy"  # several assignments of one job
+    BONUS = "bonus"
+    REVISION = "revision"
+    FIND = "find"  # look an order up by idempotency key
+
+
+class EventKind(StrEnum):
+    """What a platform told us, in our words."""
+
+    TAKEN = "taken"
+    DELIVERED = "delivered"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    MESSAGE = "message"
+    PAID = "paid"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a platform needs to know about a job: a plain copy, no database row."""
+
+    job_id: int
+    title: str
+    brief: str
+    acceptance_criteria: tuple[str, ...]
+    deliverable_kind: str
+    price_cents: int
+    currency: str
+    assignments: int = 1
+    due_date: date | None = None
+    callback_url: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The platform's answer to an order: its id and where a person can see it."""
+
+    external_id: str
+    url: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedEvent:
+    """One thing that happened at the platform, with the platform's own event id for dedup."""
+
+    kind: EventKind
+    event_id: str
+    external_id: str  # the order this event is about
+    occurred_at: datetime
+    raw: Mapping[str, Any]
+    delivery_id: str | None = None  # the platform's id of a submission, for DELIVERED
+    content: str = ""
+    url: str | None = None
+    worker: str = ""
+    platform_status: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRef:
+    """Enough to point the platform at one submission when reviewing it."""
+
+    external_order_id: str
+    external_delivery_id: str
+
+
+class Adapter(ABC):
+    """Base class of every channel. Subclasses declare themselves in class attributes."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: settings the adapter needs; secret ones are masked wherever shown
+    secret_settings: ClassVar[tuple[str, ...]] = ()
+    #: whether jobs sent here cost money (personal goals never use paid channels)
+    paid: ClassVar[bool] = True
+
+    def __init__(self, settings: Any, session: requests.Session | None = None):
+        self.settings = settings
+        self.session = session or requests.Session()
+        self.timeout = (settings.http_connect_timeout, settings.http_read_timeout)
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    # -- outbound -----------------------------------------------------------------------
+    @abstractmethod
+    def dispatch(self, job: JobSpec, idempotency_key: str) -> Receipt:
+        """Place the order. Must send the idempotency key wherever the platform takes one."""
+
+    def find(self, idempotency_key: str) -> Receipt | None:
+        """Look up an order placed earlier under this key (before a retry), or None."""
+        raise Unsupported(f"{self.name} cannot look orders up by key")
+
+    def cancel(self, external_id: str) -> None:
+        raise Unsupported(f"{self.name} cannot cancel orders")
+
+    def poll(self, external_id: str) -> list[NormalizedEvent]:
+        raise Unsupported(f"{self.name} does not support polling")
+
+    def accept(self, delivery: DeliveryRef, payout_cents: int) -> None:
+        raise Unsupported(f"{self.name} cannot accept deliveries")
+
+    def reject(self, delivery: DeliveryRef, reason: str) -> None:
+        raise Unsupported(f"{self.name} cannot reject deliveries")
+
+    def request_revision(self, delivery: DeliveryRef, feedback: str) -> None:
+        raise Unsupported(f"{self.name} cannot ask for revisions")
+
+    # -- inbound ------------------------------------------------------------------------
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise SignatureError unless the webhook is authentic and fresh."""
+        raise Unsupported(f"{self.name} does not receive webhooks")
+
+    def parse(self, headers: Mapping[str, str], body: bytes) -> list[NormalizedEvent]:
+        """Turn a verified webhook into events; raise PayloadError on a malformed body."""
+        raise Unsupported(f"{self.name} does not receive webhooks")
+
+    def event_id(self, headers: Mapping[str, str], body: bytes) -> str:
+        """The delivery id used to de-duplicate a webhook before it is parsed."""
+        raise Unsupported(f"{self.name} does not receive webhooks")
+
+    # -- HTTP -----------------------------------------------------------------------------
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send one call with timeouts; classify failures as retryable or permanent."""
+        kwargs.setdefault("timeout", self.timeout)
+        try:
+            response = self.session.request(method, url, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise RetryableAdapterError(self.name, f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise RetryableAdapterError(
+                self.name,
+                "platform busy" if response.status_code == 429 else "platform error",
+                status=response.status_code,
+                body=response.text,
+                retry_after=_retry_after(response.headers.get("Retry-After")),
+            )
+        if response.status_code >= 400:
+            raise AdapterError(
+                self.name, "request refused", status=response.status_code, body=response.text
+            )
+        return response
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        from datetime import UTC
+
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class AdapterRegistry:
+    """The adapters installed (entry points), instantiated once per app with its settings."""
+
+    def __init__(self, settings: Any, classes: Mapping[str, type[Adapter]] | None = None):
+        self.settings = settings
+        self._classes = dict(classes) if classes is not None else discover()
+        self._instances: dict[str, Adapter] = {}
+
+    def names(self) -> list[str]:
+        return sorted(self._classes)
+
+    def classes(self) -> dict[str, type[Adapter]]:
+        return dict(self._classes)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._classes
+
+    def get(self, name: str) -> Adapter:
+        if name not in self._classes:
+            raise ConfigurationError(f"no adapter named {name!r} (have: {', '.join(self.names())})")
+        if name not in self._instances:
+            self._instances[name] = self._classes[name](self.settings)
+        return self._instances[name]
+
+
+def discover() -> dict[str, type[Adapter]]:
+    """Every adapter class registered under the entry-point group."""
+    found: dict[str, type[Adapter]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cls = ep.load()
+        if not (isinstance(cls, type) and issubclass(cls, Adapter)):
+            raise ConfigurationError(f"entry point {ep.name} is not an Adapter subclass")
+        found[ep.name] = cls
+    return found

@@ -1,0 +1,1 @@
+"""Sending delegated jobs out: the dispatch service, budget reservation, RQ tasks, reconciler."""

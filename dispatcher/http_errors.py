@@ -1,0 +1,61 @@
+"""How errors look over HTTP: problem+json for the API and webhooks, HTML pages elsewhere."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from dispatcher.errors import BudgetExceeded, InvalidTransition, NotFound, Unsupported
+
+JSON_PREFIXES = ("/api/", "/webhooks/")
+
+
+def wants_json() -> bool:
+    return request.path.startswith(JSON_PREFIXES) or (
+        request.accept_mimetypes.best == "application/json"
+    )
+
+
+def problem(status: int, title: str, detail: str = "", **extra):
+    """An RFC 9457 problem details response."""
+    body = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    def _render(status: int, title: str, detail: str):
+        if wants_json():
+            return problem(status, title, detail)
+        return render_template("error.html", status=status, title=title, detail=detail), status
+
+    @app.errorhandler(NotFound)
+    def _not_found(exc: NotFound):
+        return _render(404, "Not found", str(exc))
+
+    @app.errorhandler(InvalidTransition)
+    def _invalid_transition(exc: InvalidTransition):
+        return _render(409, "Not allowed in this state", str(exc))
+
+    @app.errorhandler(BudgetExceeded)
+    def _budget(exc: BudgetExceeded):
+        return _render(409, "Over budget", str(exc))
+
+    @app.errorhandler(Unsupported)
+    def _unsupported(exc: Unsupported):
+        return _render(409, "Not supported by this channel", str(exc))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        if wants_json():
+            body = getattr(exc, "data", None) or {}
+            extra = {}
+            if isinstance(body, dict) and body.get("errors"):
+                extra["errors"] = body["errors"]
+            return problem(exc.code or 500, exc.name, exc.description or "", **extra)
+        return _render(exc.code or 500, exc.name, exc.description or "")

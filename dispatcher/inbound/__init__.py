@@ -1,0 +1,1 @@
+"""What comes back from channels: webhook intake and the apply step."""

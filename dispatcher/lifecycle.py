@@ -1,0 +1,163 @@
+"""The micro-job state machine: states, the transition table, and the one function that moves a job.
+
+Every status change goes through `transition()`, which checks the table, writes the new status
+and an `Event` row in the caller's transaction. Parents' status is derived from their leaves
+(`derived_status`), never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from dispatcher.errors import InvalidTransition
+
+if TYPE_CHECKING:
+    from dispatcher.models import MicroJob
+
+
+class Status(StrEnum):
+    DRAFT = "draft"
+    READY = "ready"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    QUEUED = "queued"
+    DISPATCHED = "dispatched"
+    TAKEN = "taken"
+    DELIVERED = "delivered"
+    IN_REVIEW = "in_review"
+    REVISION_REQUESTED = "revision_requested"
+    ACCEPTED = "accepted"
+    PAID = "paid"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+S = Status
+
+#: action -> (states it may start from, state it ends in)
+TRANSITIONS: dict[str, tuple[frozenset[Status], Status]] = {
+    "make_ready": (frozenset({S.DRAFT}), S.READY),
+    "back_to_draft": (frozenset({S.READY}), S.DRAFT),
+    "start": (frozenset({S.DRAFT, S.READY}), S.IN_PROGRESS),
+    "complete": (frozenset({S.DRAFT, S.READY, S.IN_PROGRESS}), S.DONE),
+    "reopen": (frozenset({S.DONE}), S.READY),
+    "queue": (frozenset({S.DRAFT, S.READY}), S.QUEUED),
+    "dispatched": (frozenset({S.QUEUED}), S.DISPATCHED),
+    "taken": (frozenset({S.DISPATCHED}), S.TAKEN),
+    "delivered": (
+        frozenset({S.DISPATCHED, S.TAKEN, S.REVISION_REQUESTED, S.IN_REVIEW}),
+        S.DELIVERED,
+    ),
+    "start_review": (frozenset({S.DELIVERED}), S.IN_REVIEW),
+    "request_revision": (frozenset({S.DELIVERED, S.IN_REVIEW}), S.REVISION_REQUESTED),
+    "accept": (frozenset({S.DELIVERED, S.IN_REVIEW}), S.ACCEPTED),
+    "pay": (frozenset({S.ACCEPTED}), S.PAID),
+    "reject": (frozenset({S.DELIVERED, S.IN_REVIEW}), S.REJECTED),
+    "withdrawn": (frozenset({S.TAKEN}), S.DISPATCHED),
+    "fail": (frozenset({S.QUEUED, S.DISPATCHED}), S.FAILED),
+    "expire": (frozenset({S.QUEUED, S.DISPATCHED}), S.EXPIRED),
+    "requeue": (frozenset({S.REJECTED, S.FAILED, S.EXPIRED, S.CANCELLED}), S.QUEUED),
+    "cancel": (
+        frozenset(
+            {
+                S.DRAFT,
+                S.READY,
+                S.IN_PROGRESS,
+                S.QUEUED,
+                S.DISPATCHED,
+                S.TAKEN,
+                S.DELIVERED,
+                S.IN_REVIEW,
+                S.REVISION_REQUESTED,
+                S.FAILED,
+                S.EXPIRED,
+                S.REJECTED,
+            }
+        ),
+        S.CANCELLED,
+    ),
+}
+
+#: Finished for good: nothing more will happen unless the owner re-queues or reopens.
+FINISHED = frozenset({S.DONE, S.ACCEPTED, S.PAID, S.CANCELLED})
+#: Counted as done for progress.
+COMPLETE = frozenset({S.DONE, S.ACCEPTED, S.PAID})
+#: Out with someone else: the platform or a teammate holds the ball.
+OUT = frozenset({S.QUEUED, S.DISPATCHED, S.TAKEN, S.REVISION_REQUESTED})
+#: Waiting for the owner's review.
+AWAITING_REVIEW = frozenset({S.DELIVERED, S.IN_REVIEW})
+#: Jobs whose money is reserved at a platform.
+RESERVED = frozenset(
+    {S.QUEUED, S.DISPATCHED, S.TAKEN, S.DELIVERED, S.IN_REVIEW, S.REVISION_REQUESTED, S.ACCEPTED}
+)
+
+
+def allowed_actions(status: str) -> list[str]:
+    """Actions the table allows from `status`, in table order."""
+    return [name for name, (sources, _) in TRANSITIONS.items() if status in sources]
+
+
+def can(status: str, action: str) -> bool:
+    return action in TRANSITIONS and status in TRANSITIONS[action][0]
+
+
+def target(status: str, action: str, job_id: int | None = None) -> Status:
+    """The state `action` leads to from `status`; raises InvalidTransition when not allowed."""
+    if action not in TRANSITIONS:
+        raise InvalidTransition(job_id, status, action, allowed_actions(status))
+    sources, dest = TRANSITIONS[action]
+    if status not in sources:
+        raise InvalidTransition(job_id, status, action, allowed_actions(status))
+    return dest
+
+
+def transition(
+    job: MicroJob,
+    action: str,
+    *,
+    actor: str = "system",
+    data: dict[str, Any] | None = None,
+) -> Status:
+    """Move `job` by `action` and add the Event row; the caller commits both together."""
+    from dispatcher.extensions import db
+    from dispatcher.models import Event
+
+    before = Status(job.status)
+    after = target(before, action, job.id)
+    job.status = after
+    db.session.add(
+        Event(
+            owner_id=job.owner_id,
+            goal_id=job.goal_id,
+            job_id=job.id,
+            kind=action,
+            from_status=before,
+            to_status=after,
+            actor=actor,
+            data=data or {},
+        )
+    )
+    return after
+
+
+def derived_status(leaf_statuses: Iterable[str]) -> Status:
+    """A parent's status, from its leaves: done when all are complete, else the least advanced."""
+    every = [Status(s) for s in leaf_statuses]
+    statuses = [s for s in every if s != S.CANCELLED]
+    if not statuses:
+        return S.CANCELLED if every else S.DRAFT
+    if all(s in COMPLETE for s in statuses):
+        return S.DONE
+    if any(s in AWAITING_REVIEW for s in statuses):
+        return S.DELIVERED
+    if any(s in OUT for s in statuses):
+        return S.DISPATCHED
+    if any(s in (S.IN_PROGRESS,) or s in COMPLETE for s in statuses):
+        return S.IN_PROGRESS
+    if all(s == S.DRAFT for s in statuses):
+        return S.DRAFT
+    return S.READY

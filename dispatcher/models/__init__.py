@@ -1,0 +1,23 @@
+"""All models, importable from one place; one module per aggregate."""
+
+from dispatcher.models.account import ApiToken, Owner
+from dispatcher.models.dispatch import Delivery, Dispatch, DispatchState, Review
+from dispatcher.models.event import Event, InboundEvent
+from dispatcher.models.goal import Goal, MetricValue
+from dispatcher.models.job import DELIVERABLE_KINDS, MODES, MicroJob
+
+__all__ = [
+    "DELIVERABLE_KINDS",
+    "MODES",
+    "ApiToken",
+    "Delivery",
+    "Dispatch",
+    "DispatchState",
+    "Event",
+    "Goal",
+    "InboundEvent",
+    "MetricValue",
+    "MicroJob",
+    "Owner",
+    "Review",
+]

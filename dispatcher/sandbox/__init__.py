@@ -1,0 +1,1 @@
+"""The sandbox marketplace: a simulated platform speaking HTTP, for demos and tests."""
