@@ -16,6 +16,7 @@ from dispatcher import lifecycle
 from dispatcher.dispatch import budget
 from dispatcher.errors import InvalidTransition
 from dispatcher.extensions import db
+from dispatcher.journal import note
 from dispatcher.lifecycle import Status
 from dispatcher.models import Delivery, MicroJob, Review
 from dispatcher.models._base import utcnow
@@ -85,7 +86,7 @@ def accept(
         lifecycle.transition(job, "accept", actor=actor, data=data)
         job.finished_at = utcnow()
     else:
-        _note(job, "delivery_accepted", actor, data)
+        note(job, "delivery_accepted", actor=actor, **data)
     db.session.commit()
     _push(review)
     return review
@@ -132,15 +133,6 @@ def reject(delivery: Delivery, *, reason: str, actor: str = "owner") -> Review:
     db.session.commit()
     _push(review)
     return review
-
-
-def _note(job: MicroJob, kind: str, actor: str, data: dict) -> None:
-    from dispatcher.models import Event
-
-    db.session.add(
-        Event(owner_id=job.owner_id, goal_id=job.goal_id, job_id=job.id, kind=kind,
-              actor=actor, data=data)
-    )  # fmt: skip
 
 
 def _push(review: Review) -> None:

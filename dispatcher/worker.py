@@ -2,13 +2,17 @@
 
 Measured (RQ-NOTES): a fork per job drains about 3x fewer jobs than SimpleWorker here, so we
 run SimpleWorker and keep one bad job from killing it with job timeouts and RQ's own
-exception handling.
+exception handling. `dispatcher up` runs one worker per queue, so each dequeue is atomic
+(BLMOVE needs a single queue).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import Flask
-from rq import SimpleWorker
+from redis import Redis
+from rq import Queue, SimpleWorker
 
 from dispatcher.extensions import db
 
@@ -18,9 +22,15 @@ class AppWorker(SimpleWorker):
 
     flask_app: Flask
 
-    def perform_job(self, job, queue):  # noqa: D401 - RQ hook
+    def perform_job(self, job, queue):
         with self.flask_app.app_context():
             try:
                 return super().perform_job(job, queue)
             finally:
                 db.session.remove()
+
+
+def make_worker(app: Flask, queues: Sequence[Queue], connection: Redis) -> AppWorker:
+    worker = AppWorker(list(queues), connection=connection, worker_ttl=60, maintenance_interval=60)
+    worker.flask_app = app
+    return worker

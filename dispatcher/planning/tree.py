@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from dispatcher import lifecycle
 from dispatcher.errors import InvalidTransition
 from dispatcher.extensions import db
+from dispatcher.journal import note
 from dispatcher.lifecycle import Status
-from dispatcher.models import MODES, Event, Goal, MicroJob
+from dispatcher.models import MODES, Goal, MicroJob
 
 GOAL_FIELDS = {
     "title", "why", "metric_name", "baseline", "target", "deadline", "currency",
@@ -31,16 +32,7 @@ JOB_FIELDS = {
 
 
 def _record(goal: Goal, kind: str, actor: str, job: MicroJob | None = None, **data: Any) -> None:
-    db.session.add(
-        Event(
-            owner_id=goal.owner_id,
-            goal_id=goal.id,
-            job_id=job.id if job else None,
-            kind=kind,
-            actor=actor,
-            data=data,
-        )
-    )
+    note(job if job is not None else goal, kind, actor=actor, **data)
 
 
 def create_goal(owner_id: int, *, actor: str = "owner", **fields: Any) -> Goal:

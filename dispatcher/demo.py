@@ -1,0 +1,122 @@
+"""Demo data from the source articles: one guest post, broken down as article 002 does it."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from dispatcher.extensions import db
+from dispatcher.models import Owner
+from dispatcher.planning import tree
+
+DEMO_EMAIL = "demo@dispatcher.local"
+DEMO_PASSWORD = "demo-pass-123"
+
+SITES = [
+    "growthweekly.example", "smallbizdaily.example", "marketerhub.example",
+    "contentcraft.example", "seosignals.example", "founderfiles.example",
+    "brandbuilders.example", "localreach.example", "emailwins.example",
+    "socialsprout.example", "b2bplaybook.example", "nichenotes.example",
+]  # fmt: skip
+
+
+def seed_demo() -> bool:
+    """Create the demo owner and a guest-post campaign goal; False if they already exist."""
+    if db.session.scalars(select(Owner).where(Owner.email == DEMO_EMAIL)).first():
+        return False
+    owner = Owner(email=DEMO_EMAIL, name="Demo Owner")
+    owner.set_password(DEMO_PASSWORD)
+    db.session.add(owner)
+    db.session.commit()
+    today = date.today()
+    goal = tree.create_goal(
+        owner.id,
+        title="52 guest posts this year",
+        why="Guest posts bring backlinks and referral visits; one a week keeps it steady.",
+        metric_name="guest posts published",
+        baseline=0,
+        target=52,
+        deadline=today + timedelta(days=365),
+        budget_cents=50_000,
+        currency="USD",
+    )
+    week = tree.add_job(goal, title="Guest post #1 (this week)", estimate_minutes=None)
+    pitch = tree.add_job(goal, parent=week, title="Pitch 12 sites")
+    for site in SITES:
+        tree.add_job(
+            goal,
+            parent=pitch,
+            title=f"Pitch email to {site}",
+            brief=f"Find the editor at {site}, read two recent posts, send a short pitch "
+            "with three title ideas.",
+            acceptance_criteria=["names the editor", "three title ideas", "sent from our domain"],
+            deliverable_kind="text",
+            estimate_minutes=15,
+            price_cents=300,
+            mode="delegate",
+            channel="sandbox",
+        )
+    followups = tree.add_job(goal, parent=week, title="Follow up (2-3 emails)")
+    for n in (1, 2, 3):
+        tree.add_job(
+            goal,
+            parent=followups,
+            title=f"Follow-up email {n}",
+            acceptance_criteria=["polite, under 80 words"],
+            estimate_minutes=5,
+            mode="keep",
+        )
+    write = tree.add_job(goal, parent=week, title="Write the post")
+    tree.add_job(
+        goal,
+        parent=write,
+        title="Outline",
+        acceptance_criteria=["headline", "5-7 section heads", "call to action"],
+        estimate_minutes=20,
+        mode="keep",
+        planned_for=today,
+    )
+    for n in range(1, 9):
+        tree.add_job(
+            goal,
+            parent=write,
+            title=f"Draft block {n} (100 words)",
+            acceptance_criteria=["100 words", "follows the outline"],
+            estimate_minutes=10,
+            mode="keep",
+            planned_for=today + timedelta(days=(n - 1) // 3),
+        )
+    tree.add_job(
+        goal,
+        parent=write,
+        title="Edit the draft",
+        brief="Proofread for grammar and flow; check every claim has a source.",
+        acceptance_criteria=["no typos", "links checked", "under 1,000 words"],
+        deliverable_kind="text",
+        estimate_minutes=30,
+        price_cents=1500,
+        mode="delegate",
+        channel="sandbox",
+    )
+    tree.add_job(
+        goal,
+        parent=week,
+        title="Send the final post",
+        acceptance_criteria=["sent to the editor who said yes"],
+        estimate_minutes=10,
+        mode="keep",
+    )
+    tree.add_job(
+        goal,
+        parent=week,
+        title="Confirm it was published",
+        brief="Check the post is live and links back to us; record the URL.",
+        acceptance_criteria=["live URL", "backlink present"],
+        deliverable_kind="url",
+        estimate_minutes=5,
+        price_cents=200,
+        mode="delegate",
+        channel="sandbox",
+    )
+    return True

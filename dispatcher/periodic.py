@@ -1,0 +1,37 @@
+"""Every periodic job, in one list, registered with RQ's CronScheduler by `dispatcher scheduler`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
+from dispatcher.queues import MAINTENANCE
+
+#: Modules that expose PERIODIC_JOBS = [(func, interval_seconds), ...]
+SOURCES = (
+    "dispatcher.dispatch.maintenance",
+    "dispatcher.planning.tasks",
+    "dispatcher.today_tasks",
+)
+
+
+@dataclass(frozen=True)
+class Periodic:
+    func: Callable[..., Any]
+    interval: int
+    queue: str = MAINTENANCE
+
+
+def periodic_jobs() -> list[Periodic]:
+    jobs: list[Periodic] = []
+    for name in SOURCES:
+        try:
+            module = import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        jobs.extend(Periodic(func, int(interval)) for func, interval in module.PERIODIC_JOBS)
+    return jobs
