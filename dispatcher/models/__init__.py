@@ -5,11 +5,15 @@ from dispatcher.models.dispatch import Delivery, Dispatch, DispatchState, Review
 from dispatcher.models.event import Event, InboundEvent
 from dispatcher.models.goal import Goal, MetricValue
 from dispatcher.models.job import DELIVERABLE_KINDS, MODES, MicroJob
+from dispatcher.models.planning import CADENCE_UNITS, Cadence, CadenceRun, OwnerPlaybook
 
 __all__ = [
+    "CADENCE_UNITS",
     "DELIVERABLE_KINDS",
     "MODES",
     "ApiToken",
+    "Cadence",
+    "CadenceRun",
     "Delivery",
     "Dispatch",
     "DispatchState",
@@ -19,5 +23,6 @@ __all__ = [
     "MetricValue",
     "MicroJob",
     "Owner",
+    "OwnerPlaybook",
     "Review",
 ]
