@@ -1,0 +1,102 @@
+"""What the shared adapter contract test needs from each adapter's fake platform.
+
+Every adapter registered under ``dispatcher.adapters`` must have an entry in CONTRACT_FAKES:
+a function that starts its fake (a real server on loopback) and returns a `ContractFake`.
+Adding an adapter? Add a fake here, or tests/adapters/test_contract.py fails by name.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from adapters import standard_webhooks
+from adapters.base import Adapter, JobSpec
+from adapters.sandbox import SandboxAdapter
+from fakes.sandbox_fixture import SECRET, make_settings, start_sandbox
+
+
+@dataclass
+class ContractFake:
+    """One adapter wired to its running fake platform, plus the fake's signer and records."""
+
+    adapter: Adapter
+    #: a platform status word the adapter maps to a known EventKind, and one it cannot know
+    known_status: str
+    unknown_status: str
+    #: build a webhook for `status` about order `external_id`, signed as the platform would;
+    #: `timestamp` (unix s) and `secret` let the test forge stale or wrongly signed ones
+    signed_event: Callable[..., tuple[dict[str, str], bytes]]
+    #: how many orders the fake platform holds under an idempotency key (its own records)
+    orders_under_key: Callable[[str], int]
+
+    def job(self, **overrides: Any) -> JobSpec:
+        values: dict[str, Any] = {
+            "job_id": 7,
+            "title": "Write a guest post about sourdough",
+            "brief": "800 words, friendly tone",
+            "acceptance_criteria": ("mentions the starter", "links back"),
+            "deliverable_kind": "url",
+            "price_cents": 2500,
+            "currency": "USD",
+            "assignments": 1,
+            "due_date": date(2030, 1, 31),
+            "callback_url": "",
+        }
+        values.update(overrides)
+        return JobSpec(**values)
+
+
+@contextmanager
+def sandbox_fake(tmp_path: Path) -> Iterator[ContractFake]:
+    running = start_sandbox(tmp_path / "sandbox.db", pause_workers=True)
+    adapter = SandboxAdapter(make_settings(tmp_path, sandbox_url=running.base_url))
+
+    def signed_event(
+        status: str,
+        external_id: str,
+        timestamp: int | None = None,
+        secret: str = SECRET,
+    ) -> tuple[dict[str, str], bytes]:
+        event_id = f"evt_{secrets.token_hex(8)}"
+        payload = {
+            "id": event_id,
+            "type": status,
+            "created_at": datetime.now(UTC).isoformat(),
+            "data": {
+                "order_id": external_id,
+                "client_ref": "job-7",
+                "submission_id": "sub_contract",
+                "worker_id": "wrk_contract",
+                "content": "Delivered: contract",
+                "url": None,
+                "status": "delivered",
+            },
+        }
+        body = json.dumps(payload).encode()
+        ts = int(time.time()) if timestamp is None else timestamp
+        return standard_webhooks.sign(secret, event_id, ts, body), body
+
+    try:
+        yield ContractFake(
+            adapter=adapter,
+            known_status="order.delivered",
+            unknown_status="order.teleported",
+            signed_event=signed_event,
+            orders_under_key=lambda key: running.stats()["orders_by_key"].get(key, 0),
+        )
+    finally:
+        adapter.session.close()
+        running.stop()
+
+
+CONTRACT_FAKES: dict[str, Callable[[Path], Any]] = {
+    "sandbox": sandbox_fake,
+}
