@@ -6,6 +6,7 @@ workers, webhook sender). `run_sandbox` serves forever (the `dispatcher sandbox`
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +158,9 @@ def run_sandbox(
     app, server, base_url = _serve(host, port, db_path, secret, dict(options or {}))
     market: Marketplace = app.extensions[EXTENSION]
     loops = Loops(market).start()
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (docker stop, the e2e harness) shuts down as cleanly as Ctrl-C does
+        signal.signal(signal.SIGTERM, _interrupt)
     print(f"sandbox marketplace on {base_url} (orders in {db_path})", flush=True)
     try:
         server.serve_forever()
@@ -166,3 +170,7 @@ def run_sandbox(
         loops.stop()
         server.server_close()
         market.close()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
