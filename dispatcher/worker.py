@@ -22,10 +22,10 @@ class AppWorker(SimpleWorker):
 
     flask_app: Flask
 
-    def perform_job(self, job, queue):
+    def perform_job(self, job, queue, *args, **kwargs):
         with self.flask_app.app_context():
             try:
-                return super().perform_job(job, queue)
+                return super().perform_job(job, queue, *args, **kwargs)
             finally:
                 db.session.remove()
 
