@@ -1,0 +1,63 @@
+"""Field types and limits shared by every resource schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+#: Integer columns are 32-bit on PostgreSQL: anything larger would fail in the database.
+MAX_INT = 2**31 - 1
+
+
+class Text(fields.String):
+    """A string, stripped, without NUL characters (PostgreSQL refuses them in text)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if "\x00" in text:
+            raise ValidationError("must not contain NUL characters")
+        return text
+
+
+def title_field(max_length: int, **kwargs: Any) -> Text:
+    return Text(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+def cents_field(**kwargs: Any) -> fields.Integer:
+    """An amount in integer cents: never a float, never negative."""
+    kwargs.setdefault("metadata", {"description": "integer cents"})
+    return fields.Integer(strict=True, validate=validate.Range(min=0, max=MAX_INT), **kwargs)
+
+
+def count_field(minimum: int = 0, maximum: int = MAX_INT, **kwargs: Any) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(min=minimum, max=maximum), **kwargs)
+
+
+class Currency(Text):
+    """A three-letter ISO 4217 code, upper-cased."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(
+            validate=validate.Regexp(r"^[A-Za-z]{3}$", error="must be a 3-letter currency code"),
+            metadata={"example": "USD"},
+            **kwargs,
+        )
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).upper()
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, the body of every error answer."""
+
+    type = fields.String(metadata={"example": "about:blank"})
+    title = fields.String(required=True, metadata={"example": "Unprocessable Content"})
+    status = fields.Integer(required=True, metadata={"example": 422})
+    detail = fields.String()
+    errors = fields.Dict(
+        metadata={
+            "description": "for 422: messages per location and field",
+            "example": {"json": {"title": ["Missing data for required field."]}},
+        }
+    )
