@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import requests
 
@@ -115,6 +115,8 @@ class Adapter(ABC):
         self.settings = settings
         self.session = session or requests.Session()
         self.timeout = (settings.http_connect_timeout, settings.http_read_timeout)
+        #: a shared circuit breaker, set by Dispatcher's task layer (dispatch/breaker.py)
+        self.breaker: CallGuard | None = None
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
@@ -158,12 +160,27 @@ class Adapter(ABC):
 
     # -- HTTP -----------------------------------------------------------------------------
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """Send one call with timeouts; classify failures as retryable or permanent."""
+        """Send one call with timeouts; classify failures as retryable or permanent.
+
+        Retryable (RetryableAdapterError): connection errors, timeouts, 5xx, 429 (with the
+        platform's Retry-After). Permanent (AdapterError): any other 4xx. With a breaker set,
+        an open circuit fails fast (CircuitOpen) and only signs of an outage count against it.
+        """
         kwargs.setdefault("timeout", self.timeout)
+        breaker = self.breaker
+        if breaker is not None:
+            breaker.before_call()
         try:
             response = self.session.request(method, url, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
+            if breaker is not None:
+                breaker.record_failure()
             raise RetryableAdapterError(self.name, f"{type(exc).__name__}: {exc}") from exc
+        if breaker is not None:
+            if response.status_code >= 500:
+                breaker.record_failure()
+            else:
+                breaker.record_success()
         if response.status_code == 429 or response.status_code >= 500:
             raise RetryableAdapterError(
                 self.name,
@@ -177,6 +194,16 @@ class Adapter(ABC):
                 self.name, "request refused", status=response.status_code, body=response.text
             )
         return response
+
+
+class CallGuard(Protocol):
+    """What `Adapter.request` needs from a circuit breaker."""
+
+    def before_call(self) -> None: ...
+
+    def record_success(self) -> None: ...
+
+    def record_failure(self) -> None: ...
 
 
 def _retry_after(value: str | None) -> float | None:

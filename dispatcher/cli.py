@@ -55,28 +55,19 @@ def web(host: str, port: int | None, workers: int) -> None:
 @with_appcontext
 def worker(queue_names: tuple[str, ...], burst: bool) -> None:
     """Run a non-forking RQ worker (with RQ's scheduler for delayed retries)."""
-    from dispatcher.queues import ALL_QUEUES, get_queue, redis_connection
-    from dispatcher.worker import make_worker
+    from dispatcher.queues import ALL_QUEUES
+    from dispatcher.worker import run_worker
 
-    names = queue_names or ALL_QUEUES
-    app = current_app._get_current_object()
-    w = make_worker(app, [get_queue(n) for n in names], redis_connection())
-    w.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    run_worker(current_app._get_current_object(), queue_names or ALL_QUEUES, burst=burst)
 
 
 @main.command()
 @with_appcontext
 def scheduler() -> None:
     """Enqueue the periodic jobs (dispatcher/periodic.py) on time."""
-    from rq.cron import CronScheduler
+    from dispatcher.worker import run_scheduler
 
-    from dispatcher.periodic import periodic_jobs
-    from dispatcher.queues import redis_connection
-
-    cron = CronScheduler(connection=redis_connection())
-    for job in periodic_jobs():
-        cron.register(job.func, queue_name=job.queue, interval=job.interval, result_ttl=0)
-    cron.start()
+    run_scheduler(current_app._get_current_object())
 
 
 @main.command()

@@ -1,24 +1,45 @@
 """The RQ worker model: a non-forking worker that runs each job in a fresh app context.
 
 Measured (RQ-NOTES): a fork per job drains about 3x fewer jobs than SimpleWorker here, so we
-run SimpleWorker and keep one bad job from killing it with job timeouts and RQ's own
-exception handling. `dispatcher up` runs one worker per queue, so each dequeue is atomic
-(BLMOVE needs a single queue).
+run SimpleWorker and keep one bad job from killing it with job timeouts (every task is
+enqueued with one) and RQ's own exception handling. `dispatcher up` runs one worker per
+queue, so each dequeue is atomic (BLMOVE needs a single queue).
+
+What makes a dead worker's job come back quickly (RQ's defaults take about 7 minutes):
+- a thread keeps a 15-second liveness key alive (dispatch/liveness.py), so a killed worker
+  is known dead within seconds, even in the middle of a long job;
+- low TTLs: an idle worker wakes every 15 s (worker_ttl 30), and every maintenance pass
+  (every 15 s) hands dead workers' jobs to RQ's abandoned-job handling;
+- the reconciler runs at start (and every 15 s from the scheduler), so whatever Redis lost
+  while no worker ran is enqueued again from the database.
+`run_worker` restarts the work loop after Redis goes away instead of exiting.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Sequence
 
 from flask import Flask
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 
+from dispatcher.dispatch import liveness
 from dispatcher.extensions import db
+
+log = logging.getLogger(__name__)
+
+WORKER_TTL = 30
+MAINTENANCE_INTERVAL = 15
+RESTART_DELAY = 2.0
 
 
 class AppWorker(SimpleWorker):
-    """SimpleWorker that gives every job its own app context and database session."""
+    """SimpleWorker that gives every job its own app context and database session, and
+    proves it is alive from a thread."""
 
     flask_app: Flask
 
@@ -29,8 +50,92 @@ class AppWorker(SimpleWorker):
             finally:
                 db.session.remove()
 
+    def work(self, *args, **kwargs):
+        stop = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(stop,), name="alive", daemon=True)
+        beat.start()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            stop.set()
+            beat.join(timeout=2)
+
+    def _beat(self, stop: threading.Event) -> None:
+        while True:
+            try:
+                liveness.mark_alive(self.connection, self.name)
+            except RedisError as exc:
+                log.warning("worker %s: could not mark alive: %s", self.name, exc)
+            if stop.wait(liveness.HEARTBEAT_SECONDS):
+                return
+
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        try:
+            liveness.recover_abandoned(self.connection, self.queue_names())
+        except RedisError as exc:
+            log.warning("worker %s: abandoned-job check failed: %s", self.name, exc)
+
 
 def make_worker(app: Flask, queues: Sequence[Queue], connection: Redis) -> AppWorker:
-    worker = AppWorker(list(queues), connection=connection, worker_ttl=60, maintenance_interval=60)
+    worker = AppWorker(
+        list(queues),
+        connection=connection,
+        worker_ttl=WORKER_TTL,
+        maintenance_interval=MAINTENANCE_INTERVAL,
+    )
     worker.flask_app = app
     return worker
+
+
+def reconcile_now(app: Flask) -> None:
+    """Run the reconciler once (at worker start). A failure is logged with its traceback
+    and does not stop the worker: the scheduled reconciler will try again."""
+    from dispatcher.dispatch.maintenance import reconcile
+
+    with app.app_context():
+        try:
+            reconcile()
+        except Exception:
+            log.exception("reconcile at worker start failed; the periodic one will retry")
+        finally:
+            db.session.remove()
+
+
+def run_worker(app: Flask, queue_names: Sequence[str], *, burst: bool = False) -> None:
+    """Reconcile, then work; if the loop ends because Redis went away, start it again."""
+    from dispatcher.queues import get_queue, redis_connection
+
+    reconcile_now(app)
+    while True:
+        with app.app_context():
+            worker = make_worker(app, [get_queue(n) for n in queue_names], redis_connection())
+        try:
+            worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        except RedisError as exc:  # e.g. while registering, before the loop runs
+            log.warning("worker could not start (%s); retrying", exc)
+        if burst or worker._shutdown_requested_date is not None:  # SIGTERM / SIGINT
+            return
+        log.warning("worker loop ended without a stop request; restarting in %ss", RESTART_DELAY)
+        time.sleep(RESTART_DELAY)
+
+
+def run_scheduler(app: Flask) -> None:
+    """Enqueue the periodic jobs (dispatcher/periodic.py) on time; outlive Redis restarts."""
+    from rq.cron import CronScheduler
+
+    from dispatcher.periodic import periodic_jobs
+    from dispatcher.queues import redis_connection
+
+    with app.app_context():
+        connection = redis_connection()
+    while True:
+        cron = CronScheduler(connection=connection)
+        for job in periodic_jobs():
+            cron.register(job.func, queue_name=job.queue, interval=job.interval, result_ttl=0)
+        try:
+            cron.start()  # returns on SIGTERM / SIGINT
+            return
+        except RedisError as exc:
+            log.warning("scheduler lost Redis (%s); restarting in %ss", exc, RESTART_DELAY)
+            time.sleep(RESTART_DELAY)

@@ -20,7 +20,6 @@ from dispatcher.errors import ConfigurationError, InvalidTransition
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
 from dispatcher.models import Dispatch, DispatchState, Goal, MicroJob
-from dispatcher.queues import DISPATCH, enqueue_once
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +58,10 @@ def job_spec(job: MicroJob, dispatch: Dispatch) -> JobSpec:
 
 
 def send_job_id(dispatch: Dispatch) -> str:
-    """RQ job id for a dispatch's current attempt: the same attempt is never queued twice."""
-    return f"dispatch-{dispatch.id}-a{dispatch.attempts}"
+    """RQ job id for a dispatch: the same dispatch is never queued twice."""
+    from dispatcher.dispatch import tasks
+
+    return tasks.send_job_id(dispatch.id)
 
 
 def check_delegable(job: MicroJob, goal: Goal) -> Adapter:
@@ -146,29 +147,25 @@ def cancel_job(job: MicroJob, *, actor: str = "owner") -> str:
 
     Returns a message for the owner saying what happened at the platform.
     """
+    from dispatcher.dispatch import tasks
+    from dispatcher.dispatch.locking import lock_job
+
+    lock_job(job, *job.dispatches)  # a worker placing the order now finishes first, or waits
     lifecycle.target(job.status, "cancel", job.id)
     dispatch = open_dispatch(job)
     note = ""
     if dispatch is not None:
         budget.release(job, _outstanding(job, dispatch))
-        was_placed = dispatch.state == DispatchState.PLACED
         dispatch.state = DispatchState.CANCELLED
-        if was_placed:
-            from adapters.base import Capability
-
-            if adapter_for(dispatch.adapter).supports(Capability.CANCEL):
-                note = "the order is being cancelled at the platform"
-            else:
-                note = (
-                    f"{dispatch.adapter} cannot cancel orders through its API: "
-                    "cancel it there by hand"
-                )
+        note = tasks.owe_cancel(dispatch)
     lifecycle.transition(job, "cancel", actor=actor, data={"platform": note} if note else {})
     db.session.commit()
-    if dispatch is not None and note.startswith("the order"):
-        from dispatcher.dispatch import tasks
-
-        _safe_enqueue(tasks.cancel_at_platform, dispatch.id, job_id=f"cancel-{dispatch.id}")
+    if dispatch is not None and dispatch.next_attempt_at is not None:
+        try:
+            tasks.enqueue_cancel(dispatch.id)
+        except RedisError as exc:
+            log.warning("could not enqueue the cancel of %s (%s); the reconciler will",
+                        dispatch.id, exc)  # fmt: skip
     return note
 
 
@@ -181,15 +178,11 @@ def _outstanding(job: MicroJob, dispatch: Dispatch) -> int:
 
 
 def enqueue_send(dispatch: Dispatch) -> None:
-    from dispatcher.dispatch import tasks
-
-    _safe_enqueue(tasks.send_dispatch, dispatch.id, job_id=send_job_id(dispatch))
-
-
-def _safe_enqueue(func, *args, job_id: str) -> None:
     """Enqueue after commit. If Redis is down the row stays pending and the reconciler
     enqueues it later, so a Redis error here is logged, not raised to the owner."""
+    from dispatcher.dispatch import tasks
+
     try:
-        enqueue_once(DISPATCH, func, *args, job_id=job_id)
+        tasks.enqueue_send(dispatch.id)
     except RedisError as exc:
-        log.warning("could not enqueue %s (%s); the reconciler will", job_id, exc)
+        log.warning("could not enqueue dispatch %s (%s); the reconciler will", dispatch.id, exc)

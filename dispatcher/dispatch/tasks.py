@@ -1,48 +1,152 @@
 """RQ task functions for the `dispatch` queue. They take ids and reload rows (STYLE 7).
 
-`send_dispatch` is the effectively-once path (DESIGN rule 3): it claims the row with a lease,
-counts the attempt before calling out, and on any attempt after the first looks the
-idempotency key up at the platform before creating anything.
+`send_dispatch` is the effectively-once path (DESIGN rule 3):
+
+1. It claims the dispatch with a lease (`next_attempt_at`) in one conditional UPDATE that
+   also counts the attempt, and commits before calling out. Two workers never hold the same
+   dispatch; a worker that dies leaves a lease that runs out, never a lock held forever.
+2. Any attempt after the first may follow one that reached the platform (a timeout, a 5xx
+   after the order was made, a worker killed mid-call), so it looks the idempotency key up
+   first and adopts the order it finds instead of placing another.
+3. Retryable failures back off exponentially with jitter, stored in the database
+   (`next_attempt_at`) and scheduled in RQ by returning a `Retry` under the same job id, up
+   to `dispatch_max_attempts`; then, or on a permanent refusal, the dispatch fails with the
+   platform's reason and its money is released.
+4. Placing is a conditional UPDATE too: if the owner cancelled (or the job expired) while
+   the call was out, the order just made is cancelled at the platform rather than kept.
+
+A dispatch that is not PENDING but has `next_attempt_at` set owes the platform a cancel
+(`cancel_at_platform`): the reconciler keeps enqueueing it until it is settled.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
+from redis.exceptions import RedisError
+from rq import Retry
 from sqlalchemy import or_, update
 
-from adapters.base import Capability, DeliveryRef
+from adapters.base import Adapter, Capability, DeliveryRef, Receipt
 from dispatcher import lifecycle
 from dispatcher.dispatch import budget
-from dispatcher.dispatch.service import adapter_for, job_spec, send_job_id
-from dispatcher.errors import AdapterError, RetryableAdapterError, Unsupported
+from dispatcher.dispatch.breaker import guard
+from dispatcher.dispatch.locking import lock_job
+from dispatcher.dispatch.service import adapter_for, job_spec
+from dispatcher.errors import AdapterError, CircuitOpen, RetryableAdapterError, Unsupported
 from dispatcher.extensions import db
+from dispatcher.journal import note
 from dispatcher.lifecycle import Status
 from dispatcher.models import Dispatch, DispatchState, Review
 from dispatcher.models._base import utcnow
-from dispatcher.queues import DISPATCH, get_queue
+from dispatcher.queues import DISPATCH, enqueue_once
 
 log = logging.getLogger(__name__)
 
-#: How long a worker holds a dispatch while it talks to the platform.
-LEASE = timedelta(seconds=60)
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
+#: the longest Retry-After we honour as given (a platform asking for a day gets an hour)
+RETRY_AFTER_CAP = 3600.0
+#: RQ-level retries of a job that crashed or whose worker died; each goes through the same
+#: claim-and-look-up path, so a retry can never place a second order.
+CRASH_RETRY = Retry(max=5, interval=[1, 5, 15, 30, 60])
+#: `Retry` returned by a task to reschedule itself; the database decides when to give up.
+_RESCHEDULE_MAX = 10_000
 
 
+# -- timing ---------------------------------------------------------------------------------
 def backoff(attempt: int, retry_after: float | None = None) -> float:
-    """Exponential backoff with full jitter, never sooner than the platform's Retry-After."""
+    """Seconds before attempt `attempt + 1`: exponential, jittered, never sooner than the
+    platform's Retry-After (itself capped and jittered so callers do not come back at once)."""
     ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempt - 1))
     delay = random.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after or 0.0)
+    if retry_after:
+        delay = max(delay, min(retry_after, RETRY_AFTER_CAP) + random.uniform(0, 1))
+    return delay
 
 
+def call_timeout(settings) -> int:
+    """RQ job timeout for one platform task: a look-up and a create, each with its own
+    connect and read timeouts, plus slack."""
+    return int(2 * (settings.http_connect_timeout + settings.http_read_timeout)) + 10
+
+
+def lease(settings) -> timedelta:
+    """How long a claim holds a dispatch: longer than the job may run, so a live attempt
+    never outlives its lease, and short enough that a dead one is retried soon."""
+    return timedelta(seconds=call_timeout(settings) + 15)
+
+
+def _reschedule(at: datetime) -> Retry:
+    """Run this same job (same id) again at `at`, through RQ's scheduler."""
+    seconds = max(1, math.ceil((at - utcnow()).total_seconds()))
+    return Retry(max=_RESCHEDULE_MAX, interval=seconds)
+
+
+# -- enqueueing -------------------------------------------------------------------------------
+def send_job_id(dispatch_id: int) -> str:
+    """The one RQ job id of a dispatch: the same dispatch is never queued twice."""
+    return f"dispatch-{dispatch_id}"
+
+
+def cancel_job_id(dispatch_id: int) -> str:
+    return f"cancel-{dispatch_id}"
+
+
+def enqueue_send(dispatch_id: int) -> bool:
+    """Queue the send task (a no-op if it is already queued, scheduled or running).
+
+    Raises RedisError; callers that run after a commit log it, since the reconciler will
+    find the pending row again."""
+    settings = current_app.config["SETTINGS"]
+    job = enqueue_once(
+        DISPATCH,
+        send_dispatch,
+        dispatch_id,
+        job_id=send_job_id(dispatch_id),
+        retry=CRASH_RETRY,
+        job_timeout=call_timeout(settings),
+    )
+    return job is not None
+
+
+def enqueue_cancel(dispatch_id: int) -> bool:
+    settings = current_app.config["SETTINGS"]
+    job = enqueue_once(
+        DISPATCH,
+        cancel_at_platform,
+        dispatch_id,
+        job_id=cancel_job_id(dispatch_id),
+        retry=CRASH_RETRY,
+        job_timeout=call_timeout(settings),
+    )
+    return job is not None
+
+
+def enqueue_quietly(func, dispatch_id: int) -> None:
+    """Enqueue after a commit; if Redis is down, log it: the reconciler will enqueue it."""
+    try:
+        func(dispatch_id)
+    except RedisError as exc:
+        log.warning("could not enqueue %s(%s) (%s); the reconciler will", func.__name__,
+                    dispatch_id, exc)  # fmt: skip
+
+
+def guarded_adapter(name: str) -> Adapter:
+    """The adapter, with the circuit breaker every worker shares."""
+    return guard(adapter_for(name))
+
+
+# -- sending --------------------------------------------------------------------------------
 def claim(dispatch_id: int) -> Dispatch | None:
-    """Take the lease on a pending dispatch; None if another worker holds it or it is done."""
+    """Take the lease on a pending, due dispatch and count the attempt; None if it is held
+    by another attempt, not due yet, or no longer pending."""
     now = utcnow()
+    settings = current_app.config["SETTINGS"]
     claimed = db.session.execute(
         update(Dispatch)
         .where(
@@ -50,108 +154,220 @@ def claim(dispatch_id: int) -> Dispatch | None:
             Dispatch.state == DispatchState.PENDING,
             or_(Dispatch.next_attempt_at.is_(None), Dispatch.next_attempt_at <= now),
         )
-        .values(attempts=Dispatch.attempts + 1, next_attempt_at=now + LEASE)
+        .values(attempts=Dispatch.attempts + 1, next_attempt_at=now + lease(settings))
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
     if claimed != 1:
         return None
-    return db.session.get(Dispatch, dispatch_id)
+    dispatch = db.session.get(Dispatch, dispatch_id)
+    db.session.refresh(dispatch)
+    return dispatch
 
 
-def send_dispatch(dispatch_id: int) -> str:
+def send_dispatch(dispatch_id: int) -> str | Retry:
     """Place one dispatch at its platform, safely under retries and worker deaths."""
     dispatch = claim(dispatch_id)
     if dispatch is None:
-        return "skipped"
+        return _not_claimed(dispatch_id)
     settings = current_app.config["SETTINGS"]
-    adapter = adapter_for(dispatch.adapter)
+    adapter = guarded_adapter(dispatch.adapter)
     job = dispatch.job
+    adopted = False
     try:
         receipt = None
         if dispatch.attempts > 1 and adapter.supports(Capability.FIND):
             receipt = adapter.find(dispatch.idempotency_key)
-        adopted = receipt is not None
+            adopted = receipt is not None
         if receipt is None:
             receipt = adapter.dispatch(job_spec(job, dispatch), dispatch.idempotency_key)
+    except CircuitOpen as exc:
+        return _wait_for_breaker(dispatch, exc)
     except RetryableAdapterError as exc:
         return _retry_later(dispatch, exc, settings.dispatch_max_attempts)
     except AdapterError as exc:
-        _fail(dispatch, str(exc))
+        _fail(dispatch, str(exc), owe_cancel=dispatch.attempts > 1)
         return "failed"
-    dispatch.external_id = receipt.external_id
-    dispatch.external_url = receipt.url or None
-    dispatch.state = DispatchState.PLACED
-    dispatch.placed_at = utcnow()
-    dispatch.next_attempt_at = None
-    dispatch.last_error = None
-    if job.status == Status.QUEUED:
-        lifecycle.transition(
-            job,
-            "dispatched",
-            actor=f"adapter:{dispatch.adapter}",
-            data={
-                "dispatch_id": dispatch.id,
-                "external_id": receipt.external_id,
-                "attempts": dispatch.attempts,
-                "adopted": adopted,
-            },
+    return _placed(dispatch, receipt, adopted)
+
+
+def _not_claimed(dispatch_id: int) -> str | Retry:
+    """Someone else holds the lease, or it is not due yet: come back then; else done."""
+    db.session.rollback()
+    dispatch = db.session.get(Dispatch, dispatch_id)
+    if dispatch is None:
+        return "gone"
+    if dispatch.state != DispatchState.PENDING:
+        return f"skipped: {dispatch.state}"
+    return _reschedule(dispatch.next_attempt_at or utcnow())
+
+
+def _placed(dispatch: Dispatch, receipt: Receipt, adopted: bool) -> str:
+    job = lock_job(dispatch.job, dispatch)
+    now = utcnow()
+    placed = db.session.execute(
+        update(Dispatch)
+        .where(Dispatch.id == dispatch.id, Dispatch.state == DispatchState.PENDING)
+        .values(
+            state=DispatchState.PLACED,
+            external_id=receipt.external_id,
+            external_url=receipt.url or None,
+            placed_at=now,
+            next_attempt_at=None,
+            last_error=None,
         )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if placed == 1:
+        if job.status == Status.QUEUED:
+            lifecycle.transition(
+                job,
+                "dispatched",
+                actor=f"adapter:{dispatch.adapter}",
+                data={
+                    "dispatch_id": dispatch.id,
+                    "external_id": receipt.external_id,
+                    "attempts": dispatch.attempts,
+                    "adopted": adopted,
+                },
+            )
+        db.session.commit()
+        return "adopted" if adopted else "placed"
+    if dispatch.state == DispatchState.PLACED:
+        db.session.commit()  # another attempt placed it (the same order, by key)
+        return "already placed"
+    # Cancelled or expired while the call was out: do not keep an order nobody wants.
+    dispatch.external_id = dispatch.external_id or receipt.external_id
+    dispatch.external_url = dispatch.external_url or receipt.url or None
+    dispatch.next_attempt_at = now
     db.session.commit()
-    return "placed"
+    enqueue_quietly(enqueue_cancel, dispatch.id)
+    return f"placed after it was {dispatch.state}: cancelling"
 
 
-def _retry_later(dispatch: Dispatch, exc: RetryableAdapterError, max_attempts: int) -> str:
-    if dispatch.attempts >= max_attempts:
-        _fail(dispatch, f"gave up after {dispatch.attempts} attempts: {exc}")
-        return "failed"
-    delay = backoff(dispatch.attempts, exc.retry_after)
-    dispatch.last_error = str(exc)
-    dispatch.next_attempt_at = utcnow() + timedelta(seconds=delay)
-    db.session.commit()
-    # The next attempt has its own job id (attempt number), so this does not collide with
-    # the job that is running now.
-    get_queue(DISPATCH).enqueue_in(
-        timedelta(seconds=delay),
-        send_dispatch,
-        dispatch.id,
-        job_id=f"dispatch-{dispatch.id}-a{dispatch.attempts}-retry",
-        result_ttl=0,
+def _wait_for_breaker(dispatch: Dispatch, exc: CircuitOpen) -> Retry:
+    """No call went out: give the attempt back and come back when the breaker may let us."""
+    at = utcnow() + timedelta(seconds=(exc.retry_after or 1.0) + random.uniform(0.5, 3.0))
+    db.session.execute(
+        update(Dispatch)
+        .where(Dispatch.id == dispatch.id, Dispatch.state == DispatchState.PENDING)
+        .values(attempts=Dispatch.attempts - 1, next_attempt_at=at, last_error=str(exc))
+        .execution_options(synchronize_session=False)
     )
-    return f"retry in {delay:.1f}s"
+    db.session.commit()
+    return _reschedule(at)
 
 
-def _fail(dispatch: Dispatch, reason: str) -> None:
-    """A permanent failure: the owner sees the platform's reason and can retry."""
-    job = dispatch.job
+def _retry_later(dispatch: Dispatch, exc: RetryableAdapterError, max_attempts: int) -> str | Retry:
+    if dispatch.attempts >= max_attempts:
+        _fail(dispatch, f"gave up after {dispatch.attempts} attempts: {exc}", owe_cancel=True)
+        return "failed"
+    at = utcnow() + timedelta(seconds=backoff(dispatch.attempts, exc.retry_after))
+    db.session.execute(
+        update(Dispatch)
+        .where(Dispatch.id == dispatch.id, Dispatch.state == DispatchState.PENDING)
+        .values(next_attempt_at=at, last_error=str(exc)[:2000])
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return _reschedule(at)
+
+
+def _fail(dispatch: Dispatch, reason: str, *, owe_cancel: bool) -> None:
+    """Give up: the owner sees the platform's reason and can retry; money goes back.
+
+    `owe_cancel`: an earlier attempt may have made an order we never heard back about, so
+    the platform is asked (look-up, then cancel) once it answers again."""
+    job = lock_job(dispatch.job, dispatch)
+    if dispatch.state != DispatchState.PENDING:
+        db.session.commit()
+        return
     dispatch.state = DispatchState.FAILED
-    dispatch.last_error = reason
-    dispatch.next_attempt_at = None
+    dispatch.last_error = reason[:2000]
+    dispatch.next_attempt_at = utcnow() if owe_cancel else None
     if job.status in (Status.QUEUED, Status.DISPATCHED):
         budget.release(job, dispatch.amount_cents)
         lifecycle.transition(
             job,
             "fail",
             actor=f"adapter:{dispatch.adapter}",
-            data={"dispatch_id": dispatch.id, "reason": reason},
+            data={"dispatch_id": dispatch.id, "reason": reason[:2000]},
         )
     db.session.commit()
+    if owe_cancel:
+        enqueue_quietly(enqueue_cancel, dispatch.id)
 
 
-def cancel_at_platform(dispatch_id: int) -> str:
-    dispatch = db.session.get(Dispatch, dispatch_id)
-    if dispatch is None or not dispatch.external_id:
-        return "nothing to cancel"
+# -- cancelling -----------------------------------------------------------------------------
+def owe_cancel(dispatch: Dispatch) -> str:
+    """Mark a dispatch that is being closed as owing the platform a cancel, if an order may
+    exist there; returns what the owner should be told. The caller commits, then calls
+    `enqueue_cancel`."""
+    if dispatch.external_id is None and dispatch.attempts == 0:
+        return ""
     adapter = adapter_for(dispatch.adapter)
+    if not adapter.supports(Capability.CANCEL):
+        return f"{dispatch.adapter} cannot cancel orders through its API: cancel it there by hand"
+    dispatch.next_attempt_at = utcnow()
+    return "the order is being cancelled at the platform"
+
+
+def cancel_at_platform(dispatch_id: int) -> str | Retry:
+    """Cancel whatever order a closed dispatch left at the platform; idempotent."""
+    dispatch = db.session.get(Dispatch, dispatch_id)
+    if dispatch is None or dispatch.next_attempt_at is None:
+        return "nothing owed"
+    if dispatch.state in (DispatchState.PENDING, DispatchState.PLACED):
+        return f"not cancelling a {dispatch.state} dispatch"
+    if dispatch.next_attempt_at > utcnow():
+        return _reschedule(dispatch.next_attempt_at)
+    adapter = guarded_adapter(dispatch.adapter)
+    external_id = dispatch.external_id
     try:
-        adapter.cancel(dispatch.external_id)
+        if external_id is None and adapter.supports(Capability.FIND):
+            found = adapter.find(dispatch.idempotency_key)
+            external_id = found.external_id if found else None
+        if external_id is None:
+            if not adapter.supports(Capability.FIND):
+                return _settle_cancel(dispatch, None, "cannot look the order up: check by hand")
+            return _settle_cancel(dispatch, None, "")
+        adapter.cancel(external_id)
     except Unsupported as exc:
-        return str(exc)
-    return "cancelled"
+        return _settle_cancel(dispatch, external_id, f"cannot cancel at the platform: {exc}")
+    except RetryableAdapterError as exc:
+        at = utcnow() + timedelta(seconds=backoff(3, exc.retry_after))
+        dispatch.next_attempt_at = at
+        dispatch.last_error = f"cancel: {exc}"[:2000]
+        db.session.commit()
+        return _reschedule(at)
+    except AdapterError as exc:
+        return _settle_cancel(dispatch, external_id, f"the platform refused to cancel: {exc}")
+    return _settle_cancel(dispatch, external_id, "cancelled at the platform")
 
 
+def _settle_cancel(dispatch: Dispatch, external_id: str | None, outcome: str) -> str:
+    dispatch.next_attempt_at = None
+    if external_id and not dispatch.external_id:
+        dispatch.external_id = external_id
+    if outcome:
+        note(
+            dispatch.job,
+            "platform_cancel",
+            actor=f"adapter:{dispatch.adapter}",
+            dispatch_id=dispatch.id,
+            external_id=external_id,
+            outcome=outcome,
+        )
+    db.session.commit()
+    return outcome or "no order at the platform"
+
+
+# -- reviews --------------------------------------------------------------------------------
 def push_review(review_id: int) -> str:
-    """Tell the platform the owner's decision; on a paid acceptance, mark the job paid."""
+    """Tell the platform the owner's decision; on a paid acceptance, mark the job paid.
+
+    Retryable failures raise, so RQ retries (and the reconciler re-pushes acceptances that
+    are still unpaid); a refusal is noted on the job for the owner and not retried."""
     review = db.session.get(Review, review_id)
     if review is None:
         return "gone"
@@ -159,21 +375,48 @@ def push_review(review_id: int) -> str:
     dispatch = delivery.dispatch
     if dispatch is None or not dispatch.external_id:
         return "not a platform delivery"
-    adapter = adapter_for(dispatch.adapter)
+    adapter = guarded_adapter(dispatch.adapter)
     ref = DeliveryRef(dispatch.external_id, delivery.external_id)
+    try:
+        if review.decision == "accept":
+            adapter.accept(ref, review.payout_cents)
+        elif review.decision == "reject":
+            adapter.reject(ref, review.feedback)
+        elif review.decision == "revise":
+            adapter.request_revision(ref, review.feedback)
+    except RetryableAdapterError:
+        raise
+    except (AdapterError, Unsupported) as exc:
+        note(
+            delivery.job,
+            "review_push_failed",
+            actor=f"adapter:{dispatch.adapter}",
+            review_id=review.id,
+            decision=review.decision,
+            reason=str(exc)[:2000],
+        )
+        db.session.commit()
+        return f"refused: {exc}"
     if review.decision == "accept":
-        adapter.accept(ref, review.payout_cents)
-        job = delivery.job
+        job = lock_job(delivery.job)
         if job.status == Status.ACCEPTED:
             lifecycle.transition(
                 job, "pay", actor=f"adapter:{dispatch.adapter}", data={"review_id": review.id}
             )
-            db.session.commit()
-    elif review.decision == "reject":
-        adapter.reject(ref, review.feedback)
-    elif review.decision == "revise":
-        adapter.request_revision(ref, review.feedback)
+        db.session.commit()
     return review.decision
 
 
-__all__ = ["backoff", "cancel_at_platform", "claim", "push_review", "send_dispatch", "send_job_id"]
+__all__ = [
+    "backoff",
+    "call_timeout",
+    "cancel_at_platform",
+    "claim",
+    "enqueue_cancel",
+    "enqueue_send",
+    "lease",
+    "owe_cancel",
+    "push_review",
+    "send_dispatch",
+    "send_job_id",
+]

@@ -1,18 +1,25 @@
 """POST /webhooks/<adapter>: verify, store, acknowledge, then apply (DESIGN rule 4).
 
 Answers, for senders and for whoever reads the logs:
-- 202 stored and queued for applying; 200 a duplicate of an event already stored (no-op);
-- 400 malformed body or unknown event type (stored as ``invalid`` for inspection);
-- 401 bad signature or timestamp outside the window (nothing stored);
-- 404 no such adapter, or it takes no webhooks; 413 body too large.
+- 202 stored and queued for applying;
+- 200 a duplicate of an event already stored (a no-op; the apply step is queued again in
+  case the first enqueue was lost);
+- 400 malformed body or unknown event type (stored as ``invalid`` for inspection; a
+  redelivery of it gets the same 400);
+- 401 bad signature, or timestamp outside the window (the adapter checks both, the signature
+  in constant time, on the raw bytes before parsing; nothing is stored);
+- 404 no such adapter, or it takes no webhooks; 413 body larger than webhook_max_bytes
+  (read no further than the limit).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from flask import Blueprint, current_app, request
 from redis.exceptions import RedisError
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from adapters.base import Capability, EventKind
@@ -25,6 +32,10 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
+#: RQ retries of an apply job that raised or whose worker died
+APPLY_RETRY_INTERVALS = [1, 3, 10, 30, 60]
+APPLY_TIMEOUT = 60
+
 
 @bp.post("/<adapter_name>")
 def receive(adapter_name: str):
@@ -35,17 +46,16 @@ def receive(adapter_name: str):
     if not adapter.supports(Capability.WEBHOOKS):
         return problem(404, "No webhooks", f"{adapter_name} does not send webhooks")
 
-    settings = current_app.config["SETTINGS"]
-    if (request.content_length or 0) > settings.webhook_max_bytes:
-        return problem(413, "Payload too large", f"limit is {settings.webhook_max_bytes} bytes")
-    body = request.get_data(cache=False)
-    if len(body) > settings.webhook_max_bytes:
-        return problem(413, "Payload too large", f"limit is {settings.webhook_max_bytes} bytes")
+    limit = current_app.config["SETTINGS"].webhook_max_bytes
+    if (request.content_length or 0) > limit:
+        return _too_large(limit)
+    body = request.stream.read(limit + 1)  # a chunked body may carry no Content-Length
+    if len(body) > limit:
+        return _too_large(limit)
     headers = {k.lower(): v for k, v in request.headers.items()}
 
     try:
         adapter.verify(headers, body)
-        event_id = adapter.event_id(headers, body)
     except SignatureError as exc:
         return problem(401, "Signature rejected", str(exc))
     except Unsupported as exc:
@@ -53,12 +63,19 @@ def receive(adapter_name: str):
 
     status, error = "received", None
     try:
+        event_id = adapter.event_id(headers, body)
+    except PayloadError as exc:
+        # no delivery id to de-duplicate on: keep it under one derived from the bytes
+        event_id = "unidentified-" + hashlib.sha256(body).hexdigest()[:40]
+        status, error = "invalid", str(exc)
+    try:
         events = adapter.parse(headers, body)
-        unknown = [e.platform_status for e in events if e.kind == EventKind.UNKNOWN]
-        if unknown:
+        unknown = [e.platform_status or "?" for e in events if e.kind == EventKind.UNKNOWN]
+        if unknown and status != "invalid":
             status, error = "invalid", f"unknown event type: {', '.join(unknown)}"
     except PayloadError as exc:
-        status, error = "invalid", str(exc)
+        if status != "invalid":
+            status, error = "invalid", str(exc)
 
     inbound = InboundEvent(
         adapter=adapter_name,
@@ -73,28 +90,55 @@ def receive(adapter_name: str):
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        return {"status": "duplicate", "event_id": event_id}, 200
+        return _duplicate(adapter_name, event_id)
     if status == "invalid":
         return problem(400, "Webhook not understood", error or "", event_id=event_id)
-    enqueue_apply(inbound.id)
+    enqueue_apply_quietly(inbound.id)
     return {"status": "accepted", "event_id": event_id, "id": inbound.id}, 202
 
 
-def enqueue_apply(inbound_id: int) -> None:
-    """Queue the apply step; if Redis is down the reconciler picks the row up later."""
+def _too_large(limit: int):
+    return problem(413, "Payload too large", f"limit is {limit} bytes")
+
+
+def _duplicate(adapter_name: str, event_id: str):
+    """Answer a redelivery as the first delivery was answered; re-queue it if still owed."""
+    existing = db.session.scalars(
+        select(InboundEvent).where(
+            InboundEvent.adapter == adapter_name, InboundEvent.event_id == event_id
+        )
+    ).first()
+    if existing is not None and existing.status == "invalid":
+        return problem(
+            400, "Webhook not understood", existing.error or "", event_id=event_id, duplicate=True
+        )
+    if existing is not None and existing.status == "received":
+        enqueue_apply_quietly(existing.id)
+    return {"status": "duplicate", "event_id": event_id}, 200
+
+
+def enqueue_apply(inbound_id: int) -> bool:
+    """Queue the apply step under the event's own job id; False if it is already queued."""
     from rq import Retry
 
     from dispatcher.inbound.apply import apply_inbound
     from dispatcher.queues import INBOUND, enqueue_once
 
+    job = enqueue_once(
+        INBOUND,
+        apply_inbound,
+        inbound_id,
+        job_id=f"inbound-{inbound_id}",
+        retry=Retry(max=len(APPLY_RETRY_INTERVALS), interval=APPLY_RETRY_INTERVALS),
+        job_timeout=APPLY_TIMEOUT,
+    )
+    return job is not None
+
+
+def enqueue_apply_quietly(inbound_id: int) -> None:
+    """After the commit: if Redis is down, the reconciler picks the row up later."""
     try:
-        enqueue_once(
-            INBOUND,
-            apply_inbound,
-            inbound_id,
-            job_id=f"inbound-{inbound_id}",
-            retry=Retry(max=5, interval=[1, 3, 10, 30, 60]),
-        )
+        enqueue_apply(inbound_id)
     except RedisError as exc:
         log.warning("could not enqueue inbound %s (%s); the reconciler will", inbound_id, exc)
 

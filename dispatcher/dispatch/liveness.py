@@ -1,0 +1,111 @@
+"""What RQ knows about our jobs: which workers are alive, which jobs are really in flight.
+
+RQ notices a dead SimpleWorker's job only when its started-registry entry expires
+(job_timeout + 60 s) and some worker's maintenance pass runs (RQ-NOTES: 406 s measured with
+the defaults). Our workers instead keep a short-lived key alive from a thread
+(`ALIVE_PREFIX` + worker name, refreshed every `HEARTBEAT_SECONDS`); `recover_abandoned`
+marks the entries of workers whose key is gone as expired and lets RQ's own clean-up handle
+them as abandoned jobs (retried if they have retries left, else failed). Either way the
+reconciler then sees no live job for the row and enqueues it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from redis import Redis
+from rq import Queue
+from rq.exceptions import DeserializationError, NoSuchJobError
+from rq.executions import Execution
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.utils import parse_composite_key, utcparse
+
+from dispatcher.queues import ALL_QUEUES
+
+log = logging.getLogger(__name__)
+
+ALIVE_PREFIX = "dispatcher:alive:"
+HEARTBEAT_SECONDS = 5
+ALIVE_TTL = 15
+#: a queued job not in its queue, or a scheduled job this late, is treated as lost
+STALE_SECONDS = 60
+
+
+def mark_alive(connection: Redis, worker_name: str) -> None:
+    connection.set(ALIVE_PREFIX + worker_name, str(time.time()), ex=ALIVE_TTL)
+
+
+def is_alive(connection: Redis, worker_name: str) -> bool:
+    return bool(worker_name) and bool(connection.exists(ALIVE_PREFIX + worker_name))
+
+
+def recover_abandoned(connection: Redis, queue_names: Iterable[str] = ALL_QUEUES) -> list[str]:
+    """Hand the jobs of dead workers to RQ's abandoned-job handling; return their ids."""
+    now = time.time()
+    abandoned: list[str] = []
+    for name in queue_names:
+        registry = StartedJobRegistry(name, connection=connection)
+        expired = False
+        for entry in connection.zrange(registry.key, 0, -1):
+            entry = entry.decode() if isinstance(entry, bytes) else entry
+            job_id, _ = parse_composite_key(entry)
+            data = connection.hgetall(Execution.from_composite_key(entry, connection).key)
+            if not data:
+                continue  # no record to judge by: RQ's own expiry will handle it
+            worker = data.get(b"worker_name", b"").decode()
+            started = float(data.get(b"created_at", now))
+            if now - started < ALIVE_TTL + HEARTBEAT_SECONDS or is_alive(connection, worker):
+                continue
+            log.warning("job %s: worker %s is gone; recovering it", job_id, worker or "?")
+            connection.zadd(registry.key, {entry: 1}, xx=True)
+            abandoned.append(job_id)
+            expired = True
+        if expired:
+            registry.cleanup()
+    return abandoned
+
+
+def live_job_ids(connection: Redis, job_ids: list[str]) -> set[str]:
+    """The subset of `job_ids` that RQ will run (queued, scheduled, running or deferred),
+    leaving out jobs that say queued but are not in their queue, or are long overdue."""
+    if not job_ids:
+        return set()
+    pipe = connection.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hmget(Job.key_for(job_id), "status", "origin", "enqueued_at")
+    rows = pipe.execute()
+    now = time.time()
+    live: set[str] = set()
+    for job_id, (status, origin, enqueued_at) in zip(job_ids, rows, strict=True):
+        status = status.decode() if status else None
+        origin = origin.decode() if origin else ""
+        if status in ("started", "deferred"):
+            live.add(job_id)
+        elif status == "queued":
+            age = now - utcparse(enqueued_at.decode()).timestamp() if enqueued_at else 0
+            if age < STALE_SECONDS or _in_queue(connection, origin, job_id):
+                live.add(job_id)
+        elif status == "scheduled":
+            due = connection.zscore(ScheduledJobRegistry(origin, connection=connection).key, job_id)
+            if due is not None and due > now - STALE_SECONDS:
+                live.add(job_id)
+    return live
+
+
+def _in_queue(connection: Redis, queue_name: str, job_id: str) -> bool:
+    if not queue_name:
+        return False
+    key = Queue(queue_name, connection=connection).key
+    return connection.lpos(key, job_id) is not None
+
+
+def forget(connection: Redis, job_id: str) -> None:
+    """Drop a job that is not live, so it can be enqueued again under the same id."""
+    try:
+        Job.fetch(job_id, connection=connection).delete()
+    except (NoSuchJobError, DeserializationError) as exc:
+        log.info("forgetting %s: %s", job_id, exc)
+        connection.delete(Job.key_for(job_id))

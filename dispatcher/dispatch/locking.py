@@ -1,0 +1,31 @@
+"""Row locks that work the same on SQLite and PostgreSQL.
+
+Workers, webhooks and owners change the same job from different processes. Reading a job's
+status and writing the next one must not interleave with another writer, or the last commit
+silently wins (a lost update). `lock_job` starts the transaction with a write to the job's
+row: PostgreSQL then holds that row's lock until commit, SQLite holds its one write lock (and
+pysqlite opens the transaction at that first write), and the reload after it sees every
+commit made before the lock was granted. It is a portable SELECT ... FOR UPDATE.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from dispatcher.extensions import db
+from dispatcher.models import Dispatch, MicroJob
+from dispatcher.models._base import utcnow
+
+
+def lock_job(job: MicroJob, *also: Dispatch) -> MicroJob:
+    """Lock the job's row for the rest of this transaction; reload it (and `also`)."""
+    db.session.execute(
+        update(MicroJob)
+        .where(MicroJob.id == job.id)
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(job)
+    for row in also:
+        db.session.refresh(row)
+    return job

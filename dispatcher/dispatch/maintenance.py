@@ -1,0 +1,216 @@
+"""Periodic jobs that make the database the truth (DESIGN rule 1): the reconciler and expiry.
+
+`reconcile` runs on the maintenance queue every few seconds and once at every worker start.
+It hands the jobs of dead workers to RQ's abandoned-job handling, then enqueues again every
+piece of work the database says is owed but RQ does not hold: pending dispatches, cancels owed
+to a platform, webhooks received but not applied, acceptances not yet pushed to the platform.
+Every enqueue uses the job id derived from the row, so reconciling twice queues nothing twice,
+and wiping Redis loses nothing.
+
+`expire_overdue` expires jobs that no one took by their deadline and releases their money.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, time
+
+from flask import current_app
+from rq import Retry
+from sqlalchemy import and_, or_, select
+
+from dispatcher import lifecycle
+from dispatcher.dispatch import budget, liveness, tasks
+from dispatcher.dispatch.locking import lock_job
+from dispatcher.extensions import db
+from dispatcher.lifecycle import Status
+from dispatcher.models import Delivery, Dispatch, DispatchState, Event, InboundEvent, MicroJob
+from dispatcher.models._base import utcnow
+from dispatcher.queues import DISPATCH, enqueue_once, redis_connection
+
+log = logging.getLogger(__name__)
+
+CLOSED_STATES = (DispatchState.CANCELLED, DispatchState.FAILED, DispatchState.CLOSED)
+#: RQ retries of a push_review job (the same as dispatcher.review uses)
+REVIEW_RETRY = Retry(max=8, interval=[2, 5, 15, 30, 60, 120, 300, 600])
+
+
+def reconcile() -> dict[str, int]:
+    """Recover dead workers' jobs and enqueue whatever the database says is owed."""
+    conn = redis_connection()
+    counts = {"abandoned": len(liveness.recover_abandoned(conn))}
+    counts["dispatches"] = _requeue(
+        conn,
+        db.session.scalars(select(Dispatch.id).where(Dispatch.state == DispatchState.PENDING)),
+        tasks.send_job_id,
+        tasks.enqueue_send,
+    )
+    counts["cancels"] = _requeue(
+        conn,
+        db.session.scalars(
+            select(Dispatch.id).where(
+                Dispatch.state.in_(CLOSED_STATES), Dispatch.next_attempt_at.is_not(None)
+            )
+        ),
+        tasks.cancel_job_id,
+        tasks.enqueue_cancel,
+    )
+    counts["inbound"] = _requeue(
+        conn,
+        db.session.scalars(select(InboundEvent.id).where(InboundEvent.status == "received")),
+        inbound_job_id,
+        _enqueue_apply,
+    )
+    counts["reviews"] = _requeue(conn, unpushed_acceptances(), review_job_id, enqueue_review)
+    db.session.rollback()  # read-only here: end the transaction the SELECTs opened
+    if any(counts.values()):
+        log.info("reconciled: %s", counts)
+    return counts
+
+
+def _requeue(conn, ids, job_id_for: Callable[[int], str], enqueue: Callable[[int], bool]) -> int:
+    """Enqueue each id whose RQ job is not live; returns how many were enqueued."""
+    ids = list(ids)
+    job_ids = [job_id_for(i) for i in ids]
+    live = liveness.live_job_ids(conn, job_ids)
+    enqueued = 0
+    for row_id, job_id in zip(ids, job_ids, strict=True):
+        if job_id in live:
+            continue
+        liveness.forget(conn, job_id)
+        if enqueue(row_id):
+            enqueued += 1
+    return enqueued
+
+
+def inbound_job_id(inbound_id: int) -> str:
+    return f"inbound-{inbound_id}"
+
+
+def review_job_id(review_id: int) -> str:
+    return f"review-{review_id}"
+
+
+def _enqueue_apply(inbound_id: int) -> bool:
+    from dispatcher.inbound.webhooks import enqueue_apply
+
+    return enqueue_apply(inbound_id)
+
+
+def enqueue_review(review_id: int) -> bool:
+    settings = current_app.config["SETTINGS"]
+    job = enqueue_once(
+        DISPATCH,
+        tasks.push_review,
+        review_id,
+        job_id=review_job_id(review_id),
+        retry=REVIEW_RETRY,
+        job_timeout=tasks.call_timeout(settings),
+    )
+    return job is not None
+
+
+def unpushed_acceptances() -> list[int]:
+    """Review ids of accepted platform deliveries whose job is still waiting to be paid,
+    less those the platform refused for good (noted as review_push_failed)."""
+    from dispatcher.models import Review
+
+    rows = db.session.execute(
+        select(Review.id, MicroJob.id)
+        .join(Delivery, Review.delivery_id == Delivery.id)
+        .join(MicroJob, Delivery.job_id == MicroJob.id)
+        .where(
+            MicroJob.status == Status.ACCEPTED,
+            Review.decision == "accept",
+            Delivery.dispatch_id.is_not(None),
+        )
+    ).all()
+    if not rows:
+        return []
+    refused = {
+        (event.job_id, (event.data or {}).get("review_id"))
+        for event in db.session.scalars(
+            select(Event).where(
+                Event.kind == "review_push_failed", Event.job_id.in_({j for _, j in rows})
+            )
+        )
+    }
+    return [review_id for review_id, job_id in rows if (job_id, review_id) not in refused]
+
+
+# -- expiry ---------------------------------------------------------------------------------
+def deadline_of(dispatch: Dispatch) -> datetime | None:
+    """When a dispatch with no taker expires: its own expires_at, else the end of the job's
+    due date (UTC)."""
+    if dispatch.expires_at is not None:
+        return dispatch.expires_at
+    due = dispatch.job.due_date
+    if due is None:
+        return None
+    return datetime.combine(due, time.max, tzinfo=UTC)
+
+
+def expire_overdue() -> int:
+    """Expire every job still waiting for a taker past its deadline; returns how many."""
+    now = utcnow()
+    candidates = db.session.scalars(
+        select(Dispatch)
+        .join(MicroJob, Dispatch.job_id == MicroJob.id)
+        .where(
+            Dispatch.state.in_((DispatchState.PENDING, DispatchState.PLACED)),
+            MicroJob.status.in_((Status.QUEUED, Status.DISPATCHED)),
+            or_(
+                Dispatch.expires_at <= now,
+                and_(Dispatch.expires_at.is_(None), MicroJob.due_date < now.date()),
+            ),
+        )
+    ).all()
+    expired = 0
+    for dispatch in candidates:
+        deadline = deadline_of(dispatch)
+        if deadline is not None and deadline <= now:
+            expired += expire_dispatch(dispatch, actor="system", reason="no taker by the deadline")
+    db.session.rollback()
+    return expired
+
+
+def expire_dispatch(
+    dispatch: Dispatch,
+    *,
+    actor: str,
+    reason: str,
+    at_platform: bool = False,
+    data: dict | None = None,
+    commit: bool = True,
+) -> int:
+    """Expire the dispatch's job (still queued or dispatched): release what it reserved,
+    close the dispatch, and cancel the order at the platform unless the platform expired it
+    (`at_platform`). Returns 1 if it expired the job, else 0."""
+    job = lock_job(dispatch.job, dispatch)
+    if dispatch.state not in (DispatchState.PENDING, DispatchState.PLACED) or job.status not in (
+        Status.QUEUED,
+        Status.DISPATCHED,
+    ):
+        if commit:
+            db.session.commit()
+        return 0
+    from dispatcher.dispatch.service import _outstanding
+
+    budget.release(job, _outstanding(job, dispatch))
+    dispatch.state = DispatchState.CLOSED
+    platform = "" if at_platform else tasks.owe_cancel(dispatch)
+    payload = {"dispatch_id": dispatch.id, "reason": reason, **(data or {})}
+    if platform:
+        payload["platform"] = platform
+    lifecycle.transition(job, "expire", actor=actor, data=payload)
+    if not commit:
+        return 1
+    db.session.commit()
+    if dispatch.next_attempt_at is not None:
+        tasks.enqueue_quietly(tasks.enqueue_cancel, dispatch.id)
+    return 1
+
+
+#: Every periodic job of this module: (function, interval in seconds). See dispatcher/periodic.py.
+PERIODIC_JOBS = [(reconcile, 15), (expire_overdue, 60)]
