@@ -178,9 +178,9 @@ def test_smtp_down_raises_and_the_next_run_retries(app, smtp_port, ny_owner):
 
 
 def test_the_periodic_task_runs_on_the_worker(inbox, app, run_jobs):
-    from dispatcher.today import local_now
     from dispatcher.periodic import periodic_jobs
     from dispatcher.queues import MAINTENANCE, get_queue
+    from dispatcher.today import local_now
     from dispatcher.today_tasks import send_digests
 
     assert any(job.func is send_digests for job in periodic_jobs())

@@ -82,7 +82,8 @@ def test_plan_and_push_to_tomorrow(login, owner, goal, day):
     client = login(owner)
     later = day + timedelta(days=5)
 
-    assert client.post(f"/today/jobs/{job.id}/plan", data={"day": later.isoformat()}).status_code == 303
+    response = client.post(f"/today/jobs/{job.id}/plan", data={"day": later.isoformat()})
+    assert response.status_code == 303
     assert db.session.get(MicroJob, job.id).planned_for == later
 
     tree.update_job(db.session.get(MicroJob, job.id), planned_for=day)
