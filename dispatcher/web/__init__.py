@@ -6,8 +6,14 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    """Register every page blueprint."""
-    from dispatcher.web import results, today
+    """Register every page blueprint, and the login machinery they rely on."""
+    from dispatcher.web import auth, common, goals, jobs, results, reviews, today
 
+    auth.init_login(app)
+    app.register_blueprint(common.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(goals.bp)
+    app.register_blueprint(jobs.bp)
+    app.register_blueprint(reviews.bp)
     app.register_blueprint(today.bp)
     app.register_blueprint(results.bp)

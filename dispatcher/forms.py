@@ -1,0 +1,316 @@
+"""The HTML forms (Flask-WTF): accounts, goals, jobs and reviews.
+
+Each form only checks and converts what people type (money as text, one item per line); the
+services in dispatcher/planning, dispatcher/dispatch and dispatcher/review decide what is
+allowed. Every form carries the CSRF token (CSRFProtect checks it on every POST).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    Field,
+    FloatField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import (
+    DataRequired,
+    EqualTo,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
+
+from dispatcher.models import DELIVERABLE_KINDS
+from dispatcher.money import parse_amount
+
+#: The biggest amount a money field takes (10 million), so cents always fit the columns.
+MAX_CENTS = 1_000_000_000
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+RATINGS = [SelectChoice("", "No rating")] + [SelectChoice(str(n), "★" * n) for n in range(5, 0, -1)]
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def amount_text(cents: int | None) -> str:
+    """Cents as the plain text a money field shows ("120.50"), for defaults."""
+    whole, part = divmod(cents or 0, 100)
+    return f"{whole}.{part:02d}"
+
+
+def lines(text: str | None) -> list[str]:
+    """One item per non-blank line, trimmed (criteria, split titles)."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+class MoneyField(StringField):
+    """An amount typed as text ("120.50", "1,200"); after validation `cents` holds it
+    (None when left blank)."""
+
+    cents: int | None = None
+
+    def pre_validate(self, form: FlaskForm) -> None:
+        text = (self.data or "").strip()
+        self.cents = None
+        if not text:
+            return
+        try:
+            cents = parse_amount(text)
+        except ValueError:
+            raise ValidationError(f"“{text}” is not an amount: write it like 120.50") from None
+        if cents > MAX_CENTS:
+            raise ValidationError("that is more than 10,000,000.00")
+        self.cents = cents
+
+
+class LinesField(TextAreaField):
+    """A textarea read as one item per line."""
+
+    @property
+    def items(self) -> list[str]:
+        return lines(self.data)
+
+
+def _finite(form: FlaskForm, field: Field) -> None:
+    if field.data is not None and not math.isfinite(field.data):
+        raise ValidationError("give an ordinary number")
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+class SignupForm(FlaskForm):
+    email = StringField(
+        "Email",
+        filters=[_strip],
+        validators=[
+            DataRequired("give your email"),
+            Length(max=254),
+            Regexp(EMAIL, message="that does not look like an email address"),
+        ],
+    )
+    name = StringField(
+        "Your name", filters=[_strip], validators=[DataRequired("give your name"), Length(max=120)]
+    )
+    password = PasswordField(
+        "Password",
+        validators=[
+            InputRequired("choose a password"),
+            Length(min=8, max=200, message="use at least 8 characters"),
+        ],
+    )
+    confirm = PasswordField(
+        "Password again",
+        validators=[
+            InputRequired("type the password again"),
+            EqualTo("password", message="the two passwords differ"),
+        ],
+    )
+
+
+class LoginForm(FlaskForm):
+    email = StringField("Email", filters=[_strip], validators=[DataRequired("give your email")])
+    password = PasswordField("Password", validators=[InputRequired("give your password")])
+    next = HiddenField()
+
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField("Current password", validators=[InputRequired("give it")])
+    password = PasswordField(
+        "New password",
+        validators=[
+            InputRequired("choose a password"),
+            Length(min=8, max=200, message="use at least 8 characters"),
+        ],
+    )
+    confirm = PasswordField(
+        "New password again",
+        validators=[EqualTo("password", message="the two passwords differ")],
+    )
+
+
+# --- goals ------------------------------------------------------------------------------------
+
+
+class GoalForm(FlaskForm):
+    title = StringField(
+        "Goal",
+        filters=[_strip],
+        validators=[DataRequired("name the goal"), Length(max=200)],
+        description="e.g. 10k visits a month by June",
+    )
+    why = TextAreaField("Why it matters", filters=[_strip], validators=[Length(max=5000)])
+    metric_name = StringField(
+        "Metric", filters=[_strip], validators=[Length(max=120)], description="e.g. visits/month"
+    )
+    baseline = FloatField("Baseline", validators=[Optional(), _finite])
+    target = FloatField("Target", validators=[Optional(), _finite])
+    deadline = DateField("Deadline", validators=[Optional()])
+    budget = MoneyField("Budget", filters=[_strip], description="e.g. 120.50")
+    currency = StringField(
+        "Currency",
+        default="USD",
+        filters=[lambda v: _strip(v).upper() if isinstance(v, str) else v],
+        validators=[
+            DataRequired("give a currency"),
+            Regexp(r"^[A-Z]{3}$", message="a 3-letter code like USD or EUR"),
+        ],
+    )
+    personal = BooleanField("Personal goal (never sent to paid channels)")
+
+    def fields_for_service(self) -> dict[str, Any]:
+        """The goal's columns as dispatcher.planning.tree takes them."""
+        return {
+            "title": self.title.data,
+            "why": self.why.data or "",
+            "metric_name": self.metric_name.data or "",
+            "baseline": self.baseline.data,
+            "target": self.target.data,
+            "deadline": self.deadline.data,
+            "budget_cents": self.budget.cents or 0,
+            "currency": self.currency.data,
+            "personal": bool(self.personal.data),
+        }
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+
+class TitleForm(FlaskForm):
+    """Add one job (at the top of a goal, or under a job)."""
+
+    title = StringField(
+        "Title",
+        filters=[_strip],
+        validators=[DataRequired("give the job a title"), Length(max=300)],
+    )
+
+
+class SplitForm(FlaskForm):
+    titles = LinesField(
+        "One job per line", validators=[InputRequired("write at least one title, one per line")]
+    )
+
+    def validate_titles(self, field: LinesField) -> None:
+        if not field.items:
+            raise ValidationError("write at least one title, one per line")
+        too_long = [t for t in field.items if len(t) > 300]
+        if too_long:
+            raise ValidationError(f"keep titles under 300 characters: “{too_long[0][:40]}…”")
+
+
+class JobForm(FlaskForm):
+    title = StringField(
+        "Title",
+        filters=[_strip],
+        validators=[DataRequired("give the job a title"), Length(max=300)],
+    )
+    brief = TextAreaField("Brief", filters=[_strip], validators=[Length(max=20000)])
+    acceptance_criteria = LinesField(
+        "Acceptance criteria", description="one per line: how you will judge the work"
+    )
+    deliverable_kind = SelectField(
+        "Deliverable", choices=[SelectChoice(k, k) for k in DELIVERABLE_KINDS], default="text"
+    )
+    estimate_minutes = IntegerField(
+        "Estimate (minutes)",
+        validators=[Optional(), NumberRange(min=0, max=100_000, message="0 to 100000 minutes")],
+    )
+    due_date = DateField("Due", validators=[Optional()])
+    price = MoneyField("Price per assignment", filters=[_strip], description="e.g. 12.50")
+    assignments = IntegerField(
+        "Assignments",
+        default=1,
+        validators=[
+            InputRequired("how many people should do it (1 or more)"),
+            NumberRange(min=1, max=1000, message="1 to 1000"),
+        ],
+    )
+
+    def fields_for_service(self, *, money: bool) -> dict[str, Any]:
+        """The job's columns as dispatcher.planning.tree takes them; price and assignments
+        only when `money` (they are fixed once money is reserved)."""
+        fields: dict[str, Any] = {
+            "title": self.title.data,
+            "brief": self.brief.data or "",
+            "acceptance_criteria": self.acceptance_criteria.items,
+            "deliverable_kind": self.deliverable_kind.data,
+            "estimate_minutes": self.estimate_minutes.data,
+            "due_date": self.due_date.data,
+        }
+        if money:
+            fields["price_cents"] = self.price.cents or 0
+            fields["assignments"] = self.assignments.data
+        return fields
+
+
+class ModeForm(FlaskForm):
+    """Keep it (I do it) or delegate it, and to which channel."""
+
+    mode = SelectField(
+        "Who does it",
+        choices=[
+            SelectChoice("undecided", "Undecided"),
+            SelectChoice("keep", "I do it"),
+            SelectChoice("delegate", "Delegate"),
+        ],
+    )
+    channel = SelectField("Channel", choices=[], validate_choice=False)
+
+    def __init__(self, *args: Any, channels: list[str] | tuple[str, ...] = (), **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.channel.choices = [SelectChoice("", "— channel —")] + [
+            SelectChoice(c, c) for c in channels
+        ]
+        self._channels = set(channels)
+
+    def validate_channel(self, field: SelectField) -> None:
+        if self.mode.data == "delegate":
+            if not field.data:
+                raise ValidationError("pick a channel to delegate to")
+            if field.data not in self._channels:
+                raise ValidationError(f"no channel named “{field.data}”")
+
+
+# --- reviews ----------------------------------------------------------------------------------
+
+
+class AcceptForm(FlaskForm):
+    payout = MoneyField("Pay", filters=[_strip], description="blank pays the full price")
+    rating = SelectField("Rating", choices=RATINGS, default="")
+
+    @property
+    def rating_value(self) -> int | None:
+        return int(self.rating.data) if self.rating.data else None
+
+
+class RevisionForm(FlaskForm):
+    feedback = TextAreaField(
+        "What should change",
+        filters=[_strip],
+        validators=[DataRequired("say what should change"), Length(max=5000)],
+    )
+
+
+class RejectForm(FlaskForm):
+    reason = TextAreaField(
+        "Reason (the worker sees it)",
+        filters=[_strip],
+        validators=[DataRequired("give a reason: the worker sees it"), Length(max=5000)],
+    )

@@ -1,0 +1,160 @@
+"""The goals list and one goal's page: its numbers and its tree of jobs.
+
+The tree and the rollups come from dispatcher.planning.tree; the view only shows them. Forms
+that fail come back on the same page with their errors and what was typed (status 400);
+refusals from the services (over budget, a state that does not allow it) come back as a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import login_required
+from flask_wtf import FlaskForm
+
+from dispatcher.dispatch import service as dispatch_service
+from dispatcher.extensions import db
+from dispatcher.forms import GoalForm, ModeForm, SplitForm, TitleForm, amount_text
+from dispatcher.models import Goal
+from dispatcher.planning import tree
+from dispatcher.scoping import get_owned, owned
+from dispatcher.web.common import REFUSALS, actor, channel_names, owner_id, refuse
+from dispatcher.web.jobview import job_buttons
+
+bp = Blueprint("goals", __name__)
+
+
+def goal_url(goal: Goal, job_id: int | None = None) -> str:
+    return url_for("goals.show", goal_id=goal.id, _anchor=f"job-{job_id}" if job_id else None)
+
+
+@bp.get("/goals")
+@login_required
+def index():
+    return _render_index(GoalForm())
+
+
+def _render_index(form: GoalForm, status: int = 200):
+    goals = db.session.scalars(owned(Goal, owner_id()).order_by(Goal.created_at.desc())).all()
+    rows = [(goal, tree.goal_progress(goal)) for goal in goals]
+    return render_template("goals/index.html", rows=rows, form=form), status
+
+
+@bp.post("/goals")
+@login_required
+def create():
+    form = GoalForm()
+    if not form.validate_on_submit():
+        return _render_index(form, 400)
+    goal = tree.create_goal(owner_id(), actor=actor(), **form.fields_for_service())
+    flash(f"Goal created: {goal.title}. Now break it into jobs.", "success")
+    return redirect(goal_url(goal), code=303)
+
+
+@bp.get("/goals/<int:goal_id>")
+@login_required
+def show(goal_id: int):
+    goal = get_owned(Goal, goal_id, owner_id())
+    return render_goal(goal)
+
+
+def render_goal(
+    goal: Goal,
+    status: int = 200,
+    node_forms: dict[int | None, dict[str, FlaskForm]] | None = None,
+):
+    """The goal page; `node_forms` puts a failed form (with its errors and typed values) back
+    on its node: {job id or None for the top level: {"add"|"split"|"mode": form}}."""
+    nodes = tree.goal_tree(goal)
+    channels = channel_names()
+    node_forms = node_forms or {}
+    forms: dict[int | None, dict[str, Any]] = {}
+    for node in tree.walk(nodes):
+        job = node.job
+        given = node_forms.get(job.id, {})
+        forms[job.id] = {
+            "add": given.get("add") or TitleForm(formdata=None),
+            "split": given.get("split") or SplitForm(formdata=None),
+            "mode": given.get("mode")
+            or ModeForm(
+                formdata=None,
+                channels=channels,
+                data={"mode": job.mode, "channel": job.channel or ""},
+            ),
+        }
+    forms[None] = {"add": node_forms.get(None, {}).get("add") or TitleForm(formdata=None)}
+    return render_template(
+        "goals/show.html",
+        goal=goal,
+        nodes=list(tree.walk(nodes)),
+        progress=tree.goal_progress(goal),
+        forms=forms,
+        open_forms={(k, name) for k, v in node_forms.items() for name in v},
+        buttons=job_buttons,
+        staged=_staged_count(nodes),
+    ), status
+
+
+def _staged_count(nodes: list[tree.TreeNode]) -> int:
+    """How many leaves 'Dispatch everything marked' would send."""
+    return sum(
+        1
+        for node in tree.walk(nodes)
+        if node.is_leaf
+        and node.job.mode == "delegate"
+        and node.job.status in dispatch_service.DISPATCHABLE
+    )
+
+
+@bp.route("/goals/<int:goal_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(goal_id: int):
+    goal = get_owned(Goal, goal_id, owner_id())
+    if request.method == "GET":
+        form = GoalForm(obj=goal, data={"budget": amount_text(goal.budget_cents)})
+    else:
+        form = GoalForm()
+    if form.validate_on_submit():
+        fields = form.fields_for_service()
+        committed = goal.reserved_cents + goal.spent_cents
+        if fields["budget_cents"] < committed:
+            form.budget.errors.append(
+                f"{amount_text(committed)} is already reserved or spent: the budget cannot be lower"
+            )
+        elif fields["currency"] != goal.currency and committed:
+            form.currency.errors.append("money is already reserved in this currency")
+        else:
+            tree.update_goal(goal, actor=actor(), **fields)
+            flash("Goal saved.", "success")
+            return redirect(goal_url(goal), code=303)
+    status = 400 if request.method == "POST" else 200
+    return render_template("goals/edit.html", goal=goal, form=form), status
+
+
+@bp.post("/goals/<int:goal_id>/jobs")
+@login_required
+def add_top_job(goal_id: int):
+    goal = get_owned(Goal, goal_id, owner_id())
+    form = TitleForm()
+    if not form.validate_on_submit():
+        return render_goal(goal, 400, {None: {"add": form}})
+    job = tree.add_job(goal, title=form.title.data, actor=actor())
+    return redirect(goal_url(goal, job.id), code=303)
+
+
+@bp.post("/goals/<int:goal_id>/dispatch")
+@login_required
+def dispatch_all(goal_id: int):
+    goal = get_owned(Goal, goal_id, owner_id())
+    try:
+        dispatches = dispatch_service.dispatch_goal(goal, actor=actor())
+    except REFUSALS as exc:
+        refuse(exc)
+    else:
+        if dispatches:
+            n = len(dispatches)
+            flash(f"Sent {n} job{'s' if n != 1 else ''} out to their channels.", "success")
+        else:
+            flash("Nothing to dispatch: mark jobs “Delegate” and pick a channel first.", "info")
+    return redirect(goal_url(goal), code=303)

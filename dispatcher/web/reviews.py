@@ -1,0 +1,155 @@
+"""The review queue and the three decisions on a delivery: accept (pay, rate), ask for a
+revision, reject. The decisions are dispatcher/review.py's; this module only takes the forms.
+
+A decision can be made on the queue or on the job's page (`origin`); a form that fails comes
+back on the page it was sent from, with its errors and what was typed.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import login_required
+from flask_wtf import FlaskForm
+
+from dispatcher import lifecycle
+from dispatcher import review as decisions
+from dispatcher.errors import BudgetExceeded, InvalidTransition, Unsupported
+from dispatcher.extensions import db
+from dispatcher.forms import AcceptForm, RejectForm, RevisionForm, amount_text
+from dispatcher.models import Delivery
+from dispatcher.scoping import get_owned
+from dispatcher.web.common import actor, back, owner_id, refuse
+
+bp = Blueprint("review", __name__)
+
+#: Refusals that are not about what was typed: shown as a message on the next page.
+STATE_REFUSALS = (BudgetExceeded, InvalidTransition, Unsupported)
+
+
+def is_open(delivery: Delivery) -> bool:
+    """Whether the owner can still decide on this delivery."""
+    return delivery.status == decisions.OPEN and delivery.job.status in lifecycle.AWAITING_REVIEW
+
+
+def review_forms(
+    delivery: Delivery, given: dict[str, FlaskForm] | None = None
+) -> dict[str, FlaskForm] | None:
+    """The three decision forms for an open delivery (None once decided)."""
+    if not is_open(delivery):
+        return None
+    given = given or {}
+    payout = amount_text(delivery.job.price_cents)
+    return {
+        "accept": given.get("accept") or AcceptForm(formdata=None, data={"payout": payout}),
+        "revise": given.get("revise") or RevisionForm(formdata=None),
+        "reject": given.get("reject") or RejectForm(formdata=None),
+    }
+
+
+def _queue_url() -> str:
+    return url_for("review.queue")
+
+
+@bp.get("/review")
+@login_required
+def queue():
+    return _render_queue()
+
+
+def _render_queue(status: int = 200, given: dict[int, dict[str, FlaskForm]] | None = None):
+    given = given or {}
+    deliveries = decisions.awaiting_review(owner_id())
+    return render_template(
+        "review/queue.html",
+        deliveries=deliveries,
+        review_forms={d.id: review_forms(d, given.get(d.id)) for d in deliveries},
+        open_forms={(k, name) for k, v in given.items() for name in v},
+    ), status
+
+
+def _delivery(delivery_id: int) -> Delivery:
+    return get_owned(Delivery, delivery_id, owner_id())
+
+
+def _again(delivery: Delivery, name: str, form: FlaskForm):
+    """Show the failed form again where it was sent from (status 400)."""
+    given = {delivery.id: {name: form}}
+    if request.form.get("origin") == "job":
+        from dispatcher.web.jobs import render_job
+
+        return render_job(delivery.job, 400, given)
+    return _render_queue(400, given)
+
+
+@bp.get("/deliveries/<int:delivery_id>")
+@login_required
+def show(delivery_id: int):
+    delivery = _delivery(delivery_id)
+    return redirect(url_for("jobs.show", job_id=delivery.job_id, _anchor=f"delivery-{delivery.id}"))
+
+
+@bp.post("/deliveries/<int:delivery_id>/accept")
+@login_required
+def accept(delivery_id: int):
+    delivery = _delivery(delivery_id)
+    form = AcceptForm()
+    if not form.validate_on_submit():
+        return _again(delivery, "accept", form)
+    job = delivery.job
+    try:
+        review = decisions.accept(
+            delivery, payout_cents=form.payout.cents, rating=form.rating_value, actor=actor()
+        )
+    except STATE_REFUSALS as exc:
+        refuse(exc)
+        return back(_queue_url())
+    except ValueError as exc:
+        db.session.rollback()
+        form.payout.errors.append(str(exc))
+        return _again(delivery, "accept", form)
+    paid = amount_text(review.payout_cents) + " " + job.goal.currency
+    flash(f"Accepted “{job.title}”: paying {paid}.", "success")
+    return back(_queue_url())
+
+
+@bp.post("/deliveries/<int:delivery_id>/revise")
+@login_required
+def revise(delivery_id: int):
+    delivery = _delivery(delivery_id)
+    form = RevisionForm()
+    if not form.validate_on_submit():
+        return _again(delivery, "revise", form)
+    try:
+        decisions.request_revision(delivery, feedback=form.feedback.data, actor=actor())
+    except STATE_REFUSALS as exc:
+        refuse(exc)
+        return back(_queue_url())
+    except ValueError as exc:
+        db.session.rollback()
+        form.feedback.errors.append(str(exc))
+        return _again(delivery, "revise", form)
+    flash(f"Asked for a revision of “{delivery.job.title}”.", "success")
+    return back(_queue_url())
+
+
+@bp.post("/deliveries/<int:delivery_id>/reject")
+@login_required
+def reject(delivery_id: int):
+    delivery = _delivery(delivery_id)
+    form = RejectForm()
+    if not form.validate_on_submit():
+        return _again(delivery, "reject", form)
+    try:
+        decisions.reject(delivery, reason=form.reason.data, actor=actor())
+    except STATE_REFUSALS as exc:
+        refuse(exc)
+        return back(_queue_url())
+    except ValueError as exc:
+        db.session.rollback()
+        form.reason.errors.append(str(exc))
+        return _again(delivery, "reject", form)
+    flash(
+        f"Rejected “{delivery.job.title}”; its money is released. You can send it out again.",
+        "success",
+    )
+    return back(_queue_url())
