@@ -1,0 +1,84 @@
+"""Create a whole subtree of new jobs in the caller's transaction.
+
+Pasted outlines, playbooks, cadence instances and imports all end here, so every way of adding
+many jobs at once goes through `tree.add_job` (one set of field checks, one `job_created` event
+per job) and leaves the commit to the caller: the subtree appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from dispatcher import lifecycle
+from dispatcher.lifecycle import Status
+from dispatcher.models import Goal, MicroJob
+from dispatcher.models._base import utcnow
+from dispatcher.planning import tree
+
+#: More than this in one go is a mistake (or an attack), not a plan.
+MAX_NEW_JOBS = 5000
+#: Deeper than this is not a breakdown any owner will read.
+MAX_DEPTH = 40
+
+
+@dataclass
+class NewJob:
+    """A job to create: its title, other `tree.JOB_FIELDS`, children, and `done` (checked)."""
+
+    title: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    children: list[NewJob] = field(default_factory=list)
+    done: bool = False
+
+
+def walk_new(specs: list[NewJob]) -> Iterator[NewJob]:
+    """Depth-first, parents before children, in order: the order `create_subtree` creates."""
+    stack = list(reversed(specs))
+    while stack:
+        spec = stack.pop()
+        yield spec
+        stack.extend(reversed(spec.children))
+
+
+def count_new(specs: list[NewJob]) -> int:
+    return sum(1 for _ in walk_new(specs))
+
+
+def check_size(specs: list[NewJob], limit: int = MAX_NEW_JOBS) -> None:
+    """Refuse batches that are too large or too deep before anything is written."""
+    total = 0
+    stack = [(spec, 1) for spec in specs]
+    while stack:
+        spec, depth = stack.pop()
+        total += 1
+        if total > limit:
+            raise ValueError(f"that would create more than {limit} jobs at once")
+        if depth > MAX_DEPTH:
+            raise ValueError(f"the breakdown is nested more than {MAX_DEPTH} levels deep")
+        stack.extend((child, depth + 1) for child in spec.children)
+
+
+def create_subtree(
+    goal: Goal, parent: MicroJob | None, specs: list[NewJob], *, actor: str = "owner"
+) -> list[MicroJob]:
+    """Create `specs` under `parent` (or at the goal's top level); the caller commits.
+
+    Returns every created job in `walk_new` order. Checked leaves are completed through the
+    lifecycle, so they carry the same Event a job ticked off by hand would.
+    """
+    check_size(specs)
+    created: list[MicroJob] = []
+    stack: list[tuple[NewJob, MicroJob | None]] = [(s, parent) for s in reversed(specs)]
+    while stack:
+        spec, under = stack.pop()
+        job = tree.add_job(
+            goal, title=spec.title, parent=under, actor=actor, commit=False, **spec.fields
+        )
+        created.append(job)
+        if spec.done and not spec.children and job.status in (Status.DRAFT, Status.READY):
+            lifecycle.transition(job, "complete", actor=actor)
+            job.finished_at = utcnow()
+        stack.extend((child, job) for child in reversed(spec.children))
+    return created
