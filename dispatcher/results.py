@@ -91,13 +91,16 @@ def metric_series(goal: Goal, tz: ZoneInfo) -> MetricSeries:
         .where(MetricValue.goal_id == goal.id)
         .order_by(MetricValue.on, MetricValue.id)
     ).all()
+    points = [MetricPoint(v.on, v.value, v.note or "") for v in values]
+    created = goal.created_at.astimezone(tz).date()
     return MetricSeries(
         metric_name=goal.metric_name or "",
         baseline=goal.baseline,
         target=goal.target,
-        start=goal.created_at.astimezone(tz).date(),
+        # Readings logged from before the goal was entered here move its start back.
+        start=min([created, *(p.on for p in points[:1])]),
         deadline=goal.deadline,
-        points=[MetricPoint(v.on, v.value, v.note or "") for v in values],
+        points=points,
     )
 
 
@@ -296,7 +299,8 @@ class BurnUp:
 
 
 def burnup(goal: Goal, today: date, tz: ZoneInfo, *, max_points: int = 120) -> BurnUp:
-    """One point per day from the goal's start to `today` (per week or more if that is long)."""
+    """One point per day from the day before the goal's start to `today` (fewer, evenly spaced
+    points when that is more than `max_points` days)."""
     leaves = [j for j in tree.leaves_of(goal) if j.status != Status.CANCELLED]
     start = goal.created_at.astimezone(tz).date()
     created = sorted(j.created_at.astimezone(tz).date() for j in leaves)
@@ -305,7 +309,8 @@ def burnup(goal: Goal, today: date, tz: ZoneInfo, *, max_points: int = 120) -> B
         for j in leaves
         if j.status in lifecycle.COMPLETE
     )
-    first = min([start, *created[:1], *finished[:1]])
+    # From the day before anything existed, so even a one-day-old goal draws a rising line.
+    first = min([start, *created[:1], *finished[:1]]) - timedelta(days=1)
     span = max((today - first).days, 0)
     step = max(1, math.ceil((span + 1) / max_points))
     days = [first + timedelta(days=n) for n in range(0, span + 1, step)]

@@ -155,20 +155,20 @@ def test_burnup_counts_finished_jobs_against_scope(owner, goal):
     at(jobs[2], date(2025, 3, 3))
 
     burn = results.burnup(goal, date(2025, 3, 5), UTC_ZONE)
-    assert burn.days == [date(2025, 3, d) for d in range(1, 6)]
-    assert burn.done == [0, 1, 1, 2, 2]
-    assert burn.scope == [2, 2, 3, 3, 3]
+    assert burn.days == [date(2025, 2, 28)] + [date(2025, 3, d) for d in range(1, 6)]
+    assert burn.done == [0, 0, 1, 1, 2, 2]
+    assert burn.scope == [0, 2, 2, 3, 3, 3]
 
     # 23:30 UTC is already the next day in Berlin
     berlin = results.burnup(goal, date(2025, 3, 5), ZoneInfo("Europe/Berlin"))
-    assert berlin.done == [0, 0, 1, 1, 2]
+    assert berlin.done == [0, 0, 0, 1, 1, 2]
 
 
 def test_burnup_thins_out_long_spans(goal):
     _start(goal, date(2024, 1, 1))
     burn = results.burnup(goal, date(2025, 1, 1), UTC_ZONE, max_points=60)
     assert len(burn.days) <= 61
-    assert burn.days[0] == date(2024, 1, 1) and burn.days[-1] == date(2025, 1, 1)
+    assert burn.days[0] == date(2023, 12, 31) and burn.days[-1] == date(2025, 1, 1)
     assert burn.days == sorted(burn.days)
 
 
@@ -225,7 +225,15 @@ def test_days_are_counted_in_the_owners_zone(goal):
     db.session.commit()
     db.session.refresh(goal)
     assert results.metric_series(goal, ZoneInfo("Asia/Tokyo")).start == date(2025, 3, 2)
-    assert results.burnup(goal, date(2025, 3, 3), ZoneInfo("Asia/Tokyo")).days[0] == date(
-        2025, 3, 2
-    )
-    assert results.burnup(goal, date(2025, 3, 3), UTC_ZONE).days[0] == date(2025, 3, 1)
+    tokyo = results.burnup(goal, date(2025, 3, 3), ZoneInfo("Asia/Tokyo"))
+    assert tokyo.days[:2] == [date(2025, 3, 1), date(2025, 3, 2)]  # the zero day, then the start
+    assert results.burnup(goal, date(2025, 3, 3), UTC_ZONE).days[1] == date(2025, 3, 1)
+
+
+def test_readings_from_before_the_goal_move_its_start_back(goal):
+    _start(goal, date(2025, 3, 1))
+    tree.update_goal(goal, deadline=date(2025, 6, 1))
+    results.log_metric(goal, on=date(2025, 2, 1), value=1800, today=date(2025, 3, 1))
+    series = results.metric_series(goal, UTC_ZONE)
+    assert series.start == date(2025, 2, 1)
+    assert series.expected_on(date(2025, 2, 1)) == 2000  # the pace line starts at the baseline

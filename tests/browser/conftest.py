@@ -1,0 +1,161 @@
+"""Browser fixtures: the app served by a real threaded werkzeug server on a loopback port, and
+Debian's chromium driven by Playwright (never `playwright install`: no browser download).
+
+Fixtures for every browser test:
+- `live_server`: `.url` and `.app` of the app with CSRF on, as in production.
+- `browser` (session) and `page`: a fresh context per test; every request that is not to
+  127.0.0.1 is aborted and recorded in `page.offsite_requests`, so pages prove they need no
+  network.
+- `log_in(page, owner, password)`: through the /login form when the app has one, else by a
+  signed session cookie.
+- `shot(page, name)`: a full-page screenshot under `output_dir/browser/`.
+
+Mark tests `@pytest.mark.browser`. Without /usr/bin/chromium they are skipped, except under
+CI (env CI set), where a missing browser fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from dispatcher import create_app
+from dispatcher.extensions import db, login_manager
+from dispatcher.models import Owner
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Flask
+
+
+@pytest.fixture
+def live_server(app, app_config):
+    """Serve the app (CSRF enabled) on 127.0.0.1, a free port, in a thread."""
+    web = create_app({**app_config, "extra": {}})
+    server = make_server("127.0.0.1", 0, web, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{server.server_port}", app=web)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        reason = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests must run in CI: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": 1280, "height": 900}, locale="en-GB"
+    )
+    offsite: list[str] = []
+
+    def only_loopback(route):
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            offsite.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_loopback)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.offsite_requests = offsite
+    page.js_errors = errors
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def owner(app) -> Owner:
+    """An owner who can log in with PASSWORD."""
+    owner = Owner(email="ann@example.com", name="Ann", timezone="UTC")
+    owner.set_password(PASSWORD)
+    db.session.add(owner)
+    db.session.commit()
+    return owner
+
+
+@pytest.fixture
+def user_loader(app):
+    """Use the app's user loader; until the login module registers one, a plain one that
+    loads the Owner by id (restored afterwards)."""
+    saved = login_manager._user_callback
+    if saved is None:
+        login_manager.user_loader(lambda user_id: db.session.get(Owner, int(user_id)))
+    yield
+    login_manager._user_callback = saved
+
+
+@pytest.fixture
+def log_in(live_server, user_loader):
+    """Log `owner` in: through the login form when there is one, else by a signed session."""
+
+    def _log_in(page, owner, password: str = PASSWORD) -> None:
+        if "auth.login" in live_server.app.view_functions:
+            page.goto("/login")
+            page.fill("input[name=email]", owner.email)
+            page.fill("input[name=password]", password)
+            with page.expect_navigation():
+                page.click("button[type=submit]")
+            return
+        web = live_server.app
+        cookie = web.session_interface.get_signing_serializer(web).dumps(
+            {"_user_id": str(owner.id), "_fresh": True}
+        )
+        name = web.config["SESSION_COOKIE_NAME"]
+        page.context.add_cookies([{"name": name, "value": cookie, "url": live_server.url}])
+
+    return _log_in
+
+
+@pytest.fixture
+def shot(output_dir, request):
+    """Save a full-page screenshot named after the test (and `name`)."""
+    folder = output_dir / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def _shot(page, name: str = "") -> Path:
+        stem = request.node.name + (f"-{name}" if name else "")
+        path = folder / f"{stem}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return _shot
