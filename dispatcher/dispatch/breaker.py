@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "dispatcher:breaker:"
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+#: after Redis fails to answer, how long calls go unguarded before it is asked again
+REDIS_DOWN_SKIP = 10.0
 
 # KEYS[1] the hash; ARGV: now, reset_seconds, probe_seconds.
 # Returns {allowed (0/1), state, seconds until a call may pass}.
@@ -109,18 +111,21 @@ class CircuitBreaker:
         self.probe_seconds = probe_seconds
         self.clock = clock
         self.key = KEY_PREFIX + name
+        self._skip_until = 0.0
         self._before = connection.register_script(_BEFORE)
         self._failure = connection.register_script(_FAILURE)
         self._success = connection.register_script(_SUCCESS)
 
     def before_call(self) -> None:
         """Raise CircuitOpen unless a call may go out now."""
+        if self._redis_down():
+            return
         try:
             allowed, state, wait = self._before(
                 keys=[self.key], args=[self.clock(), self.reset_seconds, self.probe_seconds]
             )
         except RedisError as exc:
-            log.warning("breaker %s: Redis unreachable (%s); call let through", self.name, exc)
+            self._skip_redis(exc)
             return
         if not int(allowed):
             state = state.decode() if isinstance(state, bytes) else state
@@ -138,10 +143,22 @@ class CircuitBreaker:
         self._run(self._failure, [self.clock(), self.threshold])
 
     def _run(self, script, args: list[Any]) -> None:
+        if self._redis_down():
+            return
         try:
             script(keys=[self.key], args=args)
         except RedisError as exc:
-            log.warning("breaker %s: could not record the outcome (%s)", self.name, exc)
+            self._skip_redis(exc)
+
+    def _redis_down(self) -> bool:
+        return time.monotonic() < self._skip_until
+
+    def _skip_redis(self, exc: RedisError) -> None:
+        """Redis did not answer (after the client's own retries): let calls through without
+        asking it for a while, rather than make every platform call wait on it too."""
+        log.warning("breaker %s: Redis unreachable (%s); calls pass unguarded for %ss",
+                    self.name, exc, REDIS_DOWN_SKIP)  # fmt: skip
+        self._skip_until = time.monotonic() + REDIS_DOWN_SKIP
 
     def snapshot(self) -> BreakerState:
         """The breaker as the status page shows it (raises RedisError if Redis is down)."""

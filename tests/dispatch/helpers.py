@@ -1,0 +1,110 @@
+"""Helpers shared by the dispatch and inbound tests: people, goals, jobs, signed webhooks,
+and a scripted HTTP server on loopback."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fakes.sandbox_fixture import SECRET
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from adapters import standard_webhooks
+from dispatcher.extensions import db
+from dispatcher.models import Owner
+from dispatcher.planning import tree
+
+
+def make_owner(email: str = "ann@example.com") -> Owner:
+    owner = Owner(email=email, name=email.split("@")[0].title())
+    owner.set_password("correct horse")
+    db.session.add(owner)
+    db.session.commit()
+    return owner
+
+
+def delegated(goal, title: str = "job", price: int = 1000, **fields):
+    fields.setdefault("channel", "sandbox")
+    return tree.add_job(goal, title=title, price_cents=price, mode="delegate", **fields)
+
+
+def signed_webhook(
+    type_: str,
+    order_id: str,
+    *,
+    event_id: str | None = None,
+    submission_id: str | None = None,
+    msg_id: str | None = None,
+    timestamp: int | None = None,
+    secret: str = SECRET,
+    body: bytes | None = None,
+) -> tuple[dict[str, str], bytes]:
+    """A sandbox-shaped webhook, signed the Standard Webhooks way."""
+    if body is None:
+        payload = {
+            "id": event_id or f"evt_{secrets.token_hex(6)}",
+            "type": type_,
+            "created_at": datetime.now(UTC).isoformat(),
+            "data": {
+                "order_id": order_id,
+                "client_ref": "job-1",
+                "submission_id": submission_id,
+                "worker_id": "w_1",
+                "content": "the work" if submission_id else None,
+                "url": None,
+                "status": "delivered",
+            },
+        }
+        body = json.dumps(payload).encode()
+    headers = standard_webhooks.sign(
+        secret, msg_id or f"msg_{secrets.token_hex(6)}", timestamp, body
+    )
+    headers["content-type"] = "application/json"
+    return headers, body
+
+
+@dataclass
+class Scripted:
+    """A loopback server that answers from a script: each item is (status, headers, delay)."""
+
+    script: list[tuple[int, dict[str, str], float]] = field(default_factory=list)
+    default: tuple[int, dict[str, str], float] = (200, {}, 0.0)
+    hits: int = 0
+    url: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, environ, start_response):
+        Request(environ).get_data()
+        with self._lock:
+            self.hits += 1
+            status, headers, delay = self.script.pop(0) if self.script else self.default
+        if delay:
+            time.sleep(delay)
+        body = json.dumps({"id": "ord_1", "status": status})
+        return Response(body, status=status, headers=headers, mimetype="application/json")(
+            environ, start_response
+        )
+
+    def start(self) -> Scripted:
+        class Quiet(WSGIRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        self._server = make_server("127.0.0.1", 0, self, threaded=True, request_handler=Quiet)
+        self.url = f"http://127.0.0.1:{self._server.port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,72 @@
+"""Many dispatches from several processes at one goal never spend past its budget."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dispatch.helpers import delegated
+from dispatcher.extensions import db
+from dispatcher.lifecycle import Status
+from dispatcher.models import Dispatch, MicroJob
+from dispatcher.planning import tree
+
+CHILD = Path(__file__).with_name("budget_child.py")
+PROCESSES = 4
+JOBS_EACH = 12
+
+
+def test_concurrent_reservations_from_several_processes_never_overspend(
+    owner, app_config, tmp_path
+):
+    goal = tree.create_goal(owner.id, title="tight", budget_cents=10_000)
+    price, assignments = 350, 2  # 700 a job: 14 fit (9,800), 34 must be refused
+    jobs = [
+        delegated(goal, title=f"j{i}", price=price, assignments=assignments)
+        for i in range(PROCESSES * JOBS_EACH)
+    ]
+    start_at = time.time() + 3  # every child has imported and connected by then
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(CHILD),
+                json.dumps(
+                    {
+                        "database_url": app_config["database_url"],
+                        "redis_url": app_config["redis_url"],
+                        "instance": str(tmp_path / f"child{n}"),
+                        "start_at": start_at,
+                        # interleaved, so every process races for every part of the budget
+                        "job_ids": [j.id for j in jobs[n::PROCESSES]],
+                    }
+                ),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(PROCESSES)
+    ]
+    results = []
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+
+    ok = [job_id for r in results for job_id in r["ok"]]
+    refused = [job_id for r in results for job_id in r["refused"]]
+    assert len(ok) + len(refused) == len(jobs)
+    assert sum(1 for r in results if r["ok"]) >= 2  # the race was real: several processes won
+    db.session.expire_all()
+    db.session.refresh(goal)
+    assert len(ok) == 14
+    assert goal.reserved_cents == 14 * 700 <= goal.budget_cents
+    assert db.session.query(Dispatch).count() == 14
+    assert sum(d.amount_cents for d in db.session.query(Dispatch)) == goal.reserved_cents
+    statuses = {j.id: j.status for j in db.session.query(MicroJob)}
+    assert all(statuses[i] == Status.QUEUED for i in ok)
+    assert all(statuses[i] == Status.DRAFT for i in refused)

@@ -1,0 +1,146 @@
+"""Cancel at the platform when it can (and say so when it cannot); expiry releases money."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from adapters.base import AdapterRegistry, Capability
+from adapters.sandbox import SandboxAdapter
+from dispatch.helpers import delegated
+from dispatcher.dispatch import maintenance, service, tasks
+from dispatcher.extensions import db
+from dispatcher.lifecycle import Status
+from dispatcher.models import DispatchState, Event
+from dispatcher.models._base import utcnow
+
+
+class NoCancelSandbox(SandboxAdapter):
+    """The sandbox, seen through an adapter for a platform whose API cannot cancel."""
+
+    capabilities = SandboxAdapter.capabilities - {Capability.CANCEL}
+
+
+@pytest.fixture
+def paused(sandbox):
+    sandbox.control(pause_workers=True)
+    return sandbox
+
+
+def placed_job(goal, **fields):
+    job = delegated(goal, **fields)
+    dispatch = service.dispatch_job(job)
+    assert tasks.send_dispatch(dispatch.id) == "placed"
+    db.session.refresh(dispatch)
+    return job, dispatch
+
+
+def order_status(sandbox, dispatch) -> str:
+    return sandbox.market.get_order(dispatch.external_id)["status"]
+
+
+def platform_notes(job) -> list[dict]:
+    return [
+        e.data for e in db.session.query(Event).filter_by(job_id=job.id, kind="platform_cancel")
+    ]
+
+
+def test_cancel_cancels_the_order_at_the_platform(goal, paused):
+    job, dispatch = placed_job(goal, price=3000)
+    message = service.cancel_job(job)
+    assert message == "the order is being cancelled at the platform"
+    db.session.refresh(goal)
+    assert goal.reserved_cents == 0 and job.status == Status.CANCELLED
+    assert dispatch.next_attempt_at is not None  # a cancel is owed
+    assert tasks.cancel_at_platform(dispatch.id) == "cancelled at the platform"
+    assert order_status(paused, dispatch) == "cancelled"
+    db.session.refresh(dispatch)
+    assert dispatch.next_attempt_at is None
+    assert platform_notes(job)[0]["outcome"] == "cancelled at the platform"
+    assert tasks.cancel_at_platform(dispatch.id) == "nothing owed"
+
+
+def test_cancel_on_a_platform_that_cannot_tells_the_owner(app, goal, paused):
+    settings = app.config["SETTINGS"]
+    app.extensions["dispatcher.adapters"] = AdapterRegistry(
+        settings, classes={"sandbox": NoCancelSandbox}
+    )
+    job, dispatch = placed_job(goal)
+    message = service.cancel_job(job)
+    assert "cannot cancel orders through its API" in message and "by hand" in message
+    db.session.refresh(dispatch)
+    assert dispatch.state == DispatchState.CANCELLED
+    assert dispatch.next_attempt_at is None  # nothing the reconciler could do
+    assert order_status(paused, dispatch) == "open"
+    cancel_event = db.session.query(Event).filter_by(job_id=job.id, kind="cancel").one()
+    assert "by hand" in cancel_event.data["platform"]
+
+
+def test_an_order_placed_while_the_owner_cancelled_is_cancelled_too(goal, paused):
+    job = delegated(goal)
+    dispatch = service.dispatch_job(job)
+    claimed = tasks.claim(dispatch.id)  # a worker is mid-call...
+    adapter = tasks.guarded_adapter("sandbox")
+    receipt = adapter.dispatch(service.job_spec(job, claimed), claimed.idempotency_key)
+    db.session.rollback()
+    service.cancel_job(job)  # ...when the owner cancels
+    outcome = tasks._placed(db.session.get(type(dispatch), dispatch.id), receipt, False)
+    assert outcome == "placed after it was cancelled: cancelling"
+    db.session.refresh(dispatch)
+    assert dispatch.state == DispatchState.CANCELLED
+    assert dispatch.external_id == receipt.external_id
+    assert tasks.cancel_at_platform(dispatch.id) == "cancelled at the platform"
+    assert order_status(paused, dispatch) == "cancelled"
+    assert job.status == Status.CANCELLED
+
+
+def test_a_cancel_while_the_platform_is_down_is_retried(goal, paused):
+    job, dispatch = placed_job(goal)
+    service.cancel_job(job)
+    paused.stop()  # the platform goes away
+    outcome = tasks.cancel_at_platform(dispatch.id)
+    assert not isinstance(outcome, str)  # rescheduled, not settled
+    db.session.refresh(dispatch)
+    assert dispatch.next_attempt_at > utcnow() and "cancel:" in dispatch.last_error
+
+
+def test_no_taker_by_the_deadline_expires_and_releases_the_money(goal, paused):
+    job, dispatch = placed_job(goal, price=2500, due_date=date.today() - timedelta(days=1))
+    db.session.refresh(goal)
+    assert goal.reserved_cents == 2500
+    assert maintenance.expire_overdue() == 1
+    db.session.refresh(goal)
+    db.session.refresh(dispatch)
+    assert job.status == Status.EXPIRED
+    assert goal.reserved_cents == 0 and job.reserved_cents == 0
+    assert dispatch.state == DispatchState.CLOSED
+    assert tasks.cancel_at_platform(dispatch.id) == "cancelled at the platform"
+    assert order_status(paused, dispatch) == "cancelled"
+    assert maintenance.expire_overdue() == 0
+
+
+def test_expires_at_on_the_dispatch_wins_and_taken_jobs_do_not_expire(goal, paused):
+    job, dispatch = placed_job(goal)
+    dispatch.expires_at = utcnow() + timedelta(hours=1)
+    db.session.commit()
+    assert maintenance.expire_overdue() == 0
+    dispatch.expires_at = utcnow() - timedelta(seconds=1)
+    job.status = Status.TAKEN  # someone took it in time
+    db.session.commit()
+    assert maintenance.expire_overdue() == 0
+    job.status = Status.DISPATCHED
+    db.session.commit()
+    assert maintenance.expire_overdue() == 1
+
+
+def test_a_job_never_placed_expires_without_bothering_the_platform(goal, paused):
+    job = delegated(goal, due_date=date.today() - timedelta(days=2))
+    dispatch = service.dispatch_job(job)
+    assert maintenance.expire_overdue() == 1
+    db.session.refresh(dispatch)
+    db.session.refresh(goal)
+    assert job.status == Status.EXPIRED and goal.reserved_cents == 0
+    assert dispatch.next_attempt_at is None
+    assert tasks.send_dispatch(dispatch.id) == "skipped: closed"
+    assert paused.stats()["orders"] == 0

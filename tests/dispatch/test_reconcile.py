@@ -1,0 +1,161 @@
+"""The reconciler: the database is the truth, so wiping Redis loses nothing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from rq import Queue, Retry
+from rq.executions import Execution
+from rq.job import JobStatus
+
+from dispatch.helpers import delegated
+from dispatcher.dispatch import liveness, maintenance, service, tasks
+from dispatcher.extensions import db
+from dispatcher.journal import note
+from dispatcher.lifecycle import Status
+from dispatcher.models import Delivery, DispatchState, InboundEvent, Review
+from dispatcher.queues import DISPATCH, INBOUND, get_queue, redis_connection
+
+
+def queued_ids(name: str) -> list[str]:
+    return get_queue(name).get_job_ids()
+
+
+@pytest.fixture
+def three(goal):
+    jobs = [delegated(goal, title=f"post {i}") for i in range(3)]
+    return service.dispatch_goal(goal), jobs
+
+
+def test_wiping_redis_loses_no_dispatch(three, redis_server):
+    dispatches, _ = three
+    expected = sorted(tasks.send_job_id(d.id) for d in dispatches)
+    assert sorted(queued_ids(DISPATCH)) == expected
+    redis_server.flushall()
+    assert queued_ids(DISPATCH) == []
+    counts = maintenance.reconcile()
+    assert counts["dispatches"] == 3
+    assert sorted(queued_ids(DISPATCH)) == expected
+    assert maintenance.reconcile()["dispatches"] == 0  # the same dispatch is never queued twice
+    assert len(queued_ids(DISPATCH)) == 3
+
+
+def test_a_requeued_dispatch_waits_for_its_backoff(three, redis_server, sandbox):
+    sandbox.control(fail_rate=1, pause_workers=True)
+    dispatches, _ = three
+    first = dispatches[0]
+    assert isinstance(tasks.send_dispatch(first.id), Retry)
+    redis_server.flushall()  # the scheduled retry is gone with Redis
+    maintenance.reconcile()
+    assert tasks.send_job_id(first.id) in queued_ids(DISPATCH)
+    db.session.refresh(first)
+    attempts = first.attempts
+    assert isinstance(tasks.send_dispatch(first.id), Retry)  # not due: it reschedules itself
+    db.session.refresh(first)
+    assert first.attempts == attempts
+
+
+def test_received_webhooks_are_applied_again(app, redis_server):
+    inbound = InboundEvent(adapter="sandbox", event_id="msg_1", body="{}", status="received")
+    applied = InboundEvent(adapter="sandbox", event_id="msg_2", body="{}", status="applied")
+    db.session.add_all([inbound, applied])
+    db.session.commit()
+    assert maintenance.reconcile()["inbound"] == 1
+    assert queued_ids(INBOUND) == [f"inbound-{inbound.id}"]
+    assert maintenance.reconcile()["inbound"] == 0
+
+
+def test_owed_cancels_are_requeued(goal, sandbox):
+    sandbox.control(pause_workers=True)
+    job = delegated(goal)
+    dispatch = service.dispatch_job(job)
+    tasks.send_dispatch(dispatch.id)
+    service.cancel_job(job)
+    redis_connection().flushall()
+    assert maintenance.reconcile()["cancels"] == 1
+    assert tasks.cancel_job_id(dispatch.id) in queued_ids(DISPATCH)
+    tasks.cancel_at_platform(dispatch.id)
+    redis_connection().flushall()
+    assert maintenance.reconcile()["cancels"] == 0  # settled
+
+
+def test_unpushed_acceptances_are_pushed_until_paid_or_refused(goal, sandbox):
+    from dispatcher import review
+
+    sandbox.control(pause_workers=True)
+    job = delegated(goal)
+    dispatch = service.dispatch_job(job)
+    tasks.send_dispatch(dispatch.id)
+    db.session.refresh(dispatch)
+    delivery = Delivery(job_id=job.id, dispatch_id=dispatch.id, external_id="sub_1")
+    db.session.add(delivery)
+    job.status = Status.DELIVERED
+    db.session.commit()
+    accepted = review.accept(delivery, rating=5)
+    redis_connection().flushall()
+    assert maintenance.reconcile()["reviews"] == 1
+    assert f"review-{accepted.id}" in queued_ids(DISPATCH)
+    redis_connection().flushall()
+    note(job, "review_push_failed", review_id=accepted.id, reason="refused")
+    db.session.commit()
+    assert maintenance.reconcile()["reviews"] == 0
+    assert db.session.get(Review, accepted.id) is not None
+
+
+def test_a_dead_workers_job_is_handed_back_quickly(three, redis_server):
+    conn = redis_connection()
+    queue = Queue(DISPATCH, connection=conn)
+    job = queue.fetch_job(queued_ids(DISPATCH)[0])
+    # A worker took the job and died: it is in the started registry, nobody keeps it alive.
+    with conn.pipeline() as pipe:
+        queue.remove(job, pipeline=pipe)
+        job.set_status(JobStatus.STARTED, pipeline=pipe)
+        execution = Execution.create(job, ttl=600, pipeline=pipe, worker_name="w-dead")
+        pipe.execute()
+    conn.hset(execution.key, "created_at", time.time() - 60)  # it started a minute ago
+    assert job.id in liveness.live_job_ids(conn, [job.id])  # "started" looks live to RQ
+    assert liveness.recover_abandoned(conn) == [job.id]
+    job.refresh()
+    assert job.get_status() == JobStatus.SCHEDULED  # RQ's abandoned-job retry, 1 s later
+    assert job.id in queue.scheduled_job_registry.get_job_ids()
+    assert job.retries_left == tasks.CRASH_RETRY.max - 1
+    assert job.id in liveness.live_job_ids(conn, [job.id])
+
+
+def test_a_live_workers_job_is_left_alone(three, redis_server):
+    conn = redis_connection()
+    queue = Queue(DISPATCH, connection=conn)
+    job = queue.fetch_job(queued_ids(DISPATCH)[0])
+    with conn.pipeline() as pipe:
+        queue.remove(job, pipeline=pipe)
+        job.set_status(JobStatus.STARTED, pipeline=pipe)
+        execution = Execution.create(job, ttl=600, pipeline=pipe, worker_name="w-busy")
+        pipe.execute()
+    conn.hset(execution.key, "created_at", time.time() - 60)
+    liveness.mark_alive(conn, "w-busy")
+    assert liveness.recover_abandoned(conn) == []
+    assert job.get_status(refresh=True) == JobStatus.STARTED
+
+
+def test_a_job_marked_queued_but_missing_from_its_queue_is_requeued(three, redis_server):
+    conn = redis_connection()
+    dispatches, _ = three
+    job_id = tasks.send_job_id(dispatches[0].id)
+    conn.lrem(get_queue(DISPATCH).key, 0, job_id)  # lost between pop and registry write
+    conn.hset(f"rq:job:{job_id}", "enqueued_at", "2020-01-01T00:00:00.000000Z")
+    assert job_id not in liveness.live_job_ids(conn, [job_id])
+    assert maintenance.reconcile()["dispatches"] == 1
+    assert job_id in queued_ids(DISPATCH)
+
+
+def test_pending_rows_stay_pending_when_redis_is_down(goal, app):
+    app.extensions["dispatcher.redis"] = __import__("redis").Redis(
+        unix_socket_path="/nonexistent.sock",
+        retry=__import__("redis.retry").retry.Retry(
+            __import__("redis.backoff").backoff.NoBackoff(), 0
+        ),
+    )
+    job = delegated(goal)
+    dispatch = service.dispatch_job(job)  # committed; the enqueue fails quietly
+    assert dispatch.state == DispatchState.PENDING and job.status == Status.QUEUED
