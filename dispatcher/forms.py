@@ -110,6 +110,7 @@ class SignupForm(FlaskForm):
     )
     password = PasswordField(
         "Password",
+        description="at least 8 characters",
         validators=[
             InputRequired("choose a password"),
             Length(min=8, max=200, message="use at least 8 characters"),

@@ -112,6 +112,20 @@ def status_class(status: str | None) -> str:
     return "todo"
 
 
+@bp.app_template_filter("who")
+def who(actor: str | None) -> str:
+    """Event.actor as the owner reads it: "you", the channel's name, or as recorded."""
+    actor = actor or "system"
+    kind, _, rest = actor.partition(":")
+    if kind == "owner" and current_user.is_authenticated and rest == str(current_user.id):
+        return "you"
+    if kind == "owner" and not rest:
+        return "you" if current_user.is_authenticated else "owner"
+    if kind in ("adapter", "channel") and rest:
+        return rest
+    return actor
+
+
 @bp.app_template_filter("link")
 def link(url: str | None) -> str | None:
     """A URL someone else sent us, if it is safe to put in href (http or https only)."""

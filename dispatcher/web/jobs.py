@@ -199,6 +199,9 @@ def act(job_id: int, action: str):
     if job.children:
         refuse(ValueError("tick off its jobs instead: a parent is done when they all are"))
         return back(goal_url(job.goal, job.id))
+    if job.mode == "delegate":
+        refuse(ValueError(f"“{job.title}” is delegated: mark it “I do it” first"))
+        return back(goal_url(job.goal, job.id))
     try:
         tree.act(job, action, actor=actor())
     except REFUSALS as exc:
