@@ -40,6 +40,8 @@ from dispatcher.planning.forms import (
 )
 from dispatcher.planning.playbook_schema import PlaybookError
 from dispatcher.scoping import get_owned
+from dispatcher.web.common import actor as _actor
+from dispatcher.web.common import safe_next
 
 bp = Blueprint("planning", __name__)
 
@@ -184,10 +186,10 @@ def move(goal_id: int, job_id: int):
         if _wants_json():
             return jsonify(error="; ".join(_messages(exc))), _status_of(exc)
         flash("; ".join(_messages(exc)), "error")
-        return redirect(request.form.get("next") or _plan_url(goal, job))
+        return redirect(safe_next(request.form.get("next")) or _plan_url(goal, job))
     if _wants_json():
         return jsonify(id=job.id, parent_id=job.parent_id, position=job.position)
-    return redirect(request.form.get("next") or _plan_url(goal, job))
+    return redirect(safe_next(request.form.get("next")) or _plan_url(goal, job))
 
 
 @bp.post("/goals/<int:goal_id>/move")
@@ -461,10 +463,6 @@ def import_page():
     for warning in result.warnings:
         flash(warning, "warning")
     return redirect(url_for("planning.plan", goal_id=result.goal.id))
-
-
-def _actor() -> str:
-    return "owner"
 
 
 @bp.app_context_processor

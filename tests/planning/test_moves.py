@@ -238,3 +238,13 @@ def test_another_owners_jobs_are_not_found(login, other_owner, plan):
         client.post(f"/goals/{plan.id}/jobs/{a1.id}/title", json={"title": "x"}).status_code == 404
     )
     assert client.get(f"/goals/{plan.id}/plan").status_code == 404
+
+
+def test_move_form_never_redirects_off_site(ann, plan):
+    a2 = job_named("a2")
+    response = ann.post(
+        f"/goals/{plan.id}/jobs/{a2.id}/move",
+        data={"direction": "up", "next": "https://evil.example/phish"},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/goals/{plan.id}/plan#job-{a2.id}")
