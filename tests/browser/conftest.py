@@ -61,6 +61,8 @@ def live_server(app, app_config):
         server.shutdown()
         server.server_close()
         thread.join(10)
+        with web.app_context():
+            db.engine.dispose()  # its own pool: close it rather than leave it to the GC
 
 
 @pytest.fixture(scope="session")

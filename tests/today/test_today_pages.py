@@ -136,3 +136,5 @@ def test_actions_need_the_csrf_token(app_config, owner, goal, user_loader):
     assert client.post("/settings/digest", data={"timezone": "UTC"}).status_code == 400
     db.session.refresh(job)
     assert job.status == Status.DRAFT
+    with guarded.app_context():
+        db.engine.dispose()
