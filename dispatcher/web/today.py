@@ -10,6 +10,7 @@ as a flash message on the page, not as an error page.
 from __future__ import annotations
 
 from datetime import date
+from functools import cache
 from zoneinfo import available_timezones
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -71,6 +72,7 @@ def page_context() -> dict:
     return {"page_layout": current_app.jinja_env.select_template(LAYOUTS), "link_to": link_to}
 
 
+@cache
 def _zones() -> frozenset[str]:
     return frozenset(available_timezones()) | {"UTC"}
 
