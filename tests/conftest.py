@@ -53,6 +53,7 @@ def migrated(database_url, redis_url, tmp_path_factory):
         if not database_url.startswith("sqlite"):
             downgrade(revision="base")
         upgrade()
+        db.engine.dispose()  # close its connections now, not whenever GC finds this app
     return True
 
 

@@ -145,8 +145,16 @@ def test_session_reads_but_never_writes(client, ann, session_login):
     assert_problem(client.delete("/api/v1/tokens/1"), 401)
 
 
-def test_session_makes_a_token_only_with_the_csrf_token(app_config, ann, session_login):
-    csrf_app = create_app({**app_config, "extra": {}})  # CSRF on, as in production
+@pytest.fixture
+def csrf_app(app, app_config):
+    """A second app on the same database with CSRF on, as in production."""
+    csrf_app = create_app({**app_config, "extra": {}})
+    yield csrf_app
+    with csrf_app.app_context():
+        db.engine.dispose()
+
+
+def test_session_makes_a_token_only_with_the_csrf_token(csrf_app, ann, session_login):
     assert csrf_app.config["WTF_CSRF_ENABLED"]
     client = csrf_app.test_client()
     session_login(client, ann)
