@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from flask import Response
 from flask_smorest import Blueprint, abort
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, UnprocessableEntity
 
 from dispatcher.http_errors import problem
 
@@ -38,7 +38,7 @@ def _http_problem(exc: HTTPException) -> Response:
 
 
 def _value_problem(exc: ValueError) -> Response:
-    return problem(422, "Unprocessable Content", str(exc))
+    return problem(422, UnprocessableEntity().name, str(exc))
 
 
 def install(blp: Blueprint) -> None:

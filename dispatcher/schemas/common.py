@@ -52,7 +52,7 @@ class ProblemSchema(Schema):
     """RFC 9457 problem details, the body of every error answer."""
 
     type = fields.String(metadata={"example": "about:blank"})
-    title = fields.String(required=True, metadata={"example": "Unprocessable Content"})
+    title = fields.String(required=True, metadata={"example": "Unprocessable Entity"})
     status = fields.Integer(required=True, metadata={"example": 422})
     detail = fields.String()
     errors = fields.Dict(

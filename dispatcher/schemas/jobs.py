@@ -19,7 +19,9 @@ class JobUpdateSchema(Schema):
 
     title = title_field(300)
     brief = Text(validate=validate.Length(max=20_000))
-    acceptance_criteria = fields.List(Text(validate=validate.Length(min=1, max=1000)))
+    acceptance_criteria = fields.List(
+        Text(validate=validate.Length(min=1, max=1000)), validate=validate.Length(max=100)
+    )
     deliverable_kind = fields.String(validate=validate.OneOf(DELIVERABLE_KINDS))
     estimate_minutes = count_field(allow_none=True)
     due_date = fields.Date(allow_none=True)

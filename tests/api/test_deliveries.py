@@ -133,6 +133,7 @@ def test_payout_above_the_price_is_422_with_the_services_message(api, delivery):
     response = api.post(f"/api/v1/deliveries/{delivery.id}/accept", json={"payout_cents": 2_501})
     problem = assert_problem(response, 422)
     assert "payout must be between 0 and the job's price" in problem["detail"]
+    assert problem["title"] == "Unprocessable Entity"
     assert db.session.get(MicroJob, delivery.job_id).status == "delivered"
 
 
