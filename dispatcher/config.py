@@ -36,6 +36,9 @@ class Settings:
     http_connect_timeout: float = 3.05
     http_read_timeout: float = 10.0
     dispatch_max_attempts: int = 8
+    #: retry backoff: base * 2^(attempt-1) seconds, jittered, at most cap (dispatch/tasks.py)
+    dispatch_backoff_base: float = 2.0
+    dispatch_backoff_cap: float = 300.0
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
     mail_from: str = "dispatcher@localhost"
@@ -82,6 +85,8 @@ _OPTIONAL: list[tuple[str, str, Any]] = [
     ("http_connect_timeout", "HTTP_CONNECT_TIMEOUT", float),
     ("http_read_timeout", "HTTP_READ_TIMEOUT", float),
     ("dispatch_max_attempts", "DISPATCH_MAX_ATTEMPTS", int),
+    ("dispatch_backoff_base", "DISPATCH_BACKOFF_BASE", float),
+    ("dispatch_backoff_cap", "DISPATCH_BACKOFF_CAP", float),
     ("smtp_host", "SMTP_HOST", str),
     ("smtp_port", "SMTP_PORT", int),
     ("mail_from", "MAIL_FROM", str),

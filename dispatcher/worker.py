@@ -6,10 +6,11 @@ enqueued with one) and RQ's own exception handling. `dispatcher up` runs one wor
 queue, so each dequeue is atomic (BLMOVE needs a single queue).
 
 What makes a dead worker's job come back quickly (RQ's defaults take about 7 minutes):
-- a thread keeps a 15-second liveness key alive (dispatch/liveness.py), so a killed worker
+- a thread keeps a 10-second liveness key alive (dispatch/liveness.py), so a killed worker
   is known dead within seconds, even in the middle of a long job;
-- low TTLs: an idle worker wakes every 15 s (worker_ttl 30), and every maintenance pass
-  (every 15 s) hands dead workers' jobs to RQ's abandoned-job handling;
+- low TTLs: an idle worker wakes every 5 s (worker_ttl 20), and every maintenance pass
+  (every 5 s) hands dead workers' jobs to RQ's abandoned-job handling, and enqueues jobs
+  RQ's scheduler has left overdue (its lock dies with a killed worker only after a minute);
 - the reconciler runs at start (and every 15 s from the scheduler), so whatever Redis lost
   while no worker ran is enqueued again from the database.
 `run_worker` restarts the work loop after Redis goes away instead of exiting.
@@ -32,8 +33,9 @@ from dispatcher.extensions import db
 
 log = logging.getLogger(__name__)
 
-WORKER_TTL = 30
-MAINTENANCE_INTERVAL = 15
+#: an idle worker wakes every WORKER_TTL - 15 s (RQ's dequeue timeout) for its maintenance
+WORKER_TTL = 20
+MAINTENANCE_INTERVAL = 5
 RESTART_DELAY = 2.0
 
 
@@ -71,8 +73,9 @@ class AppWorker(SimpleWorker):
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
-        try:
-            liveness.recover_abandoned(self.connection, self.queue_names())
+        try:  # every queue: any live worker rescues the jobs of any dead one
+            liveness.recover_abandoned(self.connection)
+            liveness.rescue_overdue(self.connection)
         except RedisError as exc:
             log.warning("worker %s: abandoned-job check failed: %s", self.name, exc)
 
@@ -123,6 +126,7 @@ def run_worker(app: Flask, queue_names: Sequence[str], *, burst: bool = False) -
 def run_scheduler(app: Flask) -> None:
     """Enqueue the periodic jobs (dispatcher/periodic.py) on time; outlive Redis restarts."""
     from rq.cron import CronScheduler
+    from rq.exceptions import SchedulerNotFound
 
     from dispatcher.periodic import periodic_jobs
     from dispatcher.queues import redis_connection
@@ -136,6 +140,8 @@ def run_scheduler(app: Flask) -> None:
         try:
             cron.start()  # returns on SIGTERM / SIGINT
             return
+        except SchedulerNotFound:
+            return  # stopping after Redis was wiped: nothing left to unregister
         except RedisError as exc:
             log.warning("scheduler lost Redis (%s); restarting in %ss", exc, RESTART_DELAY)
             time.sleep(RESTART_DELAY)

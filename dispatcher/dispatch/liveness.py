@@ -3,7 +3,8 @@
 RQ notices a dead SimpleWorker's job only when its started-registry entry expires
 (job_timeout + 60 s) and some worker's maintenance pass runs (RQ-NOTES: 406 s measured with
 the defaults). Our workers instead keep a short-lived key alive from a thread
-(`ALIVE_PREFIX` + worker name, refreshed every `HEARTBEAT_SECONDS`); `recover_abandoned`
+(`ALIVE_PREFIX` + worker name, refreshed every `HEARTBEAT_SECONDS`, gone `ALIVE_TTL` seconds
+after the worker dies); `recover_abandoned`
 marks the entries of workers whose key is gone as expired and lets RQ's own clean-up handle
 them as abandoned jobs (retried if they have retries left, else failed). Either way the
 reconciler then sees no live job for the row and enqueues it again.
@@ -21,17 +22,21 @@ from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.executions import Execution
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
-from rq.utils import parse_composite_key, utcparse
+from rq.utils import now as utcnow
+from rq.utils import parse_composite_key, utcformat, utcparse
 
 from dispatcher.queues import ALL_QUEUES
 
 log = logging.getLogger(__name__)
 
 ALIVE_PREFIX = "dispatcher:alive:"
-HEARTBEAT_SECONDS = 5
-ALIVE_TTL = 15
-#: a queued job not in its queue, or a scheduled job this late, is treated as lost
+HEARTBEAT_SECONDS = 3
+ALIVE_TTL = 10
+#: a job that says queued but is not in its queue after this long is treated as lost
 STALE_SECONDS = 60
+#: a scheduled job this overdue means no RQ scheduler is moving jobs (the worker holding
+#: its lock was killed; RQ takes over only when the lock expires, about a minute later)
+OVERDUE_SECONDS = 5
 
 
 def mark_alive(connection: Redis, worker_name: str) -> None:
@@ -57,9 +62,14 @@ def recover_abandoned(connection: Redis, queue_names: Iterable[str] = ALL_QUEUES
                 continue  # no record to judge by: RQ's own expiry will handle it
             worker = data.get(b"worker_name", b"").decode()
             started = float(data.get(b"created_at", now))
-            if now - started < ALIVE_TTL + HEARTBEAT_SECONDS or is_alive(connection, worker):
+            # A job younger than the key's TTL may belong to a worker whose key was just lost
+            # with a wiped Redis and is not beaten back yet: wait that long before judging.
+            if now - started < ALIVE_TTL or is_alive(connection, worker):
                 continue
             log.warning("job %s: worker %s is gone; recovering it", job_id, worker or "?")
+            # Its run has ended (with its worker): recorded, so that a retry asked to go to
+            # the front of the queue (Retry(enqueue_at_front=True)) does, as after a failure.
+            connection.hset(Job.key_for(job_id), "ended_at", utcformat(utcnow()))
             connection.zadd(registry.key, {entry: 1}, xx=True)
             abandoned.append(job_id)
             expired = True
@@ -90,9 +100,36 @@ def live_job_ids(connection: Redis, job_ids: list[str]) -> set[str]:
                 live.add(job_id)
         elif status == "scheduled":
             due = connection.zscore(ScheduledJobRegistry(origin, connection=connection).key, job_id)
-            if due is not None and due > now - STALE_SECONDS:
+            if due is not None and due > now - OVERDUE_SECONDS:
                 live.add(job_id)
     return live
+
+
+def rescue_overdue(connection: Redis, queue_names: Iterable[str] = ALL_QUEUES) -> list[str]:
+    """Enqueue scheduled jobs that RQ's scheduler has left overdue; return their ids.
+
+    Racing a scheduler that wakes up at the same moment can queue a job twice; every task
+    here is safe to run twice (leases, conditional updates), so that costs one no-op run."""
+    cutoff = time.time() - OVERDUE_SECONDS
+    rescued: list[str] = []
+    for name in queue_names:
+        registry = ScheduledJobRegistry(name, connection=connection)
+        queue = Queue(name, connection=connection)
+        for job_id in registry.get_jobs_to_schedule(int(cutoff)):
+            job_id = job_id.decode() if isinstance(job_id, bytes) else job_id
+            try:
+                job = Job.fetch(job_id, connection=connection)
+            except (NoSuchJobError, DeserializationError):
+                connection.zrem(registry.key, job_id)
+                continue
+            with connection.pipeline() as pipe:
+                registry.remove(job, pipeline=pipe)
+                queue._enqueue_job(job, pipeline=pipe, at_front=job.should_enqueue_at_front())
+                pipe.execute()
+            rescued.append(job_id)
+    if rescued:
+        log.warning("enqueued %d overdue scheduled jobs (no RQ scheduler running?)", len(rescued))
+    return rescued
 
 
 def _in_queue(connection: Redis, queue_name: str, job_id: str) -> bool:

@@ -52,21 +52,39 @@ BACKOFF_CAP = 300.0
 #: the longest Retry-After we honour as given (a platform asking for a day gets an hour)
 RETRY_AFTER_CAP = 3600.0
 #: RQ-level retries of a job that crashed or whose worker died; each goes through the same
-#: claim-and-look-up path, so a retry can never place a second order.
-CRASH_RETRY = Retry(max=5, interval=[1, 5, 15, 30, 60])
+#: claim-and-look-up path, so a retry can never place a second order. Retries go to the
+#: front of the queue: a recovered job does not wait behind a backlog of new work.
+CRASH_RETRY = Retry(max=5, interval=[0, 5, 15, 30, 60], enqueue_at_front=True)
 #: `Retry` returned by a task to reschedule itself; the database decides when to give up.
 _RESCHEDULE_MAX = 10_000
 
 
 # -- timing ---------------------------------------------------------------------------------
-def backoff(attempt: int, retry_after: float | None = None) -> float:
-    """Seconds before attempt `attempt + 1`: exponential, jittered, never sooner than the
-    platform's Retry-After (itself capped and jittered so callers do not come back at once)."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempt - 1))
+def backoff(
+    attempt: int,
+    retry_after: float | None = None,
+    *,
+    base: float = BACKOFF_BASE,
+    cap: float = BACKOFF_CAP,
+) -> float:
+    """Seconds before attempt `attempt + 1`: exponential (base * 2^(attempt-1), at most
+    `cap`), jittered over its upper half so workers do not come back in step, and never
+    sooner than the platform's Retry-After (itself capped, and jittered by up to 1 s)."""
+    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
     delay = random.uniform(ceiling / 2, ceiling)
     if retry_after:
         delay = max(delay, min(retry_after, RETRY_AFTER_CAP) + random.uniform(0, 1))
     return delay
+
+
+def backoff_for(settings, attempt: int, retry_after: float | None = None) -> float:
+    """`backoff` with the configured base and cap (DISPATCH_BACKOFF_BASE / _CAP)."""
+    return backoff(
+        attempt,
+        retry_after,
+        base=settings.dispatch_backoff_base,
+        cap=settings.dispatch_backoff_cap,
+    )
 
 
 def call_timeout(settings) -> int:
@@ -82,9 +100,10 @@ def lease(settings) -> timedelta:
 
 
 def _reschedule(at: datetime) -> Retry:
-    """Run this same job (same id) again at `at`, through RQ's scheduler."""
+    """Run this same job (same id) again at `at`, through RQ's scheduler, ahead of new work
+    (it has waited already)."""
     seconds = max(1, math.ceil((at - utcnow()).total_seconds()))
-    return Retry(max=_RESCHEDULE_MAX, interval=seconds)
+    return Retry(max=_RESCHEDULE_MAX, interval=seconds, enqueue_at_front=True)
 
 
 # -- enqueueing -------------------------------------------------------------------------------
@@ -262,7 +281,8 @@ def _retry_later(dispatch: Dispatch, exc: RetryableAdapterError, max_attempts: i
     if dispatch.attempts >= max_attempts:
         _fail(dispatch, f"gave up after {dispatch.attempts} attempts: {exc}", owe_cancel=True)
         return "failed"
-    at = utcnow() + timedelta(seconds=backoff(dispatch.attempts, exc.retry_after))
+    settings = current_app.config["SETTINGS"]
+    at = utcnow() + timedelta(seconds=backoff_for(settings, dispatch.attempts, exc.retry_after))
     db.session.execute(
         update(Dispatch)
         .where(Dispatch.id == dispatch.id, Dispatch.state == DispatchState.PENDING)
@@ -335,7 +355,8 @@ def cancel_at_platform(dispatch_id: int) -> str | Retry:
     except Unsupported as exc:
         return _settle_cancel(dispatch, external_id, f"cannot cancel at the platform: {exc}")
     except RetryableAdapterError as exc:
-        at = utcnow() + timedelta(seconds=backoff(3, exc.retry_after))
+        settings = current_app.config["SETTINGS"]
+        at = utcnow() + timedelta(seconds=backoff_for(settings, 3, exc.retry_after))
         dispatch.next_attempt_at = at
         dispatch.last_error = f"cancel: {exc}"[:2000]
         db.session.commit()

@@ -86,7 +86,7 @@ def _wait_for_order(inbound_id: int, exc: NotYetKnown) -> str | Retry:
         return _quarantine(inbound, f"no such order after {age}: {exc}")
     db.session.commit()
     delay = min(30.0, max(1.0, age.total_seconds() / 4)) + random.uniform(0, 1)
-    return Retry(max=_RESCHEDULE_MAX, interval=math.ceil(delay))
+    return Retry(max=_RESCHEDULE_MAX, interval=math.ceil(delay), enqueue_at_front=True)
 
 
 def _failed(inbound_id: int, exc: Exception) -> str:

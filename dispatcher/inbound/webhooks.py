@@ -129,7 +129,9 @@ def enqueue_apply(inbound_id: int) -> bool:
         apply_inbound,
         inbound_id,
         job_id=f"inbound-{inbound_id}",
-        retry=Retry(max=len(APPLY_RETRY_INTERVALS), interval=APPLY_RETRY_INTERVALS),
+        retry=Retry(
+            max=len(APPLY_RETRY_INTERVALS), interval=APPLY_RETRY_INTERVALS, enqueue_at_front=True
+        ),
         job_timeout=APPLY_TIMEOUT,
     )
     return job is not None

