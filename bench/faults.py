@@ -527,7 +527,7 @@ def parse(argv: list[str]) -> tuple[Plan, argparse.Namespace]:
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     seed = args.seed if args.seed is not None else random.randrange(10**6)
-    timeout = args.timeout or (150.0 if args.short else 600.0 + 1.2 * args.jobs)
+    timeout = args.timeout or (200.0 if args.short else 600.0 + 1.2 * args.jobs)
     plan = Plan(jobs=args.jobs, short=args.short, seed=seed, timeout=timeout)
     if args.short:
         plan.kill_every = (1.5, 4.0)

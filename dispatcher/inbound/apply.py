@@ -126,6 +126,11 @@ def dispatches_of(inbound: InboundEvent) -> list[Dispatch]:
         events = registry.get(inbound.adapter).parse(inbound.headers, inbound.body.encode())
     except DispatcherError:
         return []
+    except Exception:
+        # Only used to say which job an event is about; a parser bug must not stop the
+        # quarantine that keeps the event from being retried forever.
+        log.exception("could not parse inbound event %s to find its job", inbound.id)
+        return []
     ids = {e.external_id for e in events if e.external_id}
     if not ids:
         return []

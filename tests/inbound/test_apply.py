@@ -204,3 +204,21 @@ def test_quarantine_is_noted_on_the_job(app, client, placed):
         apply.apply_event = original
     [noted] = db.session.query(Event).filter_by(job_id=job.id, kind="inbound_quarantined").all()
     assert noted.data["inbound_id"] == inbound.id and "bug in apply" in noted.data["error"]
+
+
+class BuggySandbox(SandboxAdapter):
+    def parse(self, headers, body):
+        raise RuntimeError("parser bug")
+
+
+def test_a_parser_bug_is_quarantined_too(app, client, placed):
+    job, dispatch = placed
+    inbound = deliver(client, "order.taken", dispatch.external_id)
+    inbound.attempts = apply.MAX_APPLY_ATTEMPTS - 1
+    db.session.commit()
+    app.extensions["dispatcher.adapters"] = AdapterRegistry(
+        app.config["SETTINGS"], classes={"sandbox": BuggySandbox}
+    )
+    assert apply.apply_inbound(inbound.id) == "quarantined"
+    db.session.refresh(inbound)
+    assert inbound.status == "quarantined" and "parser bug" in inbound.error
