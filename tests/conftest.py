@@ -76,6 +76,7 @@ def app(app_config, redis_server):
         yield app
         db.session.remove()
         _empty_tables()
+        db.engine.dispose()  # close the pool now, not whenever GC finds this app (psycopg warns)
     redis_server.flushall()
 
 

@@ -168,3 +168,4 @@ def test_forms_without_the_csrf_token_are_refused(app_config, redis_server):
         db.session.query(Owner).delete()
         db.session.commit()
         db.session.remove()
+        db.engine.dispose()  # this extra app's pool: closed now, not when GC finds it
