@@ -191,21 +191,23 @@ def send_dispatch(dispatch_id: int) -> str | Retry:
         return _not_claimed(dispatch_id)
     settings = current_app.config["SETTINGS"]
     adapter = guarded_adapter(dispatch.adapter)
-    job = dispatch.job
+    spec = job_spec(dispatch.job, dispatch)
+    key, attempts = dispatch.idempotency_key, dispatch.attempts
+    db.session.commit()  # no transaction stays open while the platform takes its time
     adopted = False
     try:
         receipt = None
-        if dispatch.attempts > 1 and adapter.supports(Capability.FIND):
-            receipt = adapter.find(dispatch.idempotency_key)
+        if attempts > 1 and adapter.supports(Capability.FIND):
+            receipt = adapter.find(key)
             adopted = receipt is not None
         if receipt is None:
-            receipt = adapter.dispatch(job_spec(job, dispatch), dispatch.idempotency_key)
+            receipt = adapter.dispatch(spec, key)
     except CircuitOpen as exc:
         return _wait_for_breaker(dispatch, exc)
     except RetryableAdapterError as exc:
         return _retry_later(dispatch, exc, settings.dispatch_max_attempts)
     except AdapterError as exc:
-        _fail(dispatch, str(exc), owe_cancel=dispatch.attempts > 1)
+        _fail(dispatch, str(exc), owe_cancel=attempts > 1)
         return "failed"
     return _placed(dispatch, receipt, adopted)
 
