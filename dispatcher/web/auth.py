@@ -46,7 +46,7 @@ def _by_email(email: str) -> Owner | None:
 @bp.get("/")
 def home():
     if current_user.is_authenticated:
-        return redirect(url_for("goals.index"))
+        return redirect(url_for("today.index"))
     return render_template("landing.html")
 
 
@@ -79,7 +79,7 @@ def signup():
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
-        return redirect(url_for("goals.index"))
+        return redirect(url_for("today.index"))
     form = LoginForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
@@ -87,7 +87,7 @@ def login():
         owner = _by_email(form.email.data)
         if owner is not None and owner.check_password(form.password.data):
             login_user(owner)
-            return redirect(safe_next(form.next.data) or url_for("goals.index"), code=303)
+            return redirect(safe_next(form.next.data) or url_for("today.index"), code=303)
         form.form_errors.append(WRONG)
     status = 400 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form), status

@@ -65,11 +65,6 @@ def channel_names() -> list[str]:
     return current_app.extensions["dispatcher.adapters"].names()
 
 
-def has_endpoint(name: str) -> bool:
-    """Whether another team's page exists in this app (links to it only then)."""
-    return name in current_app.view_functions
-
-
 # --- template helpers -------------------------------------------------------------------------
 
 
@@ -144,4 +139,4 @@ def _nav() -> dict:
 
         return len(awaiting_review(owner_id()))
 
-    return {"review_count": review_count, "has_endpoint": has_endpoint}
+    return {"review_count": review_count}

@@ -27,7 +27,7 @@ def test_signup_logs_in_and_lands_on_goals(client, signup):
     goals = client.get("/goals")
     assert goals.status_code == 200
     assert "Your goals" in page(goals) and "Ann" in page(goals)
-    assert client.get("/").headers["Location"].endswith("/goals")
+    assert client.get("/").headers["Location"].endswith("/today")
 
     owner = owner_by_email("ann@example.com")  # stored trimmed and lower-case
     assert owner.name == "Ann"
@@ -69,7 +69,7 @@ def test_login_and_logout(app, ann):
     assert browser.get("/goals").status_code == 302
 
     response = login_with(browser, "ann@example.com", PASSWORD)
-    assert response.status_code == 303 and response.headers["Location"].endswith("/goals")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/today")
     assert browser.get("/goals").status_code == 200
 
     assert browser.get("/logout").status_code == 405  # a link cannot log anyone out
@@ -112,7 +112,7 @@ def test_login_never_redirects_off_site(app, ann, target):
         "/login", data={"email": "ann@example.com", "password": PASSWORD, "next": target}
     )
     assert done.status_code == 303
-    assert done.headers["Location"].endswith("/goals")
+    assert done.headers["Location"].endswith("/today")
 
 
 def test_change_password(client, ann):
