@@ -27,6 +27,8 @@ def test_signup_logs_in_and_lands_on_goals(client, signup):
     goals = client.get("/goals")
     assert goals.status_code == 200
     assert "Your goals" in page(goals) and "Ann" in page(goals)
+    for link in ('href="/today"', 'href="/review"', 'href="/status"'):  # the main nav
+        assert link in page(goals)
     assert client.get("/").headers["Location"].endswith("/today")
 
     owner = owner_by_email("ann@example.com")  # stored trimmed and lower-case
