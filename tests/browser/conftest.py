@@ -2,13 +2,18 @@
 Debian's chromium driven by Playwright (never `playwright install`: no browser download).
 
 Fixtures for every browser test:
-- `live_server`: `.url` and `.app` of the app with CSRF on, as in production.
+- `live_server`: `.url` and `.app` of the app with CSRF on, as in production. Its port is
+  known before any app is built, and is the apps' `public_base_url`: the callback URL an
+  order carries, so a platform's webhooks (the sandbox's, say) reach this server.
 - `browser` (session) and `page`: a fresh context per test; every request that is not to
   127.0.0.1 is aborted and recorded in `page.offsite_requests`, so pages prove they need no
   network.
 - `log_in(page, owner, password)`: through the /login form when the app has one, else by a
   signed session cookie.
 - `shot(page, name)`: a full-page screenshot under `output_dir/browser/`.
+- `owner` (Ann, who logs in with PASSWORD) and `goal` (hers, with a $100 budget).
+- `sandbox` (from tests/fakes): the real sandbox marketplace on loopback, for the flows that
+  dispatch; a test module points the app at it by overriding `app_config`.
 
 Mark tests `@pytest.mark.browser`. Without /usr/bin/chromium they are skipped, except under
 CI (env CI set), where a missing browser fails them.
@@ -17,18 +22,21 @@ CI (env CI set), where a missing browser fails them.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from fakes.sandbox_fixture import sandbox  # noqa: F401  (a fixture, for the dispatch flows)
 from flask import Flask
 from werkzeug.serving import make_server
 
 from dispatcher import create_app
 from dispatcher.extensions import db, login_manager
-from dispatcher.models import Owner
+from dispatcher.models import Goal, Owner
+from dispatcher.planning import tree
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
@@ -49,14 +57,30 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(app, app_config):
-    """Serve the app (CSRF enabled) on 127.0.0.1, a free port, in a thread."""
+def live_socket():
+    """The live server's listening socket, bound before the apps are built."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield sock
+
+
+@pytest.fixture
+def app_config(app_config, live_socket):
+    host, port = live_socket.getsockname()
+    return {**app_config, "public_base_url": f"http://{host}:{port}"}
+
+
+@pytest.fixture
+def live_server(app, app_config, live_socket):
+    """Serve the app (CSRF enabled) on `live_socket` (127.0.0.1, a free port), in a thread."""
     web = create_app({**app_config, "extra": {}})
-    server = make_server("127.0.0.1", 0, web, threaded=True)
+    host, port = live_socket.getsockname()
+    server = make_server(host, port, web, threaded=True, fd=live_socket.fileno())
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     try:
-        yield LiveServer(url=f"http://127.0.0.1:{server.server_port}", app=web)
+        yield LiveServer(url=f"http://{host}:{port}", app=web)
     finally:
         server.shutdown()
         server.server_close()
@@ -113,6 +137,14 @@ def owner(app) -> Owner:
     db.session.add(owner)
     db.session.commit()
     return owner
+
+
+@pytest.fixture
+def goal(owner) -> Goal:
+    return tree.create_goal(
+        owner.id, title="52 guest posts", metric_name="posts published", target=52,
+        budget_cents=10_000, currency="USD",
+    )  # fmt: skip
 
 
 @pytest.fixture
