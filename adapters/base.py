@@ -100,6 +100,16 @@ class DeliveryRef:
     external_delivery_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class HeldDecision:
+    """The review decision a platform already holds for one submission, in our words
+    ("accept", "revise", "reject"); `payout_cents` for an acceptance when the platform says."""
+
+    decision: str
+    payout_cents: int | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
 class Adapter(ABC):
     """Base class of every channel. Subclasses declare themselves in class attributes."""
 
@@ -144,6 +154,14 @@ class Adapter(ABC):
 
     def request_revision(self, delivery: DeliveryRef, feedback: str) -> None:
         raise Unsupported(f"{self.name} cannot ask for revisions")
+
+    def decision(self, delivery: DeliveryRef) -> HeldDecision | None:
+        """What the platform already holds for this submission (None: not reviewed yet).
+
+        Asked before a decision is sent again after an attempt that may have reached the
+        platform, and after a refusal, so a decision the platform has is adopted, never sent
+        twice nor reported as failed."""
+        raise Unsupported(f"{self.name} cannot look a review decision up")
 
     # -- inbound ------------------------------------------------------------------------
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:

@@ -8,8 +8,11 @@ signed with ``settings.sandbox_webhook_secret``; one event per body.
 
 Mapped: order.taken, order.delivered, order.withdrawn, order.expired, submission.paid (see
 STATUS_MAP). Anything else becomes EventKind.UNKNOWN with the platform's word kept in
-``platform_status``; the intake decides what to do with it. Copy this module when adding a
-platform that pushes webhooks (see ADDING_AN_ADAPTER.md).
+``platform_status``; the intake decides what to do with it. Review decisions: the sandbox
+answers a repeated identical accept / reject / revision with 200 (a no-op), a different one
+with 409; ``decision`` reads what a submission holds from ``GET /orders/<id>`` (see
+DECISION_MAP). Copy this module when adding a platform that pushes webhooks (see
+ADDING_AN_ADAPTER.md).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from adapters.base import (
     Capability,
     DeliveryRef,
     EventKind,
+    HeldDecision,
     JobSpec,
     NormalizedEvent,
     Receipt,
@@ -39,6 +43,14 @@ STATUS_MAP: dict[str, EventKind] = {
     "order.withdrawn": EventKind.WITHDRAWN,
     "order.expired": EventKind.EXPIRED,
     "submission.paid": EventKind.PAID,
+}
+
+#: A submission's status at the sandbox, as the review decision it records. "submitted" (not
+#: reviewed yet) and any status not listed mean no decision.
+DECISION_MAP: dict[str, str] = {
+    "accepted": "accept",
+    "rejected": "reject",
+    "revision_requested": "revise",
 }
 
 
@@ -103,6 +115,25 @@ class SandboxAdapter(Adapter):
 
     def request_revision(self, delivery: DeliveryRef, feedback: str) -> None:
         self._review(delivery, "revision", {"feedback": feedback})
+
+    def decision(self, delivery: DeliveryRef) -> HeldDecision | None:
+        response = self.request("GET", self._url("orders", delivery.external_order_id))
+        submissions = self._json(response).get("submissions")
+        if not isinstance(submissions, list):
+            raise AdapterError(self.name, "order answer has no submissions list")
+        for sub in submissions:
+            if isinstance(sub, dict) and sub.get("id") == delivery.external_delivery_id:
+                decision = DECISION_MAP.get(sub.get("status"))
+                if decision is None:
+                    return None
+                payout = sub.get("payout_cents")
+                return HeldDecision(
+                    decision=decision,
+                    payout_cents=payout if isinstance(payout, int) else None,
+                    raw=sub,
+                )
+        order, sub = delivery.external_order_id, delivery.external_delivery_id
+        raise AdapterError(self.name, f"order {order} has no submission {sub}", status=404)
 
     # -- inbound ------------------------------------------------------------------------
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:

@@ -1,7 +1,9 @@
 """The owner's review of a delivery: accept (and pay), ask for a revision, or reject.
 
 Each decision is one transaction (Review row, delivery status, job transition, money); the
-platform is told afterwards by a task on the `dispatch` queue, retried if it is down.
+platform is told afterwards by a task on the `dispatch` queue, retried if it is down. The
+Review row is the staged push (`push_state` OWED until the platform confirms it): if the
+enqueue is lost, the reconciler finds the row and enqueues it again under the same job id.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from redis.exceptions import RedisError
-from rq import Retry
 from sqlalchemy import select
 
 from dispatcher import lifecycle
@@ -18,9 +19,8 @@ from dispatcher.errors import InvalidTransition
 from dispatcher.extensions import db
 from dispatcher.journal import note
 from dispatcher.lifecycle import Status
-from dispatcher.models import Delivery, MicroJob, Review
+from dispatcher.models import Delivery, MicroJob, PushState, Review
 from dispatcher.models._base import utcnow
-from dispatcher.queues import DISPATCH, enqueue_once
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def accept(
         raise ValueError(f"payout must be between 0 and the job's price ({job.price_cents} cents)")
     if rating is not None and not 1 <= rating <= 5:
         raise ValueError("rating must be 1 to 5")
-    review = Review(delivery=delivery, decision="accept", rating=rating, payout_cents=payout)
+    review = _review(delivery, "accept", rating=rating, payout_cents=payout)
     db.session.add(review)
     delivery.status = "accepted"
     budget.spend(job, job.price_cents, payout)
@@ -96,7 +96,7 @@ def request_revision(delivery: Delivery, *, feedback: str, actor: str = "owner")
     if not feedback or not feedback.strip():
         raise ValueError("say what should change")
     job = _check_open(delivery, "request_revision")
-    review = Review(delivery=delivery, decision="revise", feedback=feedback.strip())
+    review = _review(delivery, "revise", feedback=feedback.strip())
     db.session.add(review)
     delivery.status = "revision_requested"
     db.session.flush()
@@ -116,7 +116,7 @@ def reject(delivery: Delivery, *, reason: str, actor: str = "owner") -> Review:
     if not reason or not reason.strip():
         raise ValueError("give a reason: the worker sees it")
     job = _check_open(delivery, "reject")
-    review = Review(delivery=delivery, decision="reject", feedback=reason.strip())
+    review = _review(delivery, "reject", feedback=reason.strip())
     db.session.add(review)
     delivery.status = "rejected"
     dispatch = delivery.dispatch
@@ -135,6 +135,17 @@ def reject(delivery: Delivery, *, reason: str, actor: str = "owner") -> Review:
     return review
 
 
+def _review(delivery: Delivery, decision: str, **fields) -> Review:
+    """The Review row, staged as a push the platform is owed (none for a teammate's work)."""
+    owed = delivery.dispatch_id is not None
+    return Review(
+        delivery=delivery,
+        decision=decision,
+        push_state=PushState.OWED if owed else PushState.NONE,
+        **fields,
+    )
+
+
 def _push(review: Review) -> None:
     if review.delivery.dispatch_id is None:
         if review.decision == "accept" and review.delivery.job.status == Status.ACCEPTED:
@@ -142,15 +153,9 @@ def _push(review: Review) -> None:
             lifecycle.transition(review.delivery.job, "pay", actor="system")
             db.session.commit()
         return
-    from dispatcher.dispatch.tasks import push_review
+    from dispatcher.dispatch.maintenance import enqueue_review
 
     try:
-        enqueue_once(
-            DISPATCH,
-            push_review,
-            review.id,
-            job_id=f"review-{review.id}",
-            retry=Retry(max=8, interval=[2, 5, 15, 30, 60, 120, 300, 600]),
-        )
+        enqueue_review(review.id)
     except RedisError as exc:
         log.warning("could not enqueue review %s (%s); the reconciler will", review.id, exc)

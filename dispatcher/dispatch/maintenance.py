@@ -3,7 +3,8 @@
 `reconcile` runs on the maintenance queue every few seconds and once at every worker start.
 It hands the jobs of dead workers to RQ's abandoned-job handling, then enqueues again every
 piece of work the database says is owed but RQ does not hold: pending dispatches, cancels owed
-to a platform, webhooks received but not applied, acceptances not yet pushed to the platform.
+to a platform, webhooks received but not applied, review decisions (accept, revise, reject)
+the platform has not confirmed.
 Every enqueue uses the job id derived from the row, so reconciling twice queues nothing twice,
 and wiping Redis loses nothing.
 
@@ -25,14 +26,22 @@ from dispatcher.dispatch import budget, liveness, tasks
 from dispatcher.dispatch.locking import lock_job
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
-from dispatcher.models import Delivery, Dispatch, DispatchState, Event, InboundEvent, MicroJob
+from dispatcher.models import (
+    Delivery,
+    Dispatch,
+    DispatchState,
+    InboundEvent,
+    MicroJob,
+    PushState,
+    Review,
+)
 from dispatcher.models._base import utcnow
 from dispatcher.queues import DISPATCH, enqueue_once, redis_connection
 
 log = logging.getLogger(__name__)
 
 CLOSED_STATES = (DispatchState.CANCELLED, DispatchState.FAILED, DispatchState.CLOSED)
-#: RQ retries of a push_review job (the same as dispatcher.review uses)
+#: RQ retries of a push_review job; once they run out, the reconciler enqueues it afresh
 REVIEW_RETRY = Retry(max=8, interval=[2, 5, 15, 30, 60, 120, 300, 600])
 
 
@@ -62,7 +71,7 @@ def reconcile() -> dict[str, int]:
         inbound_job_id,
         _enqueue_apply,
     )
-    counts["reviews"] = _requeue(conn, unpushed_acceptances(), review_job_id, enqueue_review)
+    counts["reviews"] = _requeue(conn, unpushed_reviews(), review_job_id, enqueue_review)
     db.session.rollback()  # read-only here: end the transaction the SELECTs opened
     if any(counts.values()):
         log.info("reconciled: %s", counts)
@@ -99,6 +108,8 @@ def _enqueue_apply(inbound_id: int) -> bool:
 
 
 def enqueue_review(review_id: int) -> bool:
+    """Queue the push of the owner's decision (a no-op if it is already queued, scheduled or
+    running). Raises RedisError; the review stays OWED for the reconciler."""
     settings = current_app.config["SETTINGS"]
     job = enqueue_once(
         DISPATCH,
@@ -111,32 +122,18 @@ def enqueue_review(review_id: int) -> bool:
     return job is not None
 
 
-def unpushed_acceptances() -> list[int]:
-    """Review ids of accepted platform deliveries whose job is still waiting to be paid,
-    less those the platform refused for good (noted as review_push_failed)."""
-    from dispatcher.models import Review
-
-    rows = db.session.execute(
-        select(Review.id, MicroJob.id)
-        .join(Delivery, Review.delivery_id == Delivery.id)
-        .join(MicroJob, Delivery.job_id == MicroJob.id)
-        .where(
-            MicroJob.status == Status.ACCEPTED,
-            Review.decision == "accept",
-            Delivery.dispatch_id.is_not(None),
+def unpushed_reviews() -> list[int]:
+    """Ids of every review of a platform delivery whose decision (accept, revise or reject)
+    the platform has not confirmed yet, oldest first. Refused pushes are settled (the owner
+    was told) and are not retried."""
+    return list(
+        db.session.scalars(
+            select(Review.id)
+            .join(Delivery, Review.delivery_id == Delivery.id)
+            .where(Review.push_state == PushState.OWED, Delivery.dispatch_id.is_not(None))
+            .order_by(Review.id)
         )
-    ).all()
-    if not rows:
-        return []
-    refused = {
-        (event.job_id, (event.data or {}).get("review_id"))
-        for event in db.session.scalars(
-            select(Event).where(
-                Event.kind == "review_push_failed", Event.job_id.in_({j for _, j in rows})
-            )
-        )
-    }
-    return [review_id for review_id, job_id in rows if (job_id, review_id) not in refused]
+    )
 
 
 # -- expiry ---------------------------------------------------------------------------------

@@ -24,14 +24,15 @@ from __future__ import annotations
 import logging
 import math
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
 from rq import Retry
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, select, update
 
-from adapters.base import Adapter, Capability, DeliveryRef, Receipt
+from adapters.base import Adapter, Capability, DeliveryRef, HeldDecision, Receipt
 from dispatcher import lifecycle
 from dispatcher.dispatch import budget
 from dispatcher.dispatch.breaker import guard
@@ -41,7 +42,7 @@ from dispatcher.errors import AdapterError, CircuitOpen, RetryableAdapterError, 
 from dispatcher.extensions import db
 from dispatcher.journal import note
 from dispatcher.lifecycle import Status
-from dispatcher.models import Dispatch, DispatchState, Review
+from dispatcher.models import Delivery, Dispatch, DispatchState, MicroJob, PushState, Review
 from dispatcher.models._base import utcnow
 from dispatcher.queues import DISPATCH, enqueue_once
 
@@ -387,47 +388,167 @@ def _settle_cancel(dispatch: Dispatch, external_id: str | None, outcome: str) ->
 
 # -- reviews --------------------------------------------------------------------------------
 def push_review(review_id: int) -> str:
-    """Tell the platform the owner's decision; on a paid acceptance, mark the job paid.
+    """Tell the platform the owner's decision, effectively once; on an acceptance, mark the
+    job paid once every acceptance of it is confirmed.
 
-    Retryable failures raise, so RQ retries (and the reconciler re-pushes acceptances that
-    are still unpaid); a refusal is noted on the job for the owner and not retried."""
+    The Review row is the staged push (`push_state` OWED). Each attempt is counted before the
+    call; any attempt after the first may follow one that reached the platform, so it asks the
+    platform what it holds first and adopts a decision already there. A refusal is also
+    checked against what the platform holds (some platforms refuse a repeat). Retryable
+    failures raise, so RQ retries; the reconciler re-enqueues whatever is still OWED. A
+    refusal for good is noted on the job for the owner and not retried."""
     review = db.session.get(Review, review_id)
     if review is None:
         return "gone"
+    if review.push_state != PushState.OWED:
+        return f"already {review.push_state}"
     delivery = review.delivery
     dispatch = delivery.dispatch
-    if dispatch is None or not dispatch.external_id:
+    if dispatch is None:
+        _settle_review(review, PushState.NONE)
+        db.session.commit()
         return "not a platform delivery"
-    adapter = guarded_adapter(dispatch.adapter)
+    if not dispatch.external_id:
+        return _refuse_review(review, dispatch.adapter, "no order at the platform to review")
+    counted = db.session.execute(
+        update(Review)
+        .where(Review.id == review.id, Review.push_state == PushState.OWED)
+        .values(push_attempts=Review.push_attempts + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if counted != 1:
+        db.session.commit()
+        return "settled by another attempt"
+    db.session.refresh(review)
+    name, attempts = dispatch.adapter, review.push_attempts
     ref = DeliveryRef(dispatch.external_id, delivery.external_id)
+    decision = Decision(review.decision, review.payout_cents, review.feedback)
+    db.session.commit()  # no transaction stays open while the platform takes its time
+    adapter = guarded_adapter(name)
     try:
-        if review.decision == "accept":
-            adapter.accept(ref, review.payout_cents)
-        elif review.decision == "reject":
-            adapter.reject(ref, review.feedback)
-        elif review.decision == "revise":
-            adapter.request_revision(ref, review.feedback)
+        if attempts > 1:
+            held = _held_decision(adapter, ref)
+            if held is not None:
+                return _adopt_or_refuse(review, name, held)
+        _send_decision(adapter, ref, decision)
     except RetryableAdapterError:
         raise
-    except (AdapterError, Unsupported) as exc:
-        note(
-            delivery.job,
-            "review_push_failed",
-            actor=f"adapter:{dispatch.adapter}",
-            review_id=review.id,
-            decision=review.decision,
-            reason=str(exc)[:2000],
-        )
-        db.session.commit()
-        return f"refused: {exc}"
+    except Unsupported as exc:
+        return _refuse_review(review, name, str(exc))
+    except AdapterError as exc:
+        held = _held_decision(adapter, ref)  # some platforms refuse a repeat: check
+        if held is not None:
+            return _adopt_or_refuse(review, name, held)
+        return _refuse_review(review, name, str(exc))
+    return _confirm_review(review, name, adopted=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A plain copy of what a Review tells the platform (no row is held during the call)."""
+
+    decision: str
+    payout_cents: int
+    feedback: str
+
+
+def _send_decision(adapter: Adapter, ref: DeliveryRef, review: Decision) -> None:
     if review.decision == "accept":
-        job = lock_job(delivery.job)
-        if job.status == Status.ACCEPTED:
-            lifecycle.transition(
-                job, "pay", actor=f"adapter:{dispatch.adapter}", data={"review_id": review.id}
-            )
+        adapter.accept(ref, review.payout_cents)
+    elif review.decision == "reject":
+        adapter.reject(ref, review.feedback)
+    elif review.decision == "revise":
+        adapter.request_revision(ref, review.feedback)
+    else:
+        raise Unsupported(f"unknown review decision {review.decision!r}")
+
+
+def _held_decision(adapter: Adapter, ref: DeliveryRef) -> HeldDecision | None:
+    """What the platform holds for the submission; None when it holds nothing, or cannot
+    say (no look-up, or one refused for good). Retryable failures raise."""
+    try:
+        return adapter.decision(ref)
+    except RetryableAdapterError:
+        raise
+    except (AdapterError, Unsupported):
+        return None
+
+
+def _same_decision(review: Review, held: HeldDecision) -> bool:
+    if held.decision != review.decision:
+        return False
+    return review.decision != "accept" or held.payout_cents in (None, review.payout_cents)
+
+
+def _adopt_or_refuse(review: Review, adapter_name: str, held: HeldDecision) -> str:
+    """The platform already holds a decision: ours (adopt it) or another (refuse ours)."""
+    if _same_decision(review, held):
+        return _confirm_review(review, adapter_name, adopted=True)
+    reason = f"the platform already holds another decision: {held.decision}"
+    if held.payout_cents is not None:
+        reason += f" (payout {held.payout_cents} cents)"
+    return _refuse_review(review, adapter_name, reason)
+
+
+def _settle_review(review: Review, state: PushState) -> bool:
+    """Move an OWED review to `state` in the caller's transaction; False if another attempt
+    settled it first."""
+    return (
+        db.session.execute(
+            update(Review)
+            .where(Review.id == review.id, Review.push_state == PushState.OWED)
+            .values(push_state=state)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
+
+
+def _confirm_review(review: Review, adapter_name: str, *, adopted: bool) -> str:
+    job = lock_job(review.delivery.job)
+    actor = f"adapter:{adapter_name}"
+    outcome = "adopted" if adopted else review.decision
+    if not _settle_review(review, PushState.PUSHED):
         db.session.commit()
-    return review.decision
+        return "settled by another attempt"
+    data = {"review_id": review.id, "decision": review.decision, "adopted": adopted}
+    if review.decision == "accept" and job.status == Status.ACCEPTED and not _owed_acceptances(job):
+        lifecycle.transition(job, "pay", actor=actor, data=data)
+    else:
+        note(job, "review_pushed", actor=actor, **data)
+    db.session.commit()
+    return outcome
+
+
+def _owed_acceptances(job: MicroJob) -> int:
+    """Acceptances of the job's deliveries the platform has not confirmed yet."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Review)
+        .join(Delivery, Review.delivery_id == Delivery.id)
+        .where(
+            Delivery.job_id == job.id,
+            Review.decision == "accept",
+            Review.push_state == PushState.OWED,
+        )
+    )
+
+
+def _refuse_review(review: Review, adapter_name: str, reason: str) -> str:
+    job = lock_job(review.delivery.job)
+    if not _settle_review(review, PushState.REFUSED):
+        db.session.commit()
+        return "settled by another attempt"
+    note(
+        job,
+        "review_push_failed",
+        actor=f"adapter:{adapter_name}",
+        review_id=review.id,
+        decision=review.decision,
+        reason=reason[:2000],
+    )
+    db.session.commit()
+    return f"refused: {reason}"
 
 
 __all__ = [

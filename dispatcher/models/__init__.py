@@ -1,7 +1,7 @@
 """All models, importable from one place; one module per aggregate."""
 
 from dispatcher.models.account import ApiToken, Owner
-from dispatcher.models.dispatch import Delivery, Dispatch, DispatchState, Review
+from dispatcher.models.dispatch import Delivery, Dispatch, DispatchState, PushState, Review
 from dispatcher.models.event import Event, InboundEvent
 from dispatcher.models.goal import Goal, MetricValue
 from dispatcher.models.job import DELIVERABLE_KINDS, MODES, MicroJob
@@ -24,5 +24,6 @@ __all__ = [
     "MicroJob",
     "Owner",
     "OwnerPlaybook",
+    "PushState",
     "Review",
 ]

@@ -21,6 +21,16 @@ class DispatchState(StrEnum):
     CLOSED = "closed"  # the job is finished; nothing more expected
 
 
+class PushState(StrEnum):
+    """Whether the platform has heard the owner's decision. The Review row is the staged push
+    (DESIGN rule 1): the reconciler re-enqueues every OWED one until the platform confirms."""
+
+    OWED = "owed"  # decided here; the platform has not confirmed it yet
+    PUSHED = "pushed"  # the platform confirmed it, or already held it (adopted)
+    REFUSED = "refused"  # the platform refused it for good; the job's timeline says why
+    NONE = "none"  # nothing to push: a teammate's work, decided here only
+
+
 class Dispatch(db.Model):
     __tablename__ = "dispatches"
 
@@ -80,5 +90,9 @@ class Review(db.Model):
     rating: Mapped[int | None] = mapped_column()
     payout_cents: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    push_state: Mapped[str] = mapped_column(String(10), default=PushState.OWED, index=True)
+    #: calls made to tell the platform; after the first, the platform is asked what it holds
+    #: before the decision is sent again (DESIGN rule 3)
+    push_attempts: Mapped[int] = mapped_column(default=0)
 
     delivery: Mapped[Delivery] = relationship(back_populates="reviews")

@@ -1,5 +1,8 @@
 """The marketplace's rules: orders under idempotency keys, reviews that pay once, events.
 
+A repeated identical review decision is a no-op answered like the first (counted as
+`review_replays` in the stats, so tests can see a client that sends a decision twice).
+
 `Marketplace` is what the HTTP layer, the simulated workers and the webhook sender share. It
 keeps every fact in the `Store`; the only in-memory state is the knobs and the dice.
 """
@@ -174,8 +177,10 @@ class Marketplace:
                         f"submission {sub_id} was already accepted with payout_cents "
                         f"{sub['payout_cents']}",
                     )
+                bump(conn, "review_replays")
                 return order_json(conn, order, self._base(base_url))
             _require_submitted(sub, "accepted")
+            bump(conn, "reviews_accepted")
             now = time.time()
             conn.execute(
                 "UPDATE submissions SET status = 'accepted', payout_cents = ?, updated_at = ? "
@@ -199,10 +204,14 @@ class Marketplace:
             return order_json(conn, fetch_order(conn, order_id), self._base(base_url))
 
     def reject(self, order_id: str, sub_id: str, reason: str, base_url: str | None = None):
+        """Reject a submission; the same call again is a no-op that answers the same."""
         with self.store.tx() as conn:
             order, sub = _submission(conn, order_id, sub_id)
-            if sub["status"] != "rejected":
+            if sub["status"] == "rejected":
+                bump(conn, "review_replays")  # the same decision again: a no-op
+            else:
                 _require_submitted(sub, "rejected")
+                bump(conn, "reviews_rejected")
                 _review(conn, sub_id, "rejected", reason)
                 _set_slot(conn, order_id, sub["slot"], "rejected")
             return order_json(conn, fetch_order(conn, order_id), self._base(base_url))
@@ -210,11 +219,15 @@ class Marketplace:
     def request_revision(
         self, order_id: str, sub_id: str, feedback: str, base_url: str | None = None
     ):
-        """Send the work back; the worker redelivers a new submission after deliver_delay."""
+        """Send the work back; the worker redelivers a new submission after deliver_delay.
+        The same call again is a no-op that answers the same."""
         with self.store.tx() as conn:
             order, sub = _submission(conn, order_id, sub_id)
-            if sub["status"] != "revision_requested":
+            if sub["status"] == "revision_requested":
+                bump(conn, "review_replays")  # the same decision again: a no-op
+            else:
                 _require_submitted(sub, "sent back for revision")
+                bump(conn, "reviews_revision_requested")
                 _review(conn, sub_id, "revision_requested", feedback)
                 conn.execute(
                     "UPDATE slots SET state = 'revising', due_at = ?, note = ? "

@@ -181,6 +181,31 @@ def test_review_round_trip(sandbox, sandbox_adapter):
     assert caught.value.status == 409
 
 
+def test_decision_reads_what_a_submission_holds(sandbox, sandbox_adapter):
+    receipt = sandbox_adapter.dispatch(job(assignments=4), "key-d")
+    oid = receipt.external_id
+    wait_until(lambda: len(order(sandbox, oid)["submissions"]) == 4)
+    paid, rejected, revised, open_ = (
+        DeliveryRef(oid, s["id"]) for s in order(sandbox, oid)["submissions"]
+    )
+    sandbox.control(pause_workers=True)  # no redelivery after the revision
+    sandbox_adapter.accept(paid, 900)
+    sandbox_adapter.reject(rejected, "off topic")
+    sandbox_adapter.request_revision(revised, "more sources")
+
+    held = sandbox_adapter.decision(paid)
+    assert (held.decision, held.payout_cents, held.raw["status"]) == ("accept", 900, "accepted")
+    assert sandbox_adapter.decision(rejected).decision == "reject"
+    assert sandbox_adapter.decision(revised).decision == "revise"
+    assert sandbox_adapter.decision(open_) is None  # not reviewed yet
+    with pytest.raises(AdapterError) as caught:
+        sandbox_adapter.decision(DeliveryRef(oid, "sub_nope"))
+    assert caught.value.status == 404
+    # the same decision again is a no-op the sandbox counts, not a second review
+    sandbox_adapter.reject(rejected, "off topic")
+    assert sandbox.stats()["counters"]["review_replays"] == 1
+
+
 def test_webhooks_from_the_sandbox_verify_and_parse(sandbox, sandbox_adapter, webhook_receiver):
     receipt = sandbox_adapter.dispatch(job(callback_url=webhook_receiver.url), "key-m")
     received = webhook_receiver.wait_for(2)

@@ -13,9 +13,8 @@ from rq.job import JobStatus
 from dispatch.helpers import delegated
 from dispatcher.dispatch import liveness, maintenance, service, tasks
 from dispatcher.extensions import db
-from dispatcher.journal import note
 from dispatcher.lifecycle import Status
-from dispatcher.models import Delivery, DispatchState, InboundEvent, Review
+from dispatcher.models import Delivery, DispatchState, Event, InboundEvent, PushState, Review
 from dispatcher.queues import DISPATCH, INBOUND, get_queue, redis_connection
 
 
@@ -89,6 +88,7 @@ def test_unpushed_acceptances_are_pushed_until_paid_or_refused(goal, sandbox):
     dispatch = service.dispatch_job(job)
     tasks.send_dispatch(dispatch.id)
     db.session.refresh(dispatch)
+    # a submission the platform does not know: pushing the acceptance is refused for good
     delivery = Delivery(job_id=job.id, dispatch_id=dispatch.id, external_id="sub_1")
     db.session.add(delivery)
     job.status = Status.DELIVERED
@@ -98,8 +98,9 @@ def test_unpushed_acceptances_are_pushed_until_paid_or_refused(goal, sandbox):
     assert maintenance.reconcile()["reviews"] == 1
     assert f"review-{accepted.id}" in queued_ids(DISPATCH)
     redis_connection().flushall()
-    note(job, "review_push_failed", review_id=accepted.id, reason="refused")
-    db.session.commit()
+    assert tasks.push_review(accepted.id).startswith("refused: ")
+    assert db.session.get(Review, accepted.id).push_state == PushState.REFUSED
+    assert db.session.query(Event).filter_by(job_id=job.id, kind="review_push_failed").count() == 1
     assert maintenance.reconcile()["reviews"] == 0
     assert db.session.get(Review, accepted.id) is not None
 

@@ -102,12 +102,13 @@ def test_paid_from_the_webhook_and_from_the_push_pays_once(client, goal, sandbox
     run_jobs()  # push_review: the platform pays, and marks the job paid
     forward(client, sandbox, dispatch.external_id, "submission.paid")
     run_jobs()  # the platform's "paid" arrives too
-    assert tasks.push_review(accepted.id) == "accept"  # and a repeated push
+    assert tasks.push_review(accepted.id) == "already pushed"  # a repeat asks nothing more
     db.session.refresh(job)
     assert job.status == Status.PAID
     assert transitions(job, "pay") == 1
     stats = sandbox.stats()
     assert (stats["payments"], stats["double_payments"]) == (1, 0)
+    assert "review_replays" not in stats["counters"]
 
 
 def test_an_expired_order_releases_the_money(client, placed, run_jobs, goal):
