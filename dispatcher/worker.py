@@ -88,6 +88,13 @@ def make_worker(app: Flask, queues: Sequence[Queue], connection: Redis) -> AppWo
         maintenance_interval=MAINTENANCE_INTERVAL,
     )
     worker.flask_app = app
+    # RQ raises the pool's socket timeout above its blocking dequeue (dequeue + 10 s), but
+    # only for connections opened from now on. redis-py >= 8 opens them with 5 s, which is
+    # exactly our dequeue timeout, so a connection the app opened earlier (the reconciler's
+    # at start) timed out on the first idle wait: an error logged and a second lost. Drop
+    # those connections; the next ones are opened with RQ's timeout.
+    connection.connection_pool.disconnect()
+    connection.connection_pool.reset()
     return worker
 
 
