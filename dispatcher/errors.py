@@ -35,6 +35,21 @@ class BudgetExceeded(DispatcherError):
     """Reserving money would take an envelope past its budget."""
 
 
+class InvalidChange(DispatcherError, ValueError):
+    """An edit that would corrupt the money: a budget below what is already reserved and
+    spent, or a goal's currency changed under money held in it. `field` names the input at
+    fault. A ValueError too, so every caller that reports bad input reports this."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(message)
+
+
+class TermsFixed(InvalidChange):
+    """A job's order terms (price, assignments, channel, who does it) changed while money is
+    reserved or paid for it at a channel: the owner must cancel it first."""
+
+
 class AdapterError(DispatcherError):
     """A platform refused a call for good (a 4xx other than 429, or a malformed answer)."""
 

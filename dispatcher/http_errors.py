@@ -5,7 +5,14 @@ from __future__ import annotations
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from dispatcher.errors import BudgetExceeded, InvalidTransition, NotFound, Unsupported
+from dispatcher.errors import (
+    BudgetExceeded,
+    InvalidChange,
+    InvalidTransition,
+    NotFound,
+    TermsFixed,
+    Unsupported,
+)
 
 JSON_PREFIXES = ("/api/", "/webhooks/")
 
@@ -41,6 +48,12 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(InvalidTransition)
     def _invalid_transition(exc: InvalidTransition):
         return _render(409, "Not allowed in this state", str(exc))
+
+    @app.errorhandler(InvalidChange)
+    def _invalid_change(exc: InvalidChange):
+        if isinstance(exc, TermsFixed):
+            return _render(409, "Not allowed in this state", str(exc))
+        return _render(422, "Unprocessable Entity", str(exc))
 
     @app.errorhandler(BudgetExceeded)
     def _budget(exc: BudgetExceeded):

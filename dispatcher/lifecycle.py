@@ -94,6 +94,9 @@ AWAITING_REVIEW = frozenset({S.DELIVERED, S.IN_REVIEW})
 RESERVED = frozenset(
     {S.QUEUED, S.DISPATCHED, S.TAKEN, S.DELIVERED, S.IN_REVIEW, S.REVISION_REQUESTED, S.ACCEPTED}
 )
+#: Jobs whose order terms (price, assignments, channel, who does it) are fixed: money is
+#: reserved or paid for them at a channel. Changing them means cancelling first.
+TERMS_FIXED = RESERVED | {S.PAID}
 
 
 def allowed_actions(status: str) -> list[str]:

@@ -58,8 +58,17 @@ class GoalItem(MethodView):
     @blp.arguments(GoalUpdateSchema)
     @blp.response(200, GoalSchema)
     @blp.alt_response(404, description="No such goal (or not yours)")
+    @blp.alt_response(
+        422,
+        description="Invalid fields, or a budget below what is already reserved and spent, "
+        "or a new currency while money is held in the old one (nothing is changed)",
+    )
     def patch(self, data: dict, goal_id: int):
-        """Change a goal (only the fields sent)"""
+        """Change a goal (only the fields sent)
+
+        The budget cannot go below `reserved_cents + spent_cents`, and the currency cannot
+        change while any money is reserved or spent.
+        """
         return tree.update_goal(_goal(goal_id), actor=auth.ACTOR, **data)
 
 

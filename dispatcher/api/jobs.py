@@ -41,6 +41,7 @@ problems.install(blp)
 
 NOT_FOUND = "No such job (or not yours)"
 CONFLICT = "Not allowed in the job's current state"
+TERMS_FIXED = "The job is out at its channel (or paid): its order terms are fixed, cancel first"
 
 
 def _job(job_id: int) -> MicroJob:
@@ -103,8 +104,17 @@ class JobItem(MethodView):
     @blp.arguments(JobUpdateSchema)
     @blp.response(200, JobSchema)
     @blp.alt_response(404, description=NOT_FOUND)
+    @blp.alt_response(409, description=TERMS_FIXED)
+    @blp.alt_response(
+        422, description="Invalid fields, or a budget envelope below what its subtree holds"
+    )
     def patch(self, data: dict, job_id: int):
-        """Change a job (only the fields sent)"""
+        """Change a job (only the fields sent)
+
+        Price, assignments, channel, channel options and mode are fixed once money is
+        reserved for the job at its channel (queued through accepted) or paid: cancel it
+        first. A budget envelope cannot go below what its subtree has reserved and spent.
+        """
         job = _job(job_id)
         _check_fields(data, job)
         return tree.update_job(job, actor=auth.ACTOR, **data)
@@ -131,6 +141,7 @@ def split(data: dict, job_id: int):
 @blp.arguments(DelegateSchema)
 @blp.response(200, JobSchema)
 @blp.alt_response(404, description=NOT_FOUND)
+@blp.alt_response(409, description=TERMS_FIXED)
 def delegate(data: dict, job_id: int):
     """Mark a job to delegate to a channel (an installed adapter)"""
     job = _job(job_id)
@@ -143,6 +154,7 @@ def delegate(data: dict, job_id: int):
 @blp.route("/jobs/<int:job_id>/keep", methods=["POST"])
 @blp.response(200, JobSchema)
 @blp.alt_response(404, description=NOT_FOUND)
+@blp.alt_response(409, description=TERMS_FIXED)
 def keep(job_id: int):
     """Mark a job as mine to do"""
     return tree.set_mode(_job(job_id), "keep", actor=auth.ACTOR)

@@ -2,7 +2,8 @@
 
 The app-wide handler (dispatcher/http_errors.py) already turns domain errors into problems;
 these blueprint handlers add what only the API needs: webargs' 422 `messages` passed on as
-`errors`, and a ValueError from a service reported as 422 with its message.
+`errors`, a ValueError from a service reported as 422 with its message, and a refused edit
+(InvalidChange) with its field in `errors` too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from flask import Response
 from flask_smorest import Blueprint, abort
 from werkzeug.exceptions import HTTPException, UnprocessableEntity
 
+from dispatcher.errors import InvalidChange, TermsFixed
 from dispatcher.http_errors import problem
 
 INVALID_FIELDS = "Some fields are not valid: see errors."
@@ -41,7 +43,17 @@ def _value_problem(exc: ValueError) -> Response:
     return problem(422, UnprocessableEntity().name, str(exc))
 
 
+def _change_problem(exc: InvalidChange) -> Response:
+    """A refused edit, with its field named like a schema error: 409 when the job's state
+    is the reason (cancel it first), else 422."""
+    errors = {"json": {exc.field: [str(exc)]}}
+    if isinstance(exc, TermsFixed):
+        return problem(409, "Not allowed in this state", str(exc), errors=errors)
+    return problem(422, UnprocessableEntity().name, str(exc), errors=errors)
+
+
 def install(blp: Blueprint) -> None:
     """Give an API blueprint its error handlers (called once, when the module is imported)."""
     blp.register_error_handler(HTTPException, _http_problem)
     blp.register_error_handler(ValueError, _value_problem)
+    blp.register_error_handler(InvalidChange, _change_problem)

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from adapters.base import Adapter, AdapterRegistry, JobSpec
 from dispatcher import lifecycle
 from dispatcher.dispatch import budget
+from dispatcher.dispatch.locking import lock_job
 from dispatcher.errors import ConfigurationError, InvalidTransition
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
@@ -85,6 +86,7 @@ def check_delegable(job: MicroJob, goal: Goal) -> Adapter:
 
 def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) -> Dispatch:
     """Reserve the money, stage a Dispatch, move the job to queued; enqueue after commit."""
+    lock_job(job)  # an edit of its price or channel commits first (and is seen), or waits
     goal = job.goal
     check_delegable(job, goal)
     action = "requeue" if job.status in REDISPATCHABLE else "queue"
@@ -148,7 +150,6 @@ def cancel_job(job: MicroJob, *, actor: str = "owner") -> str:
     Returns a message for the owner saying what happened at the platform.
     """
     from dispatcher.dispatch import tasks
-    from dispatcher.dispatch.locking import lock_job
 
     lock_job(job, *job.dispatches)  # a worker placing the order now finishes first, or waits
     lifecycle.target(job.status, "cancel", job.id)

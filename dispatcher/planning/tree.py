@@ -11,24 +11,36 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from dispatcher import lifecycle
-from dispatcher.errors import InvalidTransition
+from dispatcher.dispatch.locking import lock_job
+from dispatcher.errors import InvalidChange, InvalidTransition, TermsFixed
 from dispatcher.extensions import db
 from dispatcher.journal import note
 from dispatcher.lifecycle import Status
 from dispatcher.models import MODES, Goal, MicroJob
+from dispatcher.money import format_cents
 
 GOAL_FIELDS = {
     "title", "why", "metric_name", "baseline", "target", "deadline", "currency",
     "budget_cents", "personal",
 }  # fmt: skip
+GOAL_MONEY_FIELDS = ("budget_cents", "currency")
 JOB_FIELDS = {
     "title", "brief", "acceptance_criteria", "deliverable_kind", "estimate_minutes",
     "due_date", "planned_for", "price_cents", "mode", "channel", "channel_options",
     "assignments", "budget_cents",
 }  # fmt: skip
+#: What a job's order at its channel is made of: fixed while money is held for it there.
+ORDER_TERMS = ("price_cents", "assignments", "channel", "channel_options", "mode")
+TERM_LABELS = {
+    "price_cents": "price",
+    "assignments": "assignments",
+    "channel": "channel",
+    "channel_options": "channel options",
+    "mode": "who does it",
+}
 
 
 def _record(goal: Goal, kind: str, actor: str, job: MicroJob | None = None, **data: Any) -> None:
@@ -48,16 +60,51 @@ def create_goal(owner_id: int, *, actor: str = "owner", **fields: Any) -> Goal:
 
 
 def update_goal(goal: Goal, *, actor: str = "owner", **fields: Any) -> Goal:
+    """Change the goal's fields; raises InvalidChange (and changes nothing) if the budget
+    would fall below what is reserved and spent, or the currency change under that money."""
     unknown = set(fields) - GOAL_FIELDS
     if unknown:
         raise TypeError(f"unknown goal fields: {sorted(unknown)}")
     changed = {k: v for k, v in fields.items() if getattr(goal, k) != v}
+    money = {k: changed.pop(k) for k in GOAL_MONEY_FIELDS if k in changed}
+    if money:
+        _change_goal_money(goal, money)
     for key, value in changed.items():
         setattr(goal, key, value)
-    if changed:
-        _record(goal, "goal_updated", actor, fields=sorted(changed))
+    if changed or money:
+        _record(goal, "goal_updated", actor, fields=sorted({*changed, *money}))
     db.session.commit()
     return goal
+
+
+def _change_goal_money(goal: Goal, money: dict[str, Any]) -> None:
+    """Write the budget and currency in one conditional UPDATE (DESIGN rule 5), so a
+    reservation committed meanwhile is counted and the budget never ends below the money
+    already held; refuse with the field at fault."""
+    conditions = [Goal.id == goal.id]
+    if "budget_cents" in money:
+        conditions.append(Goal.reserved_cents + Goal.spent_cents <= money["budget_cents"])
+    if "currency" in money:
+        conditions += [Goal.reserved_cents == 0, Goal.spent_cents == 0]
+    written = db.session.execute(
+        update(Goal).where(*conditions).values(**money).execution_options(synchronize_session=False)
+    ).rowcount
+    if written == 1:
+        db.session.expire(goal, list(money))
+        return
+    db.session.rollback()  # nothing of this edit is kept
+    held = goal.reserved_cents + goal.spent_cents
+    if "currency" not in money or money.get("budget_cents", held) < held:
+        raise InvalidChange(
+            "budget_cents",
+            f"{format_cents(held, goal.currency)} of this goal is already reserved or spent: "
+            "the budget cannot be lower than that",
+        )
+    raise InvalidChange(
+        "currency",
+        f"{format_cents(held, goal.currency)} is already reserved or spent in "
+        f"{goal.currency}: the currency cannot change",
+    )
 
 
 def _next_position(goal_id: int, parent_id: int | None) -> int:
@@ -117,18 +164,52 @@ def split_job(job: MicroJob, titles: Iterable[str], *, actor: str = "owner") -> 
 
 
 def update_job(job: MicroJob, *, actor: str = "owner", **fields: Any) -> MicroJob:
+    """Change the job's fields. Raises (and changes nothing) TermsFixed if its order terms
+    would change while money is reserved or paid for it, InvalidChange if its budget
+    envelope would fall below what its subtree holds."""
     unknown = set(fields) - JOB_FIELDS
     if unknown:
         raise TypeError(f"unknown job fields: {sorted(unknown)}")
     if fields.get("mode") and fields["mode"] not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     changed = {k: v for k, v in fields.items() if getattr(job, k) != v}
+    if changed.keys() & {*ORDER_TERMS, "budget_cents"}:
+        # Lock the row first: a dispatch (or a reservation below) commits before this edit
+        # is checked, or waits for it; never both at once.
+        lock_job(job)
+        changed = {k: v for k, v in fields.items() if getattr(job, k) != v}
+        _check_money_change(job, changed)
     for key, value in changed.items():
         setattr(job, key, value)
     if changed:
         _record(job.goal, "job_updated", actor, job, fields=sorted(changed))
     db.session.commit()
     return job
+
+
+def _check_money_change(job: MicroJob, changed: dict[str, Any]) -> None:
+    terms = [name for name in ORDER_TERMS if name in changed]
+    if terms and job.status in lifecycle.TERMS_FIXED:
+        db.session.rollback()
+        what = ", ".join(TERM_LABELS[name] for name in terms)
+        if job.status == Status.PAID:
+            reason = f"“{job.title}” is paid: its {what} can no longer change"
+        else:
+            reason = (
+                f"“{job.title}” is {job.status.replace('_', ' ')} at {job.channel}: its {what} "
+                "cannot change while money is reserved for it; cancel it first"
+            )
+        raise TermsFixed(terms[0], reason)
+    envelope = changed.get("budget_cents")
+    held = job.reserved_cents + job.spent_cents
+    if envelope is not None and envelope < held:
+        db.session.rollback()
+        currency = job.goal.currency
+        raise InvalidChange(
+            "budget_cents",
+            f"{format_cents(held, currency)} is already reserved or spent under "
+            f"“{job.title}”: its budget cannot be lower than that",
+        )
 
 
 def set_mode(

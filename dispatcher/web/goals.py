@@ -14,6 +14,7 @@ from flask_login import login_required
 from flask_wtf import FlaskForm
 
 from dispatcher.dispatch import service as dispatch_service
+from dispatcher.errors import InvalidChange
 from dispatcher.extensions import db
 from dispatcher.forms import GoalForm, ModeForm, SplitForm, TitleForm, amount_text
 from dispatcher.models import Goal
@@ -116,16 +117,12 @@ def edit(goal_id: int):
     else:
         form = GoalForm()
     if form.validate_on_submit():
-        fields = form.fields_for_service()
-        committed = goal.reserved_cents + goal.spent_cents
-        if fields["budget_cents"] < committed:
-            form.budget.errors.append(
-                f"{amount_text(committed)} is already reserved or spent: the budget cannot be lower"
-            )
-        elif fields["currency"] != goal.currency and committed:
-            form.currency.errors.append("money is already reserved in this currency")
+        try:
+            tree.update_goal(goal, actor=actor(), **form.fields_for_service())
+        except InvalidChange as exc:  # the budget or currency under money already held
+            field = form.currency if exc.field == "currency" else form.budget
+            field.errors.append(str(exc))
         else:
-            tree.update_goal(goal, actor=actor(), **fields)
             flash("Goal saved.", "success")
             return redirect(goal_url(goal), code=303)
     status = 400 if request.method == "POST" else 200

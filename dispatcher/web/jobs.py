@@ -148,9 +148,16 @@ def edit(job_id: int):
         form.acceptance_criteria.data = "\n".join(job.acceptance_criteria or [])
     else:
         form = JobForm()
+        if "price" not in request.form and "assignments" not in request.form:
+            # The page showed no price (the job was under way): leave both as they are.
+            del form.price
+            del form.assignments
     if form.validate_on_submit():
+        # A price and assignments sent while the job is out at its channel are refused by
+        # the service (the owner must cancel first), never silently dropped.
+        sent_money = "price" in form and not job.children
         try:
-            tree.update_job(job, actor=actor(), **form.fields_for_service(money=money))
+            tree.update_job(job, actor=actor(), **form.fields_for_service(money=sent_money))
         except REFUSALS as exc:
             db.session.rollback()
             form.form_errors.append(str(exc))
@@ -163,7 +170,7 @@ def edit(job_id: int):
         job=job,
         goal=job.goal,
         form=form,
-        money_editable=money,
+        money_editable=money and "price" in form,
         next=safe_next(request.values.get("next")),
     ), status
 

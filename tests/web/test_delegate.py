@@ -135,13 +135,14 @@ def test_who_does_it_is_fixed_once_the_job_is_out(client, goal, make_job):
     assert "can no longer change" in page(response)
     assert reload(job).mode == "delegate"
 
-    # and its price: the edit form leaves price and assignments alone
-    client.post(
+    # and its price: a new price or assignments is refused (cancel first), nothing is saved
+    response = client.post(
         f"/jobs/{job.id}/edit",
         data={"title": "Renamed", "price": "999", "assignments": "9", "deliverable_kind": "text"},
     )
+    assert response.status_code == 400 and "cancel it first" in page(response)
     job = reload(job)
-    assert (job.title, job.price_cents, job.assignments) == ("Renamed", 1_000, 1)
+    assert (job.title, job.price_cents, job.assignments) == ("Write a guest post", 1_000, 1)
 
 
 def test_a_delegated_job_is_not_ticked_off_by_hand(client, goal, make_job):
