@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.stack import free_port, wait_http
 from dispatcher import create_app
 from dispatcher.extensions import db
 from dispatcher.models import Dispatch, Owner
 from dispatcher.planning import tree
-from dispatcher.procs import free_port, wait_http
 
 pytestmark = pytest.mark.e2e
 
