@@ -12,6 +12,7 @@ import logging
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.orm import contains_eager, selectinload
 
 from dispatcher import lifecycle
 from dispatcher.dispatch import budget
@@ -27,20 +28,26 @@ log = logging.getLogger(__name__)
 OPEN = "submitted"
 
 
-def awaiting_review(owner_id: int) -> list[Delivery]:
-    """Every delivery the owner has not decided on yet, oldest first."""
+def awaiting_review(owner_id: int, *, with_reviews: bool = False) -> list[Delivery]:
+    """Every delivery the owner has not decided on yet, oldest first.
+
+    Each comes with its job and the job's goal, which every list of deliveries shows, in the
+    same query; `with_reviews` loads their past reviews too (one more query for all of them).
+    """
     from dispatcher.scoping import owned
 
-    return list(
-        db.session.scalars(
-            owned(Delivery, owner_id)
-            .where(
-                Delivery.status == OPEN,
-                MicroJob.status.in_(tuple(lifecycle.AWAITING_REVIEW)),
-            )
-            .order_by(Delivery.received_at)
+    query = (
+        owned(Delivery, owner_id)
+        .where(
+            Delivery.status == OPEN,
+            MicroJob.status.in_(tuple(lifecycle.AWAITING_REVIEW)),
         )
+        .options(contains_eager(Delivery.job).joinedload(MicroJob.goal))
+        .order_by(Delivery.received_at)
     )
+    if with_reviews:
+        query = query.options(selectinload(Delivery.reviews))
+    return list(db.session.scalars(query))
 
 
 def _check_open(delivery: Delivery, action: str) -> MicroJob:

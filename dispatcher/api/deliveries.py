@@ -32,7 +32,7 @@ def _delivery(delivery_id: int) -> Delivery:
 @blp.response(200, DeliverySchema(many=True))
 def awaiting():
     """Deliveries awaiting my review, oldest first"""
-    return review.awaiting_review(auth.owner_id())
+    return review.awaiting_review(auth.owner_id(), with_reviews=True)
 
 
 @blp.route("/deliveries/<int:delivery_id>")

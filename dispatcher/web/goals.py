@@ -7,21 +7,24 @@ refusals from the services (over budget, a state that does not allow it) come ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
+from wtforms import Field
 
 from dispatcher.dispatch import service as dispatch_service
 from dispatcher.errors import InvalidChange
 from dispatcher.extensions import db
 from dispatcher.forms import GoalForm, ModeForm, SplitForm, TitleForm, amount_text
-from dispatcher.models import Goal
+from dispatcher.models import Goal, MicroJob
 from dispatcher.planning import tree
 from dispatcher.scoping import get_owned, owned
 from dispatcher.web.common import REFUSALS, actor, channel_names, owner_id, refuse
-from dispatcher.web.jobview import job_buttons
+from dispatcher.web.jobview import Button, job_buttons
 
 bp = Blueprint("goals", __name__)
 
@@ -70,21 +73,31 @@ def render_goal(
     nodes = tree.goal_tree(goal)
     channels = channel_names()
     node_forms = node_forms or {}
+    # A blank form renders the same on every node but for the ids the template gives its
+    # fields, so the nodes share one per kind (and per mode and channel) instead of building
+    # and rendering three forms per job: see SharedForm.
+    blank_add = SharedForm(TitleForm(formdata=None))
+    blank_split = SharedForm(SplitForm(formdata=None))
+    mode_forms: dict[tuple[str, str], SharedForm] = {}
+
+    def mode_form(job: MicroJob) -> SharedForm:
+        key = (job.mode, job.channel or "")
+        if key not in mode_forms:
+            mode_forms[key] = SharedForm(
+                ModeForm(formdata=None, channels=channels, data={"mode": key[0], "channel": key[1]})
+            )
+        return mode_forms[key]
+
     forms: dict[int | None, dict[str, Any]] = {}
     for node in tree.walk(nodes):
         job = node.job
         given = node_forms.get(job.id, {})
         forms[job.id] = {
-            "add": given.get("add") or TitleForm(formdata=None),
-            "split": given.get("split") or SplitForm(formdata=None),
-            "mode": given.get("mode")
-            or ModeForm(
-                formdata=None,
-                channels=channels,
-                data={"mode": job.mode, "channel": job.channel or ""},
-            ),
+            "add": given.get("add") or blank_add,
+            "split": given.get("split") or blank_split,
+            "mode": given.get("mode") or mode_form(job),
         }
-    forms[None] = {"add": node_forms.get(None, {}).get("add") or TitleForm(formdata=None)}
+    forms[None] = {"add": node_forms.get(None, {}).get("add") or blank_add}
     return render_template(
         "goals/show.html",
         goal=goal,
@@ -92,9 +105,64 @@ def render_goal(
         progress=tree.goal_progress(goal),
         forms=forms,
         open_forms={(k, name) for k, v in node_forms.items() for name in v},
-        buttons=job_buttons,
+        buttons=_tree_buttons(nodes),
         staged=_staged_count(nodes),
     ), status
+
+
+_ID_SLOT = "shared-form-id-slot"
+
+
+class SharedForm:
+    """A blank form shown on many tree nodes: each field renders once per set of attributes,
+    then each node gets a copy with its own id put in. Rendering the same empty fields
+    thousands of times through WTForms was most of the time of a 2,000-job goal page.
+
+    Attributes other than fields (errors, data...) are the form's own.
+    """
+
+    def __init__(self, form: FlaskForm) -> None:
+        self._form = form
+        self._fields: dict[str, _SharedField] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._form, name)
+        if not isinstance(value, Field):
+            return value
+        if name not in self._fields:
+            self._fields[name] = _SharedField(value)
+        return self._fields[name]
+
+
+class _SharedField:
+    def __init__(self, field: Field) -> None:
+        self._field = field
+        self._html: dict[tuple, str] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._field, name)
+
+    def __call__(self, **attrs: Any) -> Markup:
+        field_id = attrs.pop("id", None)
+        if field_id is None:
+            return self._field(**attrs)
+        key = tuple(sorted((name, repr(value)) for name, value in attrs.items()))
+        if key not in self._html:
+            self._html[key] = str(self._field(id=_ID_SLOT, **attrs))
+        # As WTForms' html_params writes an attribute value.
+        own_id = escape(field_id).replace(Markup('"'), Markup("&quot;"))
+        return Markup(self._html[key].replace(_ID_SLOT, str(own_id)))
+
+
+def _tree_buttons(nodes: list[tree.TreeNode]) -> Callable[..., list[Button]]:
+    """`job_buttons` for the tree's jobs, told which are leaves: asking each job for its
+    children would load them, one query per job."""
+    leaves = {node.job.id for node in tree.walk(nodes) if node.is_leaf}
+
+    def buttons(job: MicroJob, *, compact: bool = False) -> list[Button]:
+        return job_buttons(job, compact=compact, leaf=job.id in leaves)
+
+    return buttons
 
 
 def _staged_count(nodes: list[tree.TreeNode]) -> int:

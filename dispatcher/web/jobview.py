@@ -23,12 +23,16 @@ class Button:
     confirm: str = ""
 
 
-def job_buttons(job: MicroJob, *, compact: bool = False) -> list[Button]:
+def job_buttons(job: MicroJob, *, compact: bool = False, leaf: bool | None = None) -> list[Button]:
     """The buttons a leaf job offers in its state; none for a parent (its leaves act).
 
     `compact` (the tree) leaves out Cancel on jobs nobody has started, to keep rows short.
+    `leaf` says whether the job has children when the caller already knows (the tree page
+    does, for thousands of jobs); otherwise `job.children` is loaded to find out.
     """
-    if job.children:
+    if leaf is None:
+        leaf = not job.children
+    if not leaf:
         return []
     status = Status(job.status)
     out: list[Button] = []

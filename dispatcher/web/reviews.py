@@ -58,7 +58,7 @@ def queue():
 
 def _render_queue(status: int = 200, given: dict[int, dict[str, FlaskForm]] | None = None):
     given = given or {}
-    deliveries = decisions.awaiting_review(owner_id())
+    deliveries = decisions.awaiting_review(owner_id(), with_reviews=True)
     return render_template(
         "review/queue.html",
         deliveries=deliveries,
