@@ -205,7 +205,8 @@ class TitleForm(FlaskForm):
 
 class SplitForm(FlaskForm):
     titles = LinesField(
-        "One job per line", validators=[InputRequired("write at least one title, one per line")]
+        "One job per line (indent for sub-jobs)",
+        validators=[InputRequired("write at least one title, one per line")],
     )
 
     def validate_titles(self, field: LinesField) -> None:

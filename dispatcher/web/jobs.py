@@ -20,7 +20,7 @@ from dispatcher.extensions import db
 from dispatcher.forms import JobForm, ModeForm, SplitForm, TitleForm, amount_text
 from dispatcher.lifecycle import Status
 from dispatcher.models import Event, MicroJob
-from dispatcher.planning import tree
+from dispatcher.planning import outline, tree
 from dispatcher.scoping import get_owned
 from dispatcher.web.common import (
     REFUSALS,
@@ -122,7 +122,7 @@ def split(job_id: int):
     form = SplitForm()
     if form.validate_on_submit():
         try:
-            children = tree.split_job(job, form.titles.items, actor=actor())
+            children = outline.split_outline(job, form.titles.data, actor=actor())
         except InvalidTransition as exc:
             refuse(exc)
             return back(goal_url(job.goal, job.id))
@@ -130,7 +130,7 @@ def split(job_id: int):
             db.session.rollback()
             form.titles.errors.append(str(exc))
         else:
-            flash(f"Split into {len(children)} jobs.", "success")
+            flash(f"Split into {len(children)} jobs.", "success")  # top-level children
             return back(goal_url(job.goal, job.id))
     return render_goal(job.goal, 400, {job.id: {"split": form}})
 

@@ -16,10 +16,8 @@ from dispatcher.models import Goal
 from dispatcher.money import format_cents
 from dispatcher.scoping import get_owned
 from dispatcher.today import local_today, zone
-from dispatcher.web.today import page_context
 
 bp = Blueprint("results", __name__)
-bp.context_processor(page_context)
 
 EPOCH = date(1970, 1, 1)
 

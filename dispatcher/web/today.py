@@ -13,7 +13,7 @@ from datetime import date
 from functools import cache
 from zoneinfo import available_timezones
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectChoice, SelectField, StringField
@@ -35,9 +35,6 @@ from dispatcher.today import (
 
 bp = Blueprint("today", __name__)
 
-#: The app's shared frame, or this package's own when the app has none.
-LAYOUTS = ["base.html", "today/_layout.html"]
-
 HOURS = [SelectChoice("", "Off: no digest")] + [
     SelectChoice(str(h), f"{h:02d}:00") for h in range(24)
 ]
@@ -57,19 +54,6 @@ class DigestSettingsForm(FlaskForm):
             raise ValidationError(
                 f"{field.data!r} is not a time zone we know: use a name like Europe/Paris"
             )
-
-
-@bp.context_processor
-def page_context() -> dict:
-    """For the Today and Results templates: the frame to extend, and `link_to`, which links
-    to another team's page only when this app has it."""
-
-    def link_to(endpoint: str, **values) -> str | None:
-        if endpoint not in current_app.view_functions:
-            return None
-        return url_for(endpoint, **values)
-
-    return {"page_layout": current_app.jinja_env.select_template(LAYOUTS), "link_to": link_to}
 
 
 @cache

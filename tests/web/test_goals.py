@@ -117,15 +117,14 @@ def test_adding_a_job_without_a_title_shows_the_error(client, goal, make_job):
     assert db.session.scalar(select(db.func.count()).select_from(MicroJob)) == 1
 
 
-def test_split_a_job_one_title_per_line(client, goal, make_job):
+def test_split_a_job_one_title_per_line_indent_for_sub_jobs(client, goal, make_job):
     job = make_job("Publish 4 posts")
-    response = client.post(
-        f"/jobs/{job.id}/split",
-        data={"titles": "Find 20 blogs\n\n  Write the pitch  \r\nSend the pitches\n"},
-    )
+    pasted = "Find 20 blogs\n\n- [ ] Write the pitch  \r\n  Subject line\n  Body\nSend the pitches"
+    response = client.post(f"/jobs/{job.id}/split", data={"titles": pasted})
     assert response.status_code == 303
     children = reload(job).children
     assert [c.title for c in children] == ["Find 20 blogs", "Write the pitch", "Send the pitches"]
+    assert [c.title for c in children[1].children] == ["Subject line", "Body"]
     assert "Split into 3 jobs." in page(client.get(f"/goals/{goal.id}"))
 
 
