@@ -34,20 +34,28 @@ def awaiting_review(owner_id: int, *, with_reviews: bool = False) -> list[Delive
     Each comes with its job and the job's goal, which every list of deliveries shows, in the
     same query; `with_reviews` loads their past reviews too (one more query for all of them).
     """
-    from dispatcher.scoping import owned
-
     query = (
-        owned(Delivery, owner_id)
-        .where(
-            Delivery.status == OPEN,
-            MicroJob.status.in_(tuple(lifecycle.AWAITING_REVIEW)),
-        )
+        _awaiting(owner_id)
         .options(contains_eager(Delivery.job).joinedload(MicroJob.goal))
         .order_by(Delivery.received_at)
     )
     if with_reviews:
         query = query.options(selectinload(Delivery.reviews))
     return list(db.session.scalars(query))
+
+
+def awaiting_review_count(owner_id: int) -> int:
+    """How many deliveries wait for the owner (the nav badge on every page): one COUNT."""
+    return db.session.scalar(select(db.func.count()).select_from(_awaiting(owner_id).subquery()))
+
+
+def _awaiting(owner_id: int):
+    from dispatcher.scoping import owned
+
+    return owned(Delivery, owner_id).where(
+        Delivery.status == OPEN,
+        MicroJob.status.in_(tuple(lifecycle.AWAITING_REVIEW)),
+    )
 
 
 def _check_open(delivery: Delivery, action: str) -> MicroJob:

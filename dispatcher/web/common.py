@@ -135,8 +135,8 @@ def _nav() -> dict:
     def review_count() -> int:
         if not current_user.is_authenticated:
             return 0
-        from dispatcher.review import awaiting_review
+        from dispatcher.review import awaiting_review_count
 
-        return len(awaiting_review(owner_id()))
+        return awaiting_review_count(owner_id())
 
     return {"review_count": review_count}
