@@ -35,6 +35,14 @@ def problem(status: int, title: str, detail: str = "", **extra):
     return response
 
 
+def change_status(exc: InvalidChange) -> tuple[int, str]:
+    """Status and title of a refused edit: 409 when the job's state is the reason (cancel it
+    first), else 422 (the value itself is wrong)."""
+    if isinstance(exc, TermsFixed):
+        return 409, "Not allowed in this state"
+    return 422, "Unprocessable Entity"
+
+
 def init_app(app: Flask) -> None:
     def _render(status: int, title: str, detail: str):
         if wants_json():
@@ -51,9 +59,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(InvalidChange)
     def _invalid_change(exc: InvalidChange):
-        if isinstance(exc, TermsFixed):
-            return _render(409, "Not allowed in this state", str(exc))
-        return _render(422, "Unprocessable Entity", str(exc))
+        return _render(*change_status(exc), str(exc))
 
     @app.errorhandler(BudgetExceeded)
     def _budget(exc: BudgetExceeded):

@@ -14,8 +14,8 @@ from flask import Response
 from flask_smorest import Blueprint, abort
 from werkzeug.exceptions import HTTPException, UnprocessableEntity
 
-from dispatcher.errors import InvalidChange, TermsFixed
-from dispatcher.http_errors import problem
+from dispatcher.errors import InvalidChange
+from dispatcher.http_errors import change_status, problem
 
 INVALID_FIELDS = "Some fields are not valid: see errors."
 
@@ -46,10 +46,7 @@ def _value_problem(exc: ValueError) -> Response:
 def _change_problem(exc: InvalidChange) -> Response:
     """A refused edit, with its field named like a schema error: 409 when the job's state
     is the reason (cancel it first), else 422."""
-    errors = {"json": {exc.field: [str(exc)]}}
-    if isinstance(exc, TermsFixed):
-        return problem(409, "Not allowed in this state", str(exc), errors=errors)
-    return problem(422, UnprocessableEntity().name, str(exc), errors=errors)
+    return problem(*change_status(exc), str(exc), errors={"json": {exc.field: [str(exc)]}})
 
 
 def install(blp: Blueprint) -> None:

@@ -410,13 +410,7 @@ def push_review(review_id: int) -> str:
         return "not a platform delivery"
     if not dispatch.external_id:
         return _refuse_review(review, dispatch.adapter, "no order at the platform to review")
-    counted = db.session.execute(
-        update(Review)
-        .where(Review.id == review.id, Review.push_state == PushState.OWED)
-        .values(push_attempts=Review.push_attempts + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if counted != 1:
+    if not _update_owed(review, push_attempts=Review.push_attempts + 1):
         db.session.commit()
         return "settled by another attempt"
     db.session.refresh(review)
@@ -493,15 +487,19 @@ def _adopt_or_refuse(review: Review, adapter_name: str, held: HeldDecision) -> s
 def _settle_review(review: Review, state: PushState) -> bool:
     """Move an OWED review to `state` in the caller's transaction; False if another attempt
     settled it first."""
-    return (
-        db.session.execute(
-            update(Review)
-            .where(Review.id == review.id, Review.push_state == PushState.OWED)
-            .values(push_state=state)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        == 1
-    )
+    return _update_owed(review, push_state=state)
+
+
+def _update_owed(review: Review, **values) -> bool:
+    """Write `values` on the review only while it is still OWED (one conditional UPDATE);
+    False if another attempt settled it first."""
+    written = db.session.execute(
+        update(Review)
+        .where(Review.id == review.id, Review.push_state == PushState.OWED)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return written == 1
 
 
 def _confirm_review(review: Review, adapter_name: str, *, adopted: bool) -> str:
