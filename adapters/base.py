@@ -47,6 +47,15 @@ class EventKind(StrEnum):
     EXPIRED = "expired"
     MESSAGE = "message"
     PAID = "paid"
+    #: the platform approved a submission on its own (auto-approval after its review window,
+    #: or an approval that beat our reject): adopted, and the books follow it
+    APPROVED = "approved"
+    #: the platform rejected a submission on its own
+    REJECTED = "rejected"
+    #: the worker gave the assignment back, or the platform took it away for good
+    RETURNED = "returned"
+    #: authentic, but of a type Dispatcher does not use: stored as ignored, answered 2xx
+    IGNORED = "ignored"
     UNKNOWN = "unknown"
 
 
@@ -90,6 +99,21 @@ class NormalizedEvent:
     url: str | None = None
     worker: str = ""
     platform_status: str = ""
+    #: the platform's id of the assignment (slot, place, worker's copy) this event is about;
+    #: empty when the platform has one worker per order or does not say
+    assignment_ref: str = ""
+    #: what the platform paid or approved, for APPROVED / PAID, when it says
+    payout_cents: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollPage:
+    """One page of changes from `Adapter.poll`; `next_cursor` is the platform's paging token
+    (None: nothing more now). Events carry stable ids (for example slot id + status), so a
+    change seen twice is stored once."""
+
+    events: tuple[NormalizedEvent, ...] = ()
+    next_cursor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +142,25 @@ class Adapter(ABC):
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     #: settings the adapter needs; secret ones are masked wherever shown
     secret_settings: ClassVar[tuple[str, ...]] = ()
+    #: what an owner enters to connect this channel (a connection's credentials, encrypted
+    #: at rest, never shown again) and its options (shown, editable)
+    credential_fields: ClassVar[tuple[str, ...]] = ()
+    option_fields: ClassVar[tuple[str, ...]] = ()
     #: whether jobs sent here cost money (personal goals never use paid channels)
     paid: ClassVar[bool] = True
 
-    def __init__(self, settings: Any, session: requests.Session | None = None):
+    def __init__(
+        self,
+        settings: Any,
+        session: requests.Session | None = None,
+        *,
+        credentials: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ):
         self.settings = settings
+        #: one owner's connection: the adapter gets them per connection, never from settings
+        self.credentials: Mapping[str, str] = dict(credentials or {})
+        self.options: Mapping[str, Any] = dict(options or {})
         self.session = session or requests.Session()
         self.timeout = (settings.http_connect_timeout, settings.http_read_timeout)
         #: a shared circuit breaker, set by Dispatcher's task layer (dispatch/breaker.py)
@@ -143,8 +181,20 @@ class Adapter(ABC):
     def cancel(self, external_id: str) -> None:
         raise Unsupported(f"{self.name} cannot cancel orders")
 
-    def poll(self, external_id: str) -> list[NormalizedEvent]:
+    def poll(self, external_id: str, cursor: str | None = None) -> PollPage:
+        """Changes to one order since `cursor` (the platform's paging token), as events
+        with stable ids; for channels without webhooks (Capability.POLL)."""
         raise Unsupported(f"{self.name} does not support polling")
+
+    def check(self) -> str:
+        """ "Test connection": one harmless call with this connection's credentials; returns
+        what the platform said (account name, balance), raises AdapterError if refused."""
+        raise Unsupported(f"{self.name} has no connection test")
+
+    def fee_cents(self, price_cents: int) -> int:
+        """The platform's fee for one assignment at `price_cents`, paid on top of the
+        worker's pay; the budget reserves and counts both."""
+        return 0
 
     def accept(self, delivery: DeliveryRef, payout_cents: int) -> None:
         raise Unsupported(f"{self.name} cannot accept deliveries")

@@ -32,6 +32,7 @@ from adapters.base import (
     HeldDecision,
     JobSpec,
     NormalizedEvent,
+    PollPage,
     Receipt,
 )
 from dispatcher.errors import AdapterError, PayloadError, SignatureError
@@ -100,12 +101,12 @@ class SandboxAdapter(Adapter):
     def cancel(self, external_id: str) -> None:
         self.request("POST", self._url("orders", external_id, "cancel"))
 
-    def poll(self, external_id: str) -> list[NormalizedEvent]:
+    def poll(self, external_id: str, cursor: str | None = None) -> PollPage:
         response = self.request("GET", self._url("orders", external_id, "events"))
         events = self._json(response).get("events")
         if not isinstance(events, list):
             raise AdapterError(self.name, "events answer has no events list")
-        return [self._event(payload) for payload in events]
+        return PollPage(events=tuple(self._event(payload) for payload in events))
 
     def accept(self, delivery: DeliveryRef, payout_cents: int) -> None:
         self._review(delivery, "accept", {"payout_cents": payout_cents})

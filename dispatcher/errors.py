@@ -16,14 +16,24 @@ class NotFound(DispatcherError):
 
 
 class InvalidTransition(DispatcherError):
-    """A job was asked to move to a state its current state does not allow."""
+    """A row (a job, a dispatch, an assignment...) was asked to move where its state does not
+    allow."""
 
-    def __init__(self, job_id: int | None, current: str, action: str, allowed: list[str]):
+    def __init__(
+        self,
+        job_id: int | None,
+        current: str,
+        action: str,
+        allowed: list[str],
+        *,
+        entity: str = "job",
+    ):
         self.job_id = job_id
         self.current = current
         self.action = action
         self.allowed = allowed
-        where = f"job {job_id}" if job_id is not None else "job"
+        self.entity = entity
+        where = f"{entity} {job_id}" if job_id is not None else entity
         hint = ", ".join(allowed) if allowed else "nothing"
         super().__init__(
             f"cannot {action.replace('_', ' ')} {where}: it is {current}; "

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dispatcher.extensions import db
+from dispatcher.lifecycle import DispatchState, PushState
 from dispatcher.models._base import UTCDateTime, utcnow
-
-
-class DispatchState(StrEnum):
-    PENDING = "pending"  # staged in the DB; a worker must place it
-    PLACED = "placed"  # the platform holds an order for it
-    FAILED = "failed"  # gave up; the reason is in last_error
-    CANCELLED = "cancelled"
-    CLOSED = "closed"  # the job is finished; nothing more expected
-
-
-class PushState(StrEnum):
-    """Whether the platform has heard the owner's decision. The Review row is the staged push
-    (DESIGN rule 1): the reconciler re-enqueues every OWED one until the platform confirms."""
-
-    OWED = "owed"  # decided here; the platform has not confirmed it yet
-    PUSHED = "pushed"  # the platform confirmed it, or already held it (adopted)
-    REFUSED = "refused"  # the platform refused it for good; the job's timeline says why
-    NONE = "none"  # nothing to push: a teammate's work, decided here only
 
 
 class Dispatch(db.Model):

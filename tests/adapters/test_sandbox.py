@@ -142,8 +142,8 @@ def test_cancel(sandbox, sandbox_adapter):
 
 def test_poll_normalizes_events(sandbox, sandbox_adapter):
     receipt = sandbox_adapter.dispatch(job(), "key-k")
-    events = wait_until(lambda: len(sandbox_adapter.poll(receipt.external_id)) == 2)
-    events = sandbox_adapter.poll(receipt.external_id)
+    events = wait_until(lambda: len(sandbox_adapter.poll(receipt.external_id).events) == 2)
+    events = sandbox_adapter.poll(receipt.external_id).events
     taken, delivered = events
     assert (taken.kind, delivered.kind) == (EventKind.TAKEN, EventKind.DELIVERED)
     assert {e.external_id for e in events} == {receipt.external_id}
@@ -173,7 +173,7 @@ def test_review_round_trip(sandbox, sandbox_adapter):
     stats = sandbox.stats()
     assert (stats["payments"], stats["double_payments"]) == (1, 0)
 
-    kinds = [e.kind for e in sandbox_adapter.poll(oid)]
+    kinds = [e.kind for e in sandbox_adapter.poll(oid).events]
     assert kinds.count(EventKind.DELIVERED) == 4 and kinds.count(EventKind.PAID) == 1
 
     with pytest.raises(AdapterError) as caught:  # a reviewed submission cannot be re-reviewed

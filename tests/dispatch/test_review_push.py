@@ -60,7 +60,7 @@ def delivered(goal, sandbox):
 
         def all_delivered():
             try:
-                events = adapter.poll(dispatch.external_id)
+                events = adapter.poll(dispatch.external_id).events
             except RetryableAdapterError:  # a busy machine: ask again
                 return None
             done = sum(e.kind == EventKind.DELIVERED for e in events)

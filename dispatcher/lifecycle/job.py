@@ -1,4 +1,5 @@
-"""The micro-job state machine: states, the transition table, and the one function that moves a job.
+"""The micro-job state machine: states, the transition table, and the one function that
+moves a job.
 
 Every status change goes through `transition()`, which checks the table, writes the new status
 and an `Event` row in the caller's transaction. Parents' status is derived from their leaves
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from dispatcher.errors import InvalidTransition
+from dispatcher.lifecycle.machine import Machine
 
 if TYPE_CHECKING:
     from dispatcher.models import MicroJob
@@ -99,23 +100,22 @@ RESERVED = frozenset(
 TERMS_FIXED = RESERVED | {S.PAID}
 
 
+#: The job machine; the functions below are its short names, used all over the code.
+JOB: Machine[Status] = Machine("job", Status, TRANSITIONS)
+
+
 def allowed_actions(status: str) -> list[str]:
     """Actions the table allows from `status`, in table order."""
-    return [name for name, (sources, _) in TRANSITIONS.items() if status in sources]
+    return JOB.allowed_actions(status)
 
 
 def can(status: str, action: str) -> bool:
-    return action in TRANSITIONS and status in TRANSITIONS[action][0]
+    return JOB.can(status, action)
 
 
 def target(status: str, action: str, job_id: int | None = None) -> Status:
     """The state `action` leads to from `status`; raises InvalidTransition when not allowed."""
-    if action not in TRANSITIONS:
-        raise InvalidTransition(job_id, status, action, allowed_actions(status))
-    sources, dest = TRANSITIONS[action]
-    if status not in sources:
-        raise InvalidTransition(job_id, status, action, allowed_actions(status))
-    return dest
+    return JOB.target(status, action, job_id)
 
 
 def transition(
@@ -126,25 +126,7 @@ def transition(
     data: dict[str, Any] | None = None,
 ) -> Status:
     """Move `job` by `action` and add the Event row; the caller commits both together."""
-    from dispatcher.extensions import db
-    from dispatcher.models import Event
-
-    before = Status(job.status)
-    after = target(before, action, job.id)
-    job.status = after
-    db.session.add(
-        Event(
-            owner_id=job.owner_id,
-            goal_id=job.goal_id,
-            job_id=job.id,
-            kind=action,
-            from_status=before,
-            to_status=after,
-            actor=actor,
-            data=data or {},
-        )
-    )
-    return after
+    return JOB.move(job, action, job=job, actor=actor, data=data)
 
 
 def derived_status(leaf_statuses: Iterable[str]) -> Status:

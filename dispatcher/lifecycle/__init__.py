@@ -1,0 +1,57 @@
+"""Every state machine, one module per entity: job (`job.py`), dispatch, assignment,
+delivery, inbound event and review push. Each is a `Machine` (machine.py): a StrEnum of
+states and a transition table. Nothing outside this package assigns a state in place.
+
+The job machine's names are re-exported here, since most callers move jobs."""
+
+from dispatcher.lifecycle.assignment import ASSIGNMENT, AssignmentState
+from dispatcher.lifecycle.delivery import DELIVERY, DeliveryState
+from dispatcher.lifecycle.dispatch import DISPATCH, DispatchState
+from dispatcher.lifecycle.inbound import INBOUND, InboundState
+from dispatcher.lifecycle.job import (
+    AWAITING_REVIEW,
+    COMPLETE,
+    FINISHED,
+    JOB,
+    OUT,
+    RESERVED,
+    TERMS_FIXED,
+    TRANSITIONS,
+    Status,
+    allowed_actions,
+    can,
+    derived_status,
+    target,
+    transition,
+)
+from dispatcher.lifecycle.machine import Machine, record
+from dispatcher.lifecycle.push import PUSH, PushState
+
+__all__ = [
+    "ASSIGNMENT",
+    "AWAITING_REVIEW",
+    "COMPLETE",
+    "DELIVERY",
+    "DISPATCH",
+    "FINISHED",
+    "INBOUND",
+    "JOB",
+    "OUT",
+    "PUSH",
+    "RESERVED",
+    "TERMS_FIXED",
+    "TRANSITIONS",
+    "AssignmentState",
+    "DeliveryState",
+    "DispatchState",
+    "InboundState",
+    "Machine",
+    "PushState",
+    "Status",
+    "allowed_actions",
+    "can",
+    "derived_status",
+    "record",
+    "target",
+    "transition",
+]

@@ -1,0 +1,119 @@
+"""One table-driven state machine, shared by every stateful row (job, dispatch, assignment,
+delivery, inbound event, review push).
+
+A `Machine` knows an entity's states and its transition table (action -> the states it may
+start from, the state it ends in). Rows move only through `move` (in the caller's transaction,
+with an Event row when the change belongs to a job) or, where two processes may race, through
+`guarded_update`, one conditional UPDATE whose WHERE clause is the action's source states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from dispatcher.errors import InvalidTransition
+
+S = TypeVar("S", bound=StrEnum)
+
+
+@dataclass(frozen=True)
+class Machine(Generic[S]):
+    """States and legal moves of one entity; `attr` is the column holding the state."""
+
+    entity: str
+    states: type[S]
+    table: Mapping[str, tuple[frozenset[S], S]]
+    attr: str = "status"
+
+    def allowed_actions(self, state: str) -> list[str]:
+        """Actions the table allows from `state`, in table order."""
+        return [name for name, (sources, _) in self.table.items() if state in sources]
+
+    def can(self, state: str, action: str) -> bool:
+        return action in self.table and state in self.table[action][0]
+
+    def sources(self, action: str) -> frozenset[S]:
+        return self.table[action][0]
+
+    def target(self, state: str, action: str, ident: int | None = None) -> S:
+        """The state `action` leads to from `state`; raises InvalidTransition when not allowed."""
+        if action not in self.table or state not in self.table[action][0]:
+            raise InvalidTransition(
+                ident, state, action, self.allowed_actions(state), entity=self.entity
+            )
+        return self.table[action][1]
+
+    def move(
+        self,
+        row: Any,
+        action: str,
+        *,
+        job: Any = None,
+        actor: str = "system",
+        data: dict[str, Any] | None = None,
+    ) -> S:
+        """Move `row` by `action`; with `job`, add the Event row on the job's timeline. The
+        caller commits both together."""
+        before = getattr(row, self.attr)
+        after = self.target(before, action, getattr(row, "id", None))
+        setattr(row, self.attr, after)
+        if job is not None:
+            record(
+                job,
+                action if self.entity == "job" else f"{self.entity}.{action}",
+                from_status=before,
+                to_status=after,
+                actor=actor,
+                data={f"{self.entity}_id": row.id, **(data or {})}
+                if self.entity != "job"
+                else (data or {}),
+            )
+        return after
+
+    def guarded_update(self, model: Any, row_id: int, action: str, **values: Any) -> bool:
+        """Apply `action` to row `row_id` only if it is still in one of the action's source
+        states: one conditional UPDATE, so two racing processes cannot both make the move.
+        Returns whether this call made it; the caller records the Event when it did."""
+        from sqlalchemy import update
+
+        from dispatcher.extensions import db
+
+        column = getattr(model, self.attr)
+        sources, dest = self.table[action]
+        written = db.session.execute(
+            update(model)
+            .where(model.id == row_id, column.in_([str(s) for s in sources]))
+            .values({self.attr: dest, **values})
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        return written == 1
+
+
+def record(
+    job: Any,
+    kind: str,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    actor: str = "system",
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Add one Event row on `job`'s timeline, in the caller's transaction."""
+    from dispatcher.extensions import db
+    from dispatcher.models import Event
+
+    db.session.add(
+        Event(
+            owner_id=job.owner_id,
+            goal_id=job.goal_id,
+            job_id=job.id,
+            kind=kind,
+            from_status=from_status,
+            to_status=to_status,
+            actor=actor,
+            data=data or {},
+        )
+    )
