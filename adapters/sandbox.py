@@ -220,8 +220,19 @@ class SandboxAdapter(Adapter):
             url=_text(data.get("url")) or None,
             worker=_text(data.get("worker_id")),
             platform_status=type_,
+            assignment_ref=_slot(data.get("slot")),
+            payout_cents=data.get("payout_cents") if _whole(data.get("payout_cents")) else None,
         )
 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _slot(value: Any) -> str:
+    """The sandbox's place number within its order, as our assignment reference."""
+    return f"slot-{value}" if _whole(value) else ""

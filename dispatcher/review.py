@@ -1,6 +1,8 @@
 """The owner's review of a delivery: accept (and pay), ask for a revision, or reject.
 
-Each decision is one transaction (Review row, delivery status, job transition, money); the
+Each delivery belongs to one assignment (place); a decision moves that place and its money
+only, and the job's status follows from its places. Each decision is one transaction, under
+the job's lock (Review row, delivery, place, money, the job's derived status); the
 platform is told afterwards by a task on the `dispatch` queue, retried if it is down. The
 Review row is the staged push (`push_state` OWED until the platform confirms it): if the
 enqueue is lost, the reconciler finds the row and enqueues it again under the same job id.
@@ -14,18 +16,16 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, selectinload
 
-from dispatcher import lifecycle
-from dispatcher.dispatch import budget
-from dispatcher.errors import InvalidTransition
+from dispatcher.dispatch import places
+from dispatcher.dispatch.locking import lock_job
+from dispatcher.errors import InvalidTransition, Unsupported
 from dispatcher.extensions import db
-from dispatcher.journal import note
-from dispatcher.lifecycle import Status
-from dispatcher.models import Delivery, MicroJob, PushState, Review
-from dispatcher.models._base import utcnow
+from dispatcher.lifecycle import DELIVERY, DeliveryState, Status
+from dispatcher.lifecycle.assignment import UNPAID_END
+from dispatcher.lifecycle.delivery import AWAITING
+from dispatcher.models import Assignment, Delivery, MicroJob, PushState, Review
 
 log = logging.getLogger(__name__)
-
-OPEN = "submitted"
 
 
 def awaiting_review(owner_id: int, *, with_reviews: bool = False) -> list[Delivery]:
@@ -52,56 +52,59 @@ def awaiting_review_count(owner_id: int) -> int:
 def _awaiting(owner_id: int):
     from dispatcher.scoping import owned
 
-    return owned(Delivery, owner_id).where(
-        Delivery.status == OPEN,
-        MicroJob.status.in_(tuple(lifecycle.AWAITING_REVIEW)),
-    )
+    # Each delivery waits on its own: a revision or a decision on one place of a job never
+    # hides the other places' work.
+    return owned(Delivery, owner_id).where(Delivery.status.in_(tuple(AWAITING)))
 
 
-def _check_open(delivery: Delivery, action: str) -> MicroJob:
-    job = delivery.job
-    if delivery.status != OPEN:
+def _decide(delivery: Delivery, action: str) -> tuple[MicroJob, Assignment]:
+    """Take the job's lock (as every other writer does), then check the decision against
+    what the delivery and its place are now: a second click, or a cancel that won the race,
+    is refused instead of spending money twice or undoing the cancel."""
+    job = lock_job(delivery.job)
+    db.session.refresh(delivery)
+    place = delivery.assignment
+    if place is None:
         raise InvalidTransition(
-            job.id, job.status, action, [f"this delivery was already {delivery.status}"]
+            job.id, job.status, action, ["this delivery belongs to no assignment"]
         )
-    lifecycle.target(job.status, action, job.id)
-    return job
-
-
-def _accepted_count(job: MicroJob) -> int:
-    return (
-        db.session.scalar(
-            select(db.func.count())
-            .select_from(Delivery)
-            .where(Delivery.job_id == job.id, Delivery.status == "accepted")
-        )
-        or 0
-    )
+    db.session.refresh(place)
+    if job.status == Status.CANCELLED and delivery.status != DeliveryState.LATE:
+        raise InvalidTransition(job.id, job.status, action, ["the job was cancelled"])
+    DELIVERY.target(delivery.status, action, delivery.id)
+    return job, place
 
 
 def accept(
     delivery: Delivery, *, payout_cents: int | None = None, rating: int | None = None,
     actor: str = "owner",
 ) -> Review:  # fmt: skip
-    """Accept the work: pay up to the job's price; the job is accepted once every
-    assignment is."""
-    job = _check_open(delivery, "accept")
-    payout = job.price_cents if payout_cents is None else payout_cents
-    if payout < 0 or payout > job.price_cents:
-        raise ValueError(f"payout must be between 0 and the job's price ({job.price_cents} cents)")
+    """Accept the work: its money is "paying" until the platform confirms the payment, then
+    spent (tasks.push_review). Late work (its order closed, or its place finished unpaid) is
+    accepted only explicitly, and paid from its own order: its money is reserved again."""
+    job, place = _decide(delivery, "accept")
+    payout = place.price_cents if payout_cents is None else payout_cents
+    if payout < 0 or payout > place.price_cents:
+        raise ValueError(
+            f"payout must be between 0 and the assignment's price ({place.price_cents} cents)"
+        )
     if rating is not None and not 1 <= rating <= 5:
         raise ValueError("rating must be 1 to 5")
+    data = {"delivery_id": delivery.id, "payout_cents": payout, "rating": rating}
+    if delivery.status == DeliveryState.LATE:
+        if place.status not in UNPAID_END:
+            raise InvalidTransition(
+                job.id, job.status, "accept",
+                [f"its assignment is already {place.status}: nothing left to pay it from"],
+            )  # fmt: skip
+        places.rehold(place, job)
+        places.move(place, "accept_late", job, actor=actor, data=data)
+    else:
+        places.move(place, "accept", job, actor=actor, data=data)
     review = _review(delivery, "accept", rating=rating, payout_cents=payout)
     db.session.add(review)
-    delivery.status = "accepted"
-    budget.spend(job, job.price_cents, payout)
-    db.session.flush()
-    data = {"delivery_id": delivery.id, "payout_cents": payout, "rating": rating}
-    if _accepted_count(job) >= job.assignments:
-        lifecycle.transition(job, "accept", actor=actor, data=data)
-        job.finished_at = utcnow()
-    else:
-        note(job, "delivery_accepted", actor=actor, **data)
+    DELIVERY.move(delivery, "accept", job=job, actor=actor, data=data)
+    places.sync_job(job, actor=actor, data=data)
     db.session.commit()
     _push(review)
     return review
@@ -110,41 +113,55 @@ def accept(
 def request_revision(delivery: Delivery, *, feedback: str, actor: str = "owner") -> Review:
     if not feedback or not feedback.strip():
         raise ValueError("say what should change")
-    job = _check_open(delivery, "request_revision")
+    job, place = _decide(delivery, "request_revision")
+    check_revisable(delivery)
+    data = {"delivery_id": delivery.id, "feedback": feedback}
     review = _review(delivery, "revise", feedback=feedback.strip())
     db.session.add(review)
-    delivery.status = "revision_requested"
-    db.session.flush()
-    lifecycle.transition(
-        job,
-        "request_revision",
-        actor=actor,
-        data={"delivery_id": delivery.id, "feedback": feedback},
-    )
+    places.move(place, "request_revision", job, actor=actor, data=data)
+    DELIVERY.move(delivery, "request_revision", job=job, actor=actor, data=data)
+    places.sync_job(job, actor=actor, data=data)
     db.session.commit()
     _push(review)
     return review
 
 
+def check_revisable(delivery: Delivery) -> None:
+    """Raise Unsupported when the delivery's channel cannot take a revision request: the
+    owner is told before anything is sent, and nothing is left waiting for ever."""
+    if delivery.dispatch is None:
+        return
+    from adapters.base import Capability
+    from dispatcher.dispatch.service import adapter_for
+
+    adapter = adapter_for(delivery.dispatch.adapter)
+    if not adapter.supports(Capability.REVISION):
+        raise Unsupported(
+            f"{adapter.title} does not take revision requests: accept or reject this work"
+        )
+
+
+def can_revise(delivery: Delivery) -> bool:
+    try:
+        check_revisable(delivery)
+    except Unsupported:
+        return False
+    return True
+
+
 def reject(delivery: Delivery, *, reason: str, actor: str = "owner") -> Review:
-    """Reject the work and release its money; the owner may re-dispatch the job."""
+    """Reject the work: its place ends and gives its money back; the other places go on.
+    Once every place is finished, the owner may re-order the missing ones."""
     if not reason or not reason.strip():
         raise ValueError("give a reason: the worker sees it")
-    job = _check_open(delivery, "reject")
+    job, place = _decide(delivery, "reject")
+    data = {"delivery_id": delivery.id, "reason": reason}
     review = _review(delivery, "reject", feedback=reason.strip())
     db.session.add(review)
-    delivery.status = "rejected"
-    dispatch = delivery.dispatch
-    if dispatch is not None:
-        from dispatcher.models import DispatchState
-
-        released = max(0, job.reserved_cents)
-        budget.release(job, min(released, dispatch.amount_cents))
-        dispatch.state = DispatchState.CLOSED
-    db.session.flush()
-    lifecycle.transition(
-        job, "reject", actor=actor, data={"delivery_id": delivery.id, "reason": reason}
-    )
+    places.move(place, "reject", job, actor=actor, data=data)
+    DELIVERY.move(delivery, "reject", job=job, actor=actor, data=data)
+    places.sync_job(job, actor=actor, data=data)
+    places.close_if_finished(place.dispatch, job, actor=actor)
     db.session.commit()
     _push(review)
     return review
@@ -163,10 +180,6 @@ def _review(delivery: Delivery, decision: str, **fields) -> Review:
 
 def _push(review: Review) -> None:
     if review.delivery.dispatch_id is None:
-        if review.decision == "accept" and review.delivery.job.status == Status.ACCEPTED:
-            # Nothing to pay at a platform (a teammate's work): it is settled now.
-            lifecycle.transition(review.delivery.job, "pay", actor="system")
-            db.session.commit()
         return
     from dispatcher.dispatch.maintenance import enqueue_review
 

@@ -22,11 +22,14 @@ from rq import Retry
 from sqlalchemy import and_, or_, select
 
 from dispatcher import lifecycle
-from dispatcher.dispatch import budget, liveness, tasks
+from dispatcher.dispatch import liveness, places, tasks
 from dispatcher.dispatch.locking import lock_job
 from dispatcher.extensions import db
-from dispatcher.lifecycle import Status
+from dispatcher.lifecycle import AssignmentState
+from dispatcher.lifecycle.assignment import FINISHED
+from dispatcher.lifecycle.dispatch import OPEN as OPEN_ORDER
 from dispatcher.models import (
+    Assignment,
     Delivery,
     Dispatch,
     DispatchState,
@@ -156,7 +159,7 @@ def expire_overdue() -> int:
         .join(MicroJob, Dispatch.job_id == MicroJob.id)
         .where(
             Dispatch.state.in_((DispatchState.PENDING, DispatchState.PLACED)),
-            MicroJob.status.in_((Status.QUEUED, Status.DISPATCHED)),
+            Dispatch.assignments.any(Assignment.status == AssignmentState.OPEN),
             or_(
                 Dispatch.expires_at <= now,
                 and_(Dispatch.expires_at.is_(None), MicroJob.due_date < now.date()),
@@ -177,30 +180,28 @@ def expire_dispatch(
     *,
     actor: str,
     reason: str,
-    at_platform: bool = False,
     data: dict | None = None,
     commit: bool = True,
 ) -> int:
-    """Expire the dispatch's job (still queued or dispatched): release what it reserved,
-    close the dispatch, and cancel the order at the platform unless the platform expired it
-    (`at_platform`). Returns 1 if it expired the job, else 0."""
+    """No taker by the deadline: every place of the order still open ends and gives its
+    money back. Once no place is in flight, the order is closed here and cancelled at the
+    platform. Places taken or delivered go on. Returns 1 if it expired any place, else 0."""
     job = lock_job(dispatch.job, dispatch)
-    if dispatch.state not in (DispatchState.PENDING, DispatchState.PLACED) or job.status not in (
-        Status.QUEUED,
-        Status.DISPATCHED,
-    ):
+    opened = [p for p in dispatch.assignments if p.status == AssignmentState.OPEN]
+    if dispatch.state not in OPEN_ORDER or not opened:
         if commit:
             db.session.commit()
         return 0
-    from dispatcher.dispatch.service import _outstanding
-
-    budget.release(job, _outstanding(job, dispatch))
-    dispatch.state = DispatchState.CLOSED
-    platform = "" if at_platform else tasks.owe_cancel(dispatch)
     payload = {"dispatch_id": dispatch.id, "reason": reason, **(data or {})}
-    if platform:
-        payload["platform"] = platform
-    lifecycle.transition(job, "expire", actor=actor, data=payload)
+    for place in opened:
+        places.move(place, "expire", job, actor=actor, data=payload)
+    if all(p.status in FINISHED for p in dispatch.assignments):
+        action = "cancel" if dispatch.state == DispatchState.PENDING else "close"
+        lifecycle.DISPATCH.move(dispatch, action, job=job, actor=actor, data=payload)
+        platform = tasks.owe_cancel(dispatch)
+        if platform:
+            payload["platform"] = platform
+    places.sync_job(job, actor=actor, data=payload)
     if not commit:
         return 1
     db.session.commit()

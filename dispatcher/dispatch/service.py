@@ -13,13 +13,14 @@ import secrets
 from flask import current_app
 from redis.exceptions import RedisError
 
-from adapters.base import Adapter, AdapterRegistry, JobSpec
+from adapters.base import Adapter, AdapterRegistry, Capability, JobSpec
 from dispatcher import lifecycle
-from dispatcher.dispatch import budget
+from dispatcher.dispatch import places
 from dispatcher.dispatch.locking import lock_job
 from dispatcher.errors import ConfigurationError, InvalidTransition
 from dispatcher.extensions import db
-from dispatcher.lifecycle import Status
+from dispatcher.lifecycle import DELIVERY, DISPATCH, DeliveryState, Status
+from dispatcher.lifecycle.dispatch import OPEN as OPEN_ORDER
 from dispatcher.models import Dispatch, DispatchState, Goal, MicroJob
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def new_idempotency_key() -> str:
     return f"dsp_{secrets.token_hex(16)}"
 
 
-def job_spec(job: MicroJob, dispatch: Dispatch) -> JobSpec:
+def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None) -> JobSpec:
     """A plain copy of what the platform needs; adapters never see ORM rows."""
     settings = current_app.config["SETTINGS"]
     return JobSpec(
@@ -51,7 +52,7 @@ def job_spec(job: MicroJob, dispatch: Dispatch) -> JobSpec:
         deliverable_kind=job.deliverable_kind,
         price_cents=job.price_cents,
         currency=dispatch.currency,
-        assignments=job.assignments,
+        assignments=places_count if places_count is not None else len(dispatch.assignments),
         due_date=job.due_date,
         callback_url=f"{settings.public_base_url.rstrip('/')}/webhooks/{dispatch.adapter}",
         options=dict(job.channel_options or {}),
@@ -81,29 +82,51 @@ def check_delegable(job: MicroJob, goal: Goal) -> Adapter:
         raise InvalidTransition(
             job.id, job.status, "dispatch", ["personal goals never go to paid channels"]
         )
+    check_capabilities(job, adapter)
     return adapter
 
 
+def check_capabilities(job: MicroJob, adapter: Adapter) -> None:
+    """Refuse what the channel cannot do before anything is sent: several assignments of one
+    job need a channel that declares redundancy."""
+    from dispatcher.errors import InvalidChange
+
+    if job.assignments > 1 and not adapter.supports(Capability.REDUNDANCY):
+        raise InvalidChange(
+            "assignments",
+            f"{adapter.title} takes one worker per job: set assignments to 1, or pick a "
+            "channel that takes several",
+        )
+
+
 def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) -> Dispatch:
-    """Reserve the money, stage a Dispatch, move the job to queued; enqueue after commit."""
+    """Reserve the money for the places still missing, stage a Dispatch holding them, move
+    the job to queued; enqueue after commit. A re-order covers only the missing places."""
     lock_job(job)  # an edit of its price or channel commits first (and is seen), or waits
     goal = job.goal
-    check_delegable(job, goal)
+    adapter = check_delegable(job, goal)
     action = "requeue" if job.status in REDISPATCHABLE else "queue"
     lifecycle.target(job.status, action, job.id)  # fail before touching money
-    budget.reserve(job, job.cost_cents)
+    count = places.missing(job)
+    if count < 1:
+        raise InvalidTransition(
+            job.id, job.status, action, ["every assignment is already out or done"]
+        )
     dispatch = Dispatch(
         job_id=job.id,
         adapter=job.channel,
         idempotency_key=new_idempotency_key(),
-        amount_cents=job.cost_cents,
         currency=goal.currency,
         state=DispatchState.PENDING,
     )
     db.session.add(dispatch)
+    places.open_places(job, dispatch, count, adapter.fee_cents(job.price_cents))
     db.session.flush()
     lifecycle.transition(
-        job, action, actor=actor, data={"dispatch_id": dispatch.id, "channel": job.channel}
+        job,
+        action,
+        actor=actor,
+        data={"dispatch_id": dispatch.id, "channel": job.channel, "assignments": count},
     )
     if commit:
         db.session.commit()
@@ -137,15 +160,17 @@ def retry_job(job: MicroJob, *, actor: str = "owner") -> Dispatch:
 
 
 def open_dispatch(job: MicroJob) -> Dispatch | None:
-    """The job's dispatch that is still in play, if any."""
+    """The job's newest order that is still in play, if any."""
     for dispatch in reversed(job.dispatches):
-        if dispatch.state in (DispatchState.PENDING, DispatchState.PLACED):
+        if dispatch.state in OPEN_ORDER:
             return dispatch
     return None
 
 
 def cancel_job(job: MicroJob, *, actor: str = "owner") -> str:
-    """Cancel a job; if it is out at a platform, cancel it there too (after commit).
+    """Cancel a job: every place still in flight ends and gives its money back, work waiting
+    for review leaves the queue, and open orders are cancelled at the platform (after commit).
+    Places already accepted stay: their payment is owed to the worker.
 
     Returns a message for the owner saying what happened at the platform.
     """
@@ -153,29 +178,32 @@ def cancel_job(job: MicroJob, *, actor: str = "owner") -> str:
 
     lock_job(job, *job.dispatches)  # a worker placing the order now finishes first, or waits
     lifecycle.target(job.status, "cancel", job.id)
-    dispatch = open_dispatch(job)
-    note = ""
-    if dispatch is not None:
-        budget.release(job, _outstanding(job, dispatch))
-        dispatch.state = DispatchState.CANCELLED
+    notes, owed = [], []
+    for dispatch in job.dispatches:
+        if dispatch.state not in OPEN_ORDER:
+            continue
+        for place in dispatch.assignments:
+            if place.status in places.IN_FLIGHT:
+                places.move(place, "cancel", job, actor=actor)
+        DISPATCH.move(dispatch, "cancel", job=job, actor=actor)
         note = tasks.owe_cancel(dispatch)
+        if note:
+            notes.append(note)
+        if dispatch.next_attempt_at is not None:
+            owed.append(dispatch.id)
+    for delivery in job.deliveries:
+        if delivery.status == DeliveryState.SUBMITTED:
+            DELIVERY.move(delivery, "close", job=job, actor=actor)
+    note = "; ".join(dict.fromkeys(notes))
     lifecycle.transition(job, "cancel", actor=actor, data={"platform": note} if note else {})
     db.session.commit()
-    if dispatch is not None and dispatch.next_attempt_at is not None:
+    for dispatch_id in owed:
         try:
-            tasks.enqueue_cancel(dispatch.id)
+            tasks.enqueue_cancel(dispatch_id)
         except RedisError as exc:
             log.warning("could not enqueue the cancel of %s (%s); the reconciler will",
-                        dispatch.id, exc)  # fmt: skip
+                        dispatch_id, exc)  # fmt: skip
     return note
-
-
-def _outstanding(job: MicroJob, dispatch: Dispatch) -> int:
-    """What is still reserved for this dispatch: the amount less what was settled."""
-    settled = sum(
-        job.price_cents for d in dispatch.deliveries if d.status in ("accepted", "rejected")
-    )
-    return max(0, dispatch.amount_cents - settled)
 
 
 def enqueue_send(dispatch: Dispatch) -> None:

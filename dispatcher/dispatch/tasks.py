@@ -30,19 +30,19 @@ from datetime import datetime, timedelta
 from flask import current_app
 from redis.exceptions import RedisError
 from rq import Retry
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, update
 
 from adapters.base import Adapter, Capability, DeliveryRef, HeldDecision, Receipt
 from dispatcher import lifecycle
-from dispatcher.dispatch import budget
+from dispatcher.dispatch import places
 from dispatcher.dispatch.breaker import guard
 from dispatcher.dispatch.locking import lock_job
 from dispatcher.dispatch.service import adapter_for, job_spec
 from dispatcher.errors import AdapterError, CircuitOpen, RetryableAdapterError, Unsupported
 from dispatcher.extensions import db
 from dispatcher.journal import note
-from dispatcher.lifecycle import Status
-from dispatcher.models import Delivery, Dispatch, DispatchState, MicroJob, PushState, Review
+from dispatcher.lifecycle import AssignmentState
+from dispatcher.models import Dispatch, DispatchState, PushState, Review
 from dispatcher.models._base import utcnow
 from dispatcher.queues import DISPATCH, enqueue_once
 
@@ -227,32 +227,25 @@ def _not_claimed(dispatch_id: int) -> str | Retry:
 def _placed(dispatch: Dispatch, receipt: Receipt, adopted: bool) -> str:
     job = lock_job(dispatch.job, dispatch)
     now = utcnow()
-    placed = db.session.execute(
-        update(Dispatch)
-        .where(Dispatch.id == dispatch.id, Dispatch.state == DispatchState.PENDING)
-        .values(
-            state=DispatchState.PLACED,
-            external_id=receipt.external_id,
-            external_url=receipt.url or None,
-            placed_at=now,
-            next_attempt_at=None,
-            last_error=None,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if placed == 1:
-        if job.status == Status.QUEUED:
-            lifecycle.transition(
-                job,
-                "dispatched",
-                actor=f"adapter:{dispatch.adapter}",
-                data={
-                    "dispatch_id": dispatch.id,
-                    "external_id": receipt.external_id,
-                    "attempts": dispatch.attempts,
-                    "adopted": adopted,
-                },
-            )
+    values = dict(
+        external_id=receipt.external_id,
+        external_url=receipt.url or None,
+        placed_at=now,
+        next_attempt_at=None,
+        last_error=None,
+    )
+    if lifecycle.DISPATCH.guarded_update(Dispatch, dispatch.id, "place", **values):
+        db.session.refresh(dispatch)
+        data = {
+            "dispatch_id": dispatch.id,
+            "external_id": receipt.external_id,
+            "attempts": dispatch.attempts,
+            "adopted": adopted,
+        }
+        actor = f"adapter:{dispatch.adapter}"
+        lifecycle.record(job, "dispatch.place", from_status=DispatchState.PENDING,
+                         to_status=DispatchState.PLACED, actor=actor, data=data)  # fmt: skip
+        places.sync_job(job, actor=actor, data=data)
         db.session.commit()
         return "adopted" if adopted else "placed"
     if dispatch.state == DispatchState.PLACED:
@@ -265,6 +258,23 @@ def _placed(dispatch: Dispatch, receipt: Receipt, adopted: bool) -> str:
     db.session.commit()
     enqueue_quietly(enqueue_cancel, dispatch.id)
     return f"placed after it was {dispatch.state}: cancelling"
+
+
+def _closed_meanwhile(dispatch: Dispatch) -> str | None:
+    """The dispatch was cancelled or expired while an attempt that may have reached the
+    platform was out: owe the platform a cancel again, since a cancel that ran meanwhile may
+    have found no order yet (the create was still in flight). None if it is still pending."""
+    db.session.rollback()
+    db.session.refresh(dispatch)
+    if dispatch.state == DispatchState.PENDING:
+        return None
+    if dispatch.state in (DispatchState.CANCELLED, DispatchState.CLOSED):
+        dispatch.next_attempt_at = utcnow()
+        db.session.commit()
+        enqueue_quietly(enqueue_cancel, dispatch.id)
+        return f"{dispatch.state} while the attempt was out: cancel owed again"
+    db.session.commit()
+    return f"skipped: {dispatch.state}"
 
 
 def _wait_for_breaker(dispatch: Dispatch, exc: CircuitOpen) -> Retry:
@@ -281,6 +291,9 @@ def _wait_for_breaker(dispatch: Dispatch, exc: CircuitOpen) -> Retry:
 
 
 def _retry_later(dispatch: Dispatch, exc: RetryableAdapterError, max_attempts: int) -> str | Retry:
+    closed = _closed_meanwhile(dispatch)
+    if closed is not None:
+        return closed
     if dispatch.attempts >= max_attempts:
         _fail(dispatch, f"gave up after {dispatch.attempts} attempts: {exc}", owe_cancel=True)
         return "failed"
@@ -304,18 +317,18 @@ def _fail(dispatch: Dispatch, reason: str, *, owe_cancel: bool) -> None:
     job = lock_job(dispatch.job, dispatch)
     if dispatch.state != DispatchState.PENDING:
         db.session.commit()
+        if owe_cancel:
+            _closed_meanwhile(dispatch)
         return
-    dispatch.state = DispatchState.FAILED
+    actor = f"adapter:{dispatch.adapter}"
+    data = {"dispatch_id": dispatch.id, "reason": reason[:2000]}
+    lifecycle.DISPATCH.move(dispatch, "fail", job=job, actor=actor, data=data)
     dispatch.last_error = reason[:2000]
     dispatch.next_attempt_at = utcnow() if owe_cancel else None
-    if job.status in (Status.QUEUED, Status.DISPATCHED):
-        budget.release(job, dispatch.amount_cents)
-        lifecycle.transition(
-            job,
-            "fail",
-            actor=f"adapter:{dispatch.adapter}",
-            data={"dispatch_id": dispatch.id, "reason": reason[:2000]},
-        )
+    for place in dispatch.assignments:
+        if place.status in places.IN_FLIGHT:
+            places.move(place, "cancel", job, actor=actor)
+    places.sync_job(job, actor=actor, data=data)
     db.session.commit()
     if owe_cancel:
         enqueue_quietly(enqueue_cancel, dispatch.id)
@@ -469,25 +482,28 @@ def _held_decision(adapter: Adapter, ref: DeliveryRef) -> HeldDecision | None:
 
 
 def _same_decision(review: Review, held: HeldDecision) -> bool:
-    if held.decision != review.decision:
-        return False
-    return review.decision != "accept" or held.payout_cents in (None, review.payout_cents)
+    """The platform holds our decision (for an acceptance, at whatever payout it paid)."""
+    return held.decision == review.decision
 
 
 def _adopt_or_refuse(review: Review, adapter_name: str, held: HeldDecision) -> str:
-    """The platform already holds a decision: ours (adopt it) or another (refuse ours)."""
+    """The platform already holds a decision: ours (adopt it, at the payout it paid) or
+    another one, which stands: the books follow the platform and ours is refused."""
     if _same_decision(review, held):
-        return _confirm_review(review, adapter_name, adopted=True)
+        return _confirm_review(review, adapter_name, adopted=True, held=held)
     reason = f"the platform already holds another decision: {held.decision}"
     if held.payout_cents is not None:
         reason += f" (payout {held.payout_cents} cents)"
-    return _refuse_review(review, adapter_name, reason)
+    return _refuse_review(review, adapter_name, reason, held=held)
 
 
 def _settle_review(review: Review, state: PushState) -> bool:
     """Move an OWED review to `state` in the caller's transaction; False if another attempt
     settled it first."""
-    return _update_owed(review, push_state=state)
+    action = "confirm" if state == PushState.PUSHED else "refuse"
+    if state == PushState.NONE:
+        return _update_owed(review, push_state=state)
+    return lifecycle.PUSH.guarded_update(Review, review.id, action)
 
 
 def _update_owed(review: Review, **values) -> bool:
@@ -502,49 +518,59 @@ def _update_owed(review: Review, **values) -> bool:
     return written == 1
 
 
-def _confirm_review(review: Review, adapter_name: str, *, adopted: bool) -> str:
-    job = lock_job(review.delivery.job)
+def _confirm_review(
+    review: Review, adapter_name: str, *, adopted: bool, held: HeldDecision | None = None
+) -> str:
+    """The platform holds our decision: for an acceptance, the money it held ("paying") is
+    spent now, at the payout the platform says it paid."""
+    delivery = review.delivery
+    job = lock_job(delivery.job)
     actor = f"adapter:{adapter_name}"
     outcome = "adopted" if adopted else review.decision
     if not _settle_review(review, PushState.PUSHED):
         db.session.commit()
         return "settled by another attempt"
     data = {"review_id": review.id, "decision": review.decision, "adopted": adopted}
-    if review.decision == "accept" and job.status == Status.ACCEPTED and not _owed_acceptances(job):
-        lifecycle.transition(job, "pay", actor=actor, data=data)
-    else:
-        note(job, "review_pushed", actor=actor, **data)
+    lifecycle.record(job, "push.confirm", from_status=PushState.OWED,
+                     to_status=PushState.PUSHED, actor=actor, data=data)  # fmt: skip
+    place = delivery.assignment
+    if review.decision == "accept" and place is not None:
+        db.session.refresh(place)
+        if place.status == AssignmentState.ACCEPTED:
+            payout = review.payout_cents
+            if held is not None and held.payout_cents is not None:
+                payout = held.payout_cents
+            places.move(place, "pay", job, actor=actor, payout_cents=payout, data=data)
+            places.sync_job(job, actor=actor, data=data)
+            places.close_if_finished(place.dispatch, job, actor=actor)
     db.session.commit()
     return outcome
 
 
-def _owed_acceptances(job: MicroJob) -> int:
-    """Acceptances of the job's deliveries the platform has not confirmed yet."""
-    return db.session.scalar(
-        select(func.count())
-        .select_from(Review)
-        .join(Delivery, Review.delivery_id == Delivery.id)
-        .where(
-            Delivery.job_id == job.id,
-            Review.decision == "accept",
-            Review.push_state == PushState.OWED,
-        )
-    )
+def _refuse_review(
+    review: Review, adapter_name: str, reason: str, *, held: HeldDecision | None = None
+) -> str:
+    """The platform refused our decision for good. The books follow the platform: what it
+    holds (`held`) is adopted; with nothing held, an acceptance or a revision request goes
+    back to the owner's review queue, its money still held. The timeline says why."""
+    from dispatcher.dispatch import adopt
 
-
-def _refuse_review(review: Review, adapter_name: str, reason: str) -> str:
-    job = lock_job(review.delivery.job)
+    delivery = review.delivery
+    job = lock_job(delivery.job)
     if not _settle_review(review, PushState.REFUSED):
         db.session.commit()
         return "settled by another attempt"
-    note(
-        job,
-        "review_push_failed",
-        actor=f"adapter:{adapter_name}",
-        review_id=review.id,
-        decision=review.decision,
-        reason=reason[:2000],
-    )
+    actor = f"adapter:{adapter_name}"
+    note(job, "review_push_failed", actor=actor, review_id=review.id,
+         decision=review.decision, reason=reason[:2000])  # fmt: skip
+    if delivery.assignment is not None:
+        db.session.refresh(delivery.assignment)
+        data = {"review_id": review.id, "reason": reason[:500]}
+        if held is not None:
+            adopt.follow_platform(delivery, held.decision, job, actor=actor,
+                                  payout_cents=held.payout_cents, data=data)  # fmt: skip
+        else:
+            adopt.reverse(delivery, job, actor=actor, data=data)
     db.session.commit()
     return f"refused: {reason}"
 

@@ -25,14 +25,17 @@ from rq import Retry
 from sqlalchemy import select, update
 
 from adapters.base import EventKind, NormalizedEvent
-from dispatcher import lifecycle
+from dispatcher.dispatch import adopt, places
 from dispatcher.dispatch.locking import lock_job
 from dispatcher.errors import DispatcherError
 from dispatcher.extensions import db
 from dispatcher.journal import note
-from dispatcher.lifecycle import Status
-from dispatcher.models import Delivery, Dispatch, InboundEvent
+from dispatcher.lifecycle import ASSIGNMENT, AssignmentState, DeliveryState
+from dispatcher.lifecycle.dispatch import OPEN as OPEN_ORDER
+from dispatcher.models import Delivery, Dispatch, InboundEvent, MicroJob
 from dispatcher.models._base import utcnow
+
+A = AssignmentState
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +160,10 @@ def retry_quarantined(inbound: InboundEvent) -> None:
 
 # -- applying one event ---------------------------------------------------------------------
 def apply_event(adapter_name: str, event: NormalizedEvent) -> None:
-    """Apply one normalized event to the job its order belongs to; idempotent."""
+    """Apply one normalized event to the place (assignment) it is about; idempotent.
+
+    Every change is guarded by the place's current state, so duplicates and events out of
+    order land in the right place; the job's status then follows from its places."""
     dispatch = db.session.scalars(
         select(Dispatch).where(
             Dispatch.adapter == adapter_name, Dispatch.external_id == event.external_id
@@ -168,64 +174,125 @@ def apply_event(adapter_name: str, event: NormalizedEvent) -> None:
     job = lock_job(dispatch.job, dispatch)
     actor = f"adapter:{adapter_name}"
     data = {"event_id": event.event_id, "dispatch_id": dispatch.id}
-
-    if event.kind == EventKind.TAKEN:
-        if job.status == Status.DISPATCHED:
-            lifecycle.transition(job, "taken", actor=actor, data={**data, "worker": event.worker})
-    elif event.kind == EventKind.DELIVERED:
-        _apply_delivery(dispatch, event, actor, data)
-    elif event.kind == EventKind.WITHDRAWN:
-        if job.status == Status.TAKEN:
-            lifecycle.transition(job, "withdrawn", actor=actor, data=data)
-    elif event.kind == EventKind.EXPIRED:
-        from dispatcher.dispatch.maintenance import expire_dispatch
-
-        expire_dispatch(
-            dispatch,
-            actor=actor,
-            reason="expired at the platform",
-            at_platform=True,
-            data=data,
-            commit=False,  # with the event's own commit
-        )
-    elif event.kind == EventKind.PAID:
-        if job.status == Status.ACCEPTED:
-            lifecycle.transition(job, "pay", actor=actor, data=data)
-    else:
+    handler = _HANDLERS.get(event.kind)
+    if handler is None:
         note(job, "message", actor=actor, text=event.content, **data)
+        return
+    handler(dispatch, job, event, actor, data)
+    places.sync_job(job, actor=actor, data=data)
+    places.close_if_finished(dispatch, job, actor=actor)
 
 
-def _apply_delivery(dispatch: Dispatch, event: NormalizedEvent, actor: str, data: dict) -> None:
-    job = dispatch.job
+def _place(dispatch: Dispatch, event: NormalizedEvent, *, claim: bool = True):
+    return places.find_place(dispatch, ref=event.assignment_ref, worker=event.worker, claim=claim)
+
+
+def _taken(dispatch, job, event, actor, data) -> None:
+    place = _place(dispatch, event)
+    if place is not None and place.status == A.OPEN and dispatch.state in OPEN_ORDER:
+        place.worker_ref = event.worker or place.worker_ref
+        places.move(place, "take", job, actor=actor, data={**data, "worker": event.worker})
+
+
+def _withdrawn(dispatch, job, event, actor, data) -> None:
+    place = _place(dispatch, event, claim=False)
+    if place is not None and place.status == A.TAKEN:
+        place.worker_ref = ""
+        places.move(place, "give_back", job, actor=actor, data=data)
+
+
+def _returned(dispatch, job, event, actor, data) -> None:
+    place = _place(dispatch, event, claim=False)
+    if place is not None and ASSIGNMENT.can(place.status, "return"):
+        places.move(place, "return", job, actor=actor, data=data)
+
+
+def _expired(dispatch, job, event, actor, data) -> None:
+    """The platform closed the order (or one place of it): every place nobody delivered
+    for ends and gives its money back; work already delivered stays for review."""
+    targets = dispatch.assignments
+    if event.assignment_ref:
+        one = _place(dispatch, event, claim=False)
+        targets = [one] if one is not None else []
+    for place in targets:
+        if ASSIGNMENT.can(place.status, "expire"):
+            places.move(place, "expire", job, actor=actor, data=data)
+
+
+def _delivered(dispatch, job, event, actor, data) -> None:
     delivery_id = event.delivery_id or event.event_id
     existing = db.session.scalars(
         select(Delivery).where(Delivery.job_id == job.id, Delivery.external_id == delivery_id)
     ).first()
     if existing is not None:
         return  # the same submission again: already recorded
-    open_for_work = job.status in (
-        Status.DISPATCHED,
-        Status.TAKEN,
-        Status.REVISION_REQUESTED,
-        Status.DELIVERED,
-        Status.IN_REVIEW,
+    place = _place(dispatch, event)
+    on_time = (
+        dispatch.state in OPEN_ORDER
+        and place is not None
+        and ASSIGNMENT.can(place.status, "submit")
     )
     delivery = Delivery(
         job_id=job.id,
         dispatch_id=dispatch.id,
+        assignment_id=place.id if place is not None else None,
         external_id=delivery_id,
         worker_ref=event.worker,
         content=event.content,
         url=event.url,
         raw=dict(event.raw),
-        status="submitted" if open_for_work else "late",
+        status=DeliveryState.SUBMITTED if on_time else DeliveryState.LATE,
     )
     db.session.add(delivery)
     db.session.flush()
     data = {**data, "delivery_id": delivery.id}
-    if job.status in (Status.DISPATCHED, Status.TAKEN, Status.REVISION_REQUESTED):
-        lifecycle.transition(job, "delivered", actor=actor, data=data)
-    elif open_for_work:
-        note(job, "another_delivery", actor=actor, **data)
+    if on_time:
+        place.worker_ref = event.worker or place.worker_ref
+        places.move(place, "submit", job, actor=actor, data=data)
     else:
-        note(job, "late_delivery", actor=actor, job_status=job.status, **data)
+        # Work for a closed order or a finished place: kept and shown, charged to nobody.
+        note(job, "late_delivery", actor=actor, dispatch_state=dispatch.state,
+             assignment_status=place.status if place else None, **data)  # fmt: skip
+
+
+def _approved(dispatch, job, event, actor, data) -> None:
+    """The platform paid (after our acceptance) or approved on its own: the place is paid."""
+    delivery = _delivery_named(job, event)
+    if delivery.assignment is None:
+        note(job, "payment_without_assignment", actor=actor, delivery_id=delivery.id, **data)
+        return
+    adopt.approve(delivery, job, actor=actor, payout_cents=event.payout_cents,
+                  data={**data, "delivery_id": delivery.id})  # fmt: skip
+
+
+def _rejected(dispatch, job, event, actor, data) -> None:
+    delivery = _delivery_named(job, event)
+    if delivery.assignment is not None:
+        adopt.follow_platform(delivery, "reject", job, actor=actor,
+                              data={**data, "delivery_id": delivery.id})  # fmt: skip
+
+
+def _delivery_named(job: MicroJob, event: NormalizedEvent) -> Delivery:
+    """The submission a decision event names; waits (NotYetKnown) if its delivery has not
+    been applied yet (events out of order)."""
+    sub = event.delivery_id
+    delivery = None
+    if sub:
+        delivery = db.session.scalars(
+            select(Delivery).where(Delivery.job_id == job.id, Delivery.external_id == sub)
+        ).first()
+    if delivery is None:
+        raise NotYetKnown(f"no delivery {sub or '(unnamed)'} of job {job.id} yet")
+    return delivery
+
+
+_HANDLERS = {
+    EventKind.TAKEN: _taken,
+    EventKind.WITHDRAWN: _withdrawn,
+    EventKind.RETURNED: _returned,
+    EventKind.EXPIRED: _expired,
+    EventKind.DELIVERED: _delivered,
+    EventKind.PAID: _approved,
+    EventKind.APPROVED: _approved,
+    EventKind.REJECTED: _rejected,
+}

@@ -33,12 +33,27 @@ ASSIGNMENT: Machine[AssignmentState] = Machine(
         "request_revision": (frozenset({A.SUBMITTED}), A.REVISION_REQUESTED),
         "accept": (frozenset({A.SUBMITTED}), A.ACCEPTED),
         # the platform refused our acceptance: back to the owner's decision
-        "reverse": (frozenset({A.ACCEPTED}), A.SUBMITTED),
-        # the platform approved on its own (auto-approval, or it beat our reject)
+        "reverse": (frozenset({A.ACCEPTED, A.REVISION_REQUESTED}), A.SUBMITTED),
+        # the platform approved on its own (auto-approval, or it beat our reject): it pays,
+        # so the books follow, whatever this place's state was here
         "adopt_approval": (
-            frozenset({A.SUBMITTED, A.REVISION_REQUESTED, A.REJECTED, A.TAKEN, A.OPEN}),
+            frozenset(
+                {
+                    A.OPEN,
+                    A.TAKEN,
+                    A.SUBMITTED,
+                    A.REVISION_REQUESTED,
+                    A.REJECTED,
+                    A.EXPIRED,
+                    A.RETURNED,
+                    A.CANCELLED,
+                }  # fmt: skip
+            ),
             A.ACCEPTED,
         ),
+        # the owner accepts late work for a place that had ended unpaid (its money is held
+        # again first)
+        "accept_late": (frozenset({A.REJECTED, A.EXPIRED, A.RETURNED, A.CANCELLED}), A.ACCEPTED),
         "pay": (frozenset({A.ACCEPTED}), A.PAID),
         "reject": (frozenset({A.SUBMITTED}), A.REJECTED),
         "expire": (frozenset({A.OPEN, A.TAKEN}), A.EXPIRED),

@@ -27,8 +27,13 @@ DELIVERY: Machine[DeliveryState] = Machine(
         "reject": (frozenset({V.SUBMITTED}), V.REJECTED),
         "close": (frozenset({V.SUBMITTED}), V.CLOSED),
         # the platform refused our acceptance, or approved what we rejected: its word stands
-        "reverse": (frozenset({V.ACCEPTED}), V.SUBMITTED),
-        "adopt_approval": (frozenset({V.SUBMITTED, V.REJECTED, V.REVISION_REQUESTED}), V.ACCEPTED),
+        "reverse": (frozenset({V.ACCEPTED, V.REVISION_REQUESTED}), V.SUBMITTED),
+        "adopt_approval": (
+            frozenset({V.SUBMITTED, V.REJECTED, V.REVISION_REQUESTED, V.LATE, V.CLOSED}),
+            V.ACCEPTED,
+        ),
+        # the platform rejected it, or asked for a revision, on its own
+        "adopt_rejection": (frozenset({V.SUBMITTED, V.ACCEPTED, V.LATE}), V.REJECTED),
     },
 )
 

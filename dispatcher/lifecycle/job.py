@@ -48,19 +48,50 @@ TRANSITIONS: dict[str, tuple[frozenset[Status], Status]] = {
     "reopen": (frozenset({S.DONE}), S.READY),
     "queue": (frozenset({S.DRAFT, S.READY}), S.QUEUED),
     "dispatched": (frozenset({S.QUEUED}), S.DISPATCHED),
-    "taken": (frozenset({S.DISPATCHED}), S.TAKEN),
+    # From here on a delegated job's status is derived from its assignments
+    # (dispatch/places.py): with several places, it moves back and forth between these.
+    "taken": (frozenset({S.DISPATCHED, S.DELIVERED, S.IN_REVIEW, S.REVISION_REQUESTED}), S.TAKEN),
     "delivered": (
-        frozenset({S.DISPATCHED, S.TAKEN, S.REVISION_REQUESTED, S.IN_REVIEW}),
+        frozenset({S.DISPATCHED, S.TAKEN, S.REVISION_REQUESTED, S.IN_REVIEW, S.ACCEPTED}),
         S.DELIVERED,
     ),
     "start_review": (frozenset({S.DELIVERED}), S.IN_REVIEW),
-    "request_revision": (frozenset({S.DELIVERED, S.IN_REVIEW}), S.REVISION_REQUESTED),
-    "accept": (frozenset({S.DELIVERED, S.IN_REVIEW}), S.ACCEPTED),
+    "request_revision": (
+        frozenset({S.DELIVERED, S.IN_REVIEW, S.TAKEN, S.DISPATCHED, S.ACCEPTED}),
+        S.REVISION_REQUESTED,
+    ),
+    "accept": (
+        frozenset(
+            {
+                S.DELIVERED,
+                S.IN_REVIEW,
+                S.TAKEN,
+                S.DISPATCHED,
+                S.REVISION_REQUESTED,
+                S.REJECTED,
+                S.EXPIRED,
+            }
+        ),
+        S.ACCEPTED,
+    ),
     "pay": (frozenset({S.ACCEPTED}), S.PAID),
-    "reject": (frozenset({S.DELIVERED, S.IN_REVIEW}), S.REJECTED),
-    "withdrawn": (frozenset({S.TAKEN}), S.DISPATCHED),
+    "reject": (
+        frozenset(
+            {S.DELIVERED, S.IN_REVIEW, S.TAKEN, S.DISPATCHED, S.REVISION_REQUESTED, S.ACCEPTED}
+        ),
+        S.REJECTED,
+    ),
+    "withdrawn": (
+        frozenset({S.TAKEN, S.DELIVERED, S.IN_REVIEW, S.REVISION_REQUESTED}),
+        S.DISPATCHED,
+    ),
     "fail": (frozenset({S.QUEUED, S.DISPATCHED}), S.FAILED),
-    "expire": (frozenset({S.QUEUED, S.DISPATCHED}), S.EXPIRED),
+    "expire": (
+        frozenset(
+            {S.QUEUED, S.DISPATCHED, S.TAKEN, S.DELIVERED, S.IN_REVIEW, S.REVISION_REQUESTED}
+        ),
+        S.EXPIRED,
+    ),
     "requeue": (frozenset({S.REJECTED, S.FAILED, S.EXPIRED, S.CANCELLED}), S.QUEUED),
     "cancel": (
         frozenset(

@@ -1,7 +1,14 @@
 """All models, importable from one place; one module per aggregate."""
 
 from dispatcher.models.account import ApiToken, Owner
-from dispatcher.models.dispatch import Delivery, Dispatch, DispatchState, PushState, Review
+from dispatcher.models.dispatch import (
+    Assignment,
+    Delivery,
+    Dispatch,
+    DispatchState,
+    PushState,
+    Review,
+)
 from dispatcher.models.event import Event, InboundEvent
 from dispatcher.models.goal import Goal, MetricValue
 from dispatcher.models.job import DELIVERABLE_KINDS, MODES, MicroJob
@@ -12,6 +19,7 @@ __all__ = [
     "DELIVERABLE_KINDS",
     "MODES",
     "ApiToken",
+    "Assignment",
     "Cadence",
     "CadenceRun",
     "Delivery",

@@ -1,15 +1,16 @@
-"""Dispatches (one attempt to hand a job to a channel), what comes back, and the owner's review."""
+"""Dispatches (one order at a channel), the assignments it holds (one per worker's place),
+what comes back (deliveries, each from one assignment), and the owner's review."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dispatcher.extensions import db
-from dispatcher.lifecycle import DispatchState, PushState
+from dispatcher.lifecycle import AssignmentState, DeliveryState, DispatchState, PushState
 from dispatcher.models._base import UTCDateTime, utcnow
 
 
@@ -34,6 +35,42 @@ class Dispatch(db.Model):
 
     job: Mapped[MicroJob] = relationship(back_populates="dispatches")  # noqa: F821
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="dispatch")
+    assignments: Mapped[list[Assignment]] = relationship(
+        back_populates="dispatch", order_by="Assignment.position", passive_deletes=True
+    )
+
+
+class Assignment(db.Model):
+    """One worker's place in an order. Money is held here: `held_cents` is reserved (or, once
+    accepted, "paying") until the platform confirms the payment or the place ends unpaid."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("dispatch_id", "position"),
+        CheckConstraint("held_cents >= 0", name="held_nonneg"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dispatch_id: Mapped[int] = mapped_column(
+        ForeignKey("dispatches.id", ondelete="CASCADE"), index=True
+    )
+    job_id: Mapped[int] = mapped_column(ForeignKey("micro_jobs.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column()  # 1..N within its order
+    #: the platform's id of this place (slot, worker's copy), once it names one
+    external_ref: Mapped[str | None] = mapped_column(String(120))
+    worker_ref: Mapped[str] = mapped_column(String(120), default="")
+    status: Mapped[str] = mapped_column(String(20), default=AssignmentState.OPEN, index=True)
+    price_cents: Mapped[int] = mapped_column(default=0)  # the worker's pay for this place
+    fee_cents: Mapped[int] = mapped_column(default=0)  # the platform's fee on top
+    held_cents: Mapped[int] = mapped_column(default=0)  # reserved or paying, not yet spent
+    paid_cents: Mapped[int] = mapped_column(default=0)  # what the worker was paid
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    dispatch: Mapped[Dispatch] = relationship(back_populates="assignments")
+    deliveries: Mapped[list[Delivery]] = relationship(
+        back_populates="assignment", order_by="Delivery.id"
+    )
 
 
 class Delivery(db.Model):
@@ -47,16 +84,20 @@ class Delivery(db.Model):
     dispatch_id: Mapped[int | None] = mapped_column(
         ForeignKey("dispatches.id", ondelete="SET NULL"), index=True
     )
+    assignment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignments.id", ondelete="SET NULL"), index=True
+    )
     external_id: Mapped[str] = mapped_column(String(120))
     worker_ref: Mapped[str] = mapped_column(String(120), default="")
     content: Mapped[str] = mapped_column(Text, default="")
     url: Mapped[str | None] = mapped_column(String(1000))
-    status: Mapped[str] = mapped_column(String(20), default="submitted", index=True)
+    status: Mapped[str] = mapped_column(String(20), default=DeliveryState.SUBMITTED, index=True)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     job: Mapped[MicroJob] = relationship(back_populates="deliveries")  # noqa: F821
     dispatch: Mapped[Dispatch | None] = relationship(back_populates="deliveries")
+    assignment: Mapped[Assignment | None] = relationship(back_populates="deliveries")
     reviews: Mapped[list[Review]] = relationship(back_populates="delivery", order_by="Review.id")
 
 

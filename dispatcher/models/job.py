@@ -64,6 +64,9 @@ class MicroJob(db.Model):
     deliveries: Mapped[list[Delivery]] = relationship(  # noqa: F821
         back_populates="job", order_by="Delivery.id", passive_deletes=True
     )
+    assignment_rows: Mapped[list[Assignment]] = relationship(  # noqa: F821
+        order_by="Assignment.id", viewonly=True
+    )
 
     @property
     def cost_cents(self) -> int:

@@ -247,6 +247,7 @@ class Marketplace:
         submission: sqlite3.Row | None = None,
         worker_id: str | None = None,
         extra: dict[str, Any] | None = None,
+        slot: int | None = None,
     ) -> dict:
         """Record one event; the sender delivers it to the order's callback_url, if any."""
         order = fetch_order(conn, order_id)
@@ -255,6 +256,7 @@ class Marketplace:
             "client_ref": order["client_ref"],
             "submission_id": submission["id"] if submission is not None else None,
             "worker_id": submission["worker_id"] if submission is not None else worker_id,
+            "slot": submission["slot"] if submission is not None else slot,
             "content": submission["content"] if submission is not None else None,
             "url": submission["url"] if submission is not None else None,
             "status": order["status"],

@@ -85,7 +85,7 @@ def _take(market: Marketplace, conn: sqlite3.Connection, slot: sqlite3.Row, now:
         (worker, int(withdraw), now + market.options.deliver_delay, slot["order_id"], slot["idx"]),
     )
     refresh_status(conn, slot["order_id"])
-    market.emit(conn, slot["order_id"], "order.taken", now, worker_id=worker)
+    market.emit(conn, slot["order_id"], "order.taken", now, worker_id=worker, slot=slot["idx"])
 
 
 def _withdraw(market: Marketplace, conn: sqlite3.Connection, slot: sqlite3.Row, now: float):
@@ -96,7 +96,10 @@ def _withdraw(market: Marketplace, conn: sqlite3.Connection, slot: sqlite3.Row, 
         (now + market.options.take_delay, slot["order_id"], slot["idx"]),
     )
     refresh_status(conn, slot["order_id"])
-    market.emit(conn, slot["order_id"], "order.withdrawn", now, worker_id=slot["worker_id"])
+    market.emit(
+        conn, slot["order_id"], "order.withdrawn", now, worker_id=slot["worker_id"],
+        slot=slot["idx"],
+    )  # fmt: skip
 
 
 def _deliver(market: Marketplace, conn: sqlite3.Connection, slot: sqlite3.Row, now: float):

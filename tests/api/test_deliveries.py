@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from fakes.work import deliver
 from sqlalchemy import select
 
-from dispatcher import lifecycle
 from dispatcher.extensions import db
 from dispatcher.models import Delivery, Dispatch, Goal, MicroJob, Review
 
@@ -18,21 +18,13 @@ def delivery(api, goal, new_job) -> Delivery:
     job = new_job("Write a guest post", price_cents=2_500)
     api.post(f"/api/v1/jobs/{job['id']}/delegate", json={"channel": "sandbox"})
     sent = api.post(f"/api/v1/jobs/{job['id']}/dispatch").get_json()
-    row = db.session.get(MicroJob, job["id"])
-    db.session.refresh(row)
-    for action in ("dispatched", "taken", "delivered"):
-        lifecycle.transition(row, action, actor="test")
-    delivery = Delivery(
-        job_id=row.id,
-        dispatch_id=sent["id"],
-        external_id="sub-1",
-        worker_ref="w-42",
+    return deliver(
+        db.session.get(Dispatch, sent["id"]),
+        "sub-1",
+        worker="w-42",
         content="Here is the post.",
         url="https://example.test/post",
     )
-    db.session.add(delivery)
-    db.session.commit()
-    return delivery
 
 
 def test_list_and_get_deliveries_awaiting_review(api, delivery):
@@ -66,7 +58,9 @@ def test_accept_pays_and_moves_the_job(api, goal, delivery):
     assert db.session.get(Delivery, delivery.id).status == "accepted"
     assert db.session.get(MicroJob, delivery.job_id).status == "accepted"
     money = db.session.get(Goal, goal["id"])
-    assert (money.reserved_cents, money.spent_cents) == (0, 2_000)
+    # "paying": held until the platform confirms the payment (the review push), then spent
+    assert (money.reserved_cents, money.spent_cents) == (2_500, 0)
+    assert db.session.get(Review, review["id"]).push_state == "owed"
     assert api.get("/api/v1/deliveries").get_json() == []
     shown = api.get(f"/api/v1/deliveries/{delivery.id}").get_json()
     assert [r["decision"] for r in shown["reviews"]] == ["accept"]

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from fakes.work import event
 
-from adapters.base import AdapterRegistry, Capability
+from adapters.base import AdapterRegistry, Capability, EventKind
 from adapters.sandbox import SandboxAdapter
 from dispatch.helpers import delegated
 from dispatcher.dispatch import maintenance, service, tasks
 from dispatcher.extensions import db
+from dispatcher.inbound.apply import apply_event
 from dispatcher.lifecycle import Status
 from dispatcher.models import DispatchState, Event
 from dispatcher.models._base import utcnow
@@ -126,11 +128,13 @@ def test_expires_at_on_the_dispatch_wins_and_taken_jobs_do_not_expire(goal, paus
     db.session.commit()
     assert maintenance.expire_overdue() == 0
     dispatch.expires_at = utcnow() - timedelta(seconds=1)
-    job.status = Status.TAKEN  # someone took it in time
-    db.session.commit()
+    apply_event("sandbox", event(dispatch, EventKind.TAKEN, event_id="t1", worker="w1"))
+    db.session.commit()  # someone took it in time
+    assert job.status == Status.TAKEN
     assert maintenance.expire_overdue() == 0
-    job.status = Status.DISPATCHED
-    db.session.commit()
+    apply_event("sandbox", event(dispatch, EventKind.WITHDRAWN, event_id="w1", worker="w1"))
+    db.session.commit()  # and gave it back: open again, past its deadline
+    assert job.status == Status.DISPATCHED
     assert maintenance.expire_overdue() == 1
 
 

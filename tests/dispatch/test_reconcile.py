@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fakes.work import deliver
 from rq import Queue, Retry
 from rq.executions import Execution
 from rq.job import JobStatus
@@ -14,7 +15,7 @@ from dispatch.helpers import delegated
 from dispatcher.dispatch import liveness, maintenance, service, tasks
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
-from dispatcher.models import Delivery, DispatchState, Event, InboundEvent, PushState, Review
+from dispatcher.models import DispatchState, Event, InboundEvent, PushState, Review
 from dispatcher.queues import DISPATCH, INBOUND, get_queue, redis_connection
 
 
@@ -89,10 +90,7 @@ def test_unpushed_acceptances_are_pushed_until_paid_or_refused(goal, sandbox):
     tasks.send_dispatch(dispatch.id)
     db.session.refresh(dispatch)
     # a submission the platform does not know: pushing the acceptance is refused for good
-    delivery = Delivery(job_id=job.id, dispatch_id=dispatch.id, external_id="sub_1")
-    db.session.add(delivery)
-    job.status = Status.DELIVERED
-    db.session.commit()
+    delivery = deliver(dispatch, "sub_1")
     accepted = review.accept(delivery, rating=5)
     redis_connection().flushall()
     assert maintenance.reconcile()["reviews"] == 1

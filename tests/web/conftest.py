@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from fakes.work import deliver
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from dispatcher import lifecycle
 from dispatcher.dispatch import service as dispatch_service
 from dispatcher.extensions import db
 from dispatcher.models import Delivery, Goal, MicroJob, Owner
@@ -137,20 +137,12 @@ def delivered(make_job) -> Callable[..., Delivery]:
     def _delivered(title: str = "Write a guest post", price_cents: int = 2_500) -> Delivery:
         job = make_job(title, mode="delegate", channel="sandbox", price_cents=price_cents)
         dispatch = dispatch_service.dispatch_job(job)
-        dispatch.state = "placed"
-        dispatch.external_id = f"ord-{dispatch.id}"
-        lifecycle.transition(job, "dispatched", actor="test")
-        lifecycle.transition(job, "delivered", actor="test")
-        delivery = Delivery(
-            job_id=job.id,
-            dispatch_id=dispatch.id,
-            external_id=f"sub-{job.id}",
-            worker_ref="w42",
+        return deliver(
+            dispatch,
+            f"sub-{job.id}",
+            worker="w42",
             content="Here is the post: 900 words on link building.",
             url="https://example.com/draft/1",
         )
-        db.session.add(delivery)
-        db.session.commit()
-        return delivery
 
     return _delivered

@@ -13,12 +13,13 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from fakes.work import deliver
 from sqlalchemy import event
 
 from dispatcher import lifecycle
 from dispatcher.dispatch import service as dispatch_service
 from dispatcher.extensions import db
-from dispatcher.models import Delivery, Goal, MicroJob
+from dispatcher.models import Goal, MicroJob
 from dispatcher.planning import tree
 from dispatcher.planning.build import NewJob, create_subtree, walk_new
 from dispatcher.today import local_today
@@ -85,13 +86,7 @@ def add_groups(goal: Goal, groups: int, today) -> None:
 
 def _deliver(job: MicroJob) -> None:
     dispatch = dispatch_service.dispatch_job(job, commit=False)
-    dispatch.state = "placed"
-    dispatch.external_id = f"ord-{dispatch.id}"
-    lifecycle.transition(job, "dispatched", actor="test")
-    lifecycle.transition(job, "delivered", actor="test")
-    db.session.add(
-        Delivery(job_id=job.id, dispatch_id=dispatch.id, external_id=f"sub-{job.id}", content="x")
-    )
+    deliver(dispatch, f"sub-{job.id}", content="x")
 
 
 def query_counts(client, goal_id: int) -> dict[str, int]:
