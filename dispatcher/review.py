@@ -36,7 +36,11 @@ def awaiting_review(owner_id: int, *, with_reviews: bool = False) -> list[Delive
     """
     query = (
         _awaiting(owner_id)
-        .options(contains_eager(Delivery.job).joinedload(MicroJob.goal))
+        .options(
+            contains_eager(Delivery.job).joinedload(MicroJob.goal),
+            selectinload(Delivery.assignment),
+            selectinload(Delivery.dispatch),
+        )
         .order_by(Delivery.received_at)
     )
     if with_reviews:
@@ -71,7 +75,10 @@ def _decide(delivery: Delivery, action: str) -> tuple[MicroJob, Assignment]:
     db.session.refresh(place)
     if job.status == Status.CANCELLED and delivery.status != DeliveryState.LATE:
         raise InvalidTransition(job.id, job.status, action, ["the job was cancelled"])
-    DELIVERY.target(delivery.status, action, delivery.id)
+    if not DELIVERY.can(delivery.status, action):
+        raise InvalidTransition(
+            job.id, job.status, action, [f"this delivery was already {delivery.status}"]
+        )
     return job, place
 
 
@@ -86,7 +93,7 @@ def accept(
     payout = place.price_cents if payout_cents is None else payout_cents
     if payout < 0 or payout > place.price_cents:
         raise ValueError(
-            f"payout must be between 0 and the assignment's price ({place.price_cents} cents)"
+            f"payout must be between 0 and the job's price ({place.price_cents} cents)"
         )
     if rating is not None and not 1 <= rating <= 5:
         raise ValueError("rating must be 1 to 5")

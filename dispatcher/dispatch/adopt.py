@@ -67,6 +67,8 @@ def approve(
     place = delivery.assignment
     if place.status == A.PAID:
         return False
+    if payout_cents is None and place.status == A.ACCEPTED:
+        payout_cents = _accepted_payout(delivery)
     if place.status != A.ACCEPTED:
         places.move(place, "adopt_approval", job, actor=actor, data=data)
     if delivery.status != V.ACCEPTED:
@@ -74,6 +76,14 @@ def approve(
     places.move(place, "pay", job, actor=actor, payout_cents=payout_cents, data=data)
     _settle(delivery, job, actor=actor, data=data)
     return True
+
+
+def _accepted_payout(delivery: Delivery) -> int | None:
+    """What the owner accepted this work at (the latest acceptance), if they did."""
+    for review in reversed(delivery.reviews):
+        if review.decision == "accept":
+            return review.payout_cents
+    return None
 
 
 def reverse(

@@ -31,7 +31,8 @@ COUNTED = frozenset({A.ACCEPTED, A.PAID})
 
 
 def open_places(job: MicroJob, dispatch: Dispatch, count: int, fee_cents: int) -> None:
-    """Reserve `count` places (price plus fee each) on the budget and add their rows."""
+    """Reserve `count` places (price plus fee each) on the budget, then add their rows (a
+    refused reservation leaves nothing behind)."""
     per_place = job.price_cents + fee_cents
     budget.reserve(job, count * per_place)
     dispatch.amount_cents = count * per_place

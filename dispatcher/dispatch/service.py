@@ -119,8 +119,8 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
         currency=goal.currency,
         state=DispatchState.PENDING,
     )
-    db.session.add(dispatch)
     places.open_places(job, dispatch, count, adapter.fee_cents(job.price_cents))
+    db.session.add(dispatch)
     db.session.flush()
     lifecycle.transition(
         job,

@@ -531,7 +531,7 @@ def _confirm_review(
         db.session.commit()
         return "settled by another attempt"
     data = {"review_id": review.id, "decision": review.decision, "adopted": adopted}
-    lifecycle.record(job, "push.confirm", from_status=PushState.OWED,
+    lifecycle.record(job, "review_pushed", from_status=PushState.OWED,
                      to_status=PushState.PUSHED, actor=actor, data=data)  # fmt: skip
     place = delivery.assignment
     if review.decision == "accept" and place is not None:

@@ -11,11 +11,12 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 
-from dispatcher import lifecycle
 from dispatcher import review as decisions
 from dispatcher.errors import BudgetExceeded, InvalidTransition, Unsupported
 from dispatcher.extensions import db
 from dispatcher.forms import AcceptForm, RejectForm, RevisionForm, amount_text
+from dispatcher.lifecycle import DeliveryState
+from dispatcher.lifecycle.assignment import UNPAID_END
 from dispatcher.models import Delivery
 from dispatcher.scoping import get_owned
 from dispatcher.web.common import actor, back, owner_id, refuse
@@ -27,23 +28,37 @@ STATE_REFUSALS = (BudgetExceeded, InvalidTransition, Unsupported)
 
 
 def is_open(delivery: Delivery) -> bool:
-    """Whether the owner can still decide on this delivery."""
-    return delivery.status == decisions.OPEN and delivery.job.status in lifecycle.AWAITING_REVIEW
+    """Whether the owner can still decide on this delivery: waiting for review, or late work
+    whose place ended unpaid (it can be accepted explicitly, paid from its own order)."""
+    if delivery.status == DeliveryState.SUBMITTED:
+        return True
+    place = delivery.assignment
+    return (
+        delivery.status == DeliveryState.LATE and place is not None and place.status in UNPAID_END
+    )
 
 
 def review_forms(
     delivery: Delivery, given: dict[str, FlaskForm] | None = None
-) -> dict[str, FlaskForm] | None:
-    """The three decision forms for an open delivery (None once decided)."""
+) -> dict[str, FlaskForm | None] | None:
+    """The decision forms for an open delivery (None once decided). Late work can only be
+    accepted; a channel without revisions gets no revision form (the page says so)."""
     if not is_open(delivery):
         return None
     given = given or {}
-    payout = amount_text(delivery.job.price_cents)
-    return {
-        "accept": given.get("accept") or AcceptForm(formdata=None, data={"payout": payout}),
-        "revise": given.get("revise") or RevisionForm(formdata=None),
-        "reject": given.get("reject") or RejectForm(formdata=None),
+    place = delivery.assignment
+    price = place.price_cents if place is not None else delivery.job.price_cents
+    forms: dict[str, FlaskForm | None] = {
+        "accept": given.get("accept")
+        or AcceptForm(formdata=None, data={"payout": amount_text(price)}),
+        "revise": None,
+        "reject": None,
     }
+    if delivery.status == DeliveryState.SUBMITTED:
+        if decisions.can_revise(delivery):
+            forms["revise"] = given.get("revise") or RevisionForm(formdata=None)
+        forms["reject"] = given.get("reject") or RejectForm(formdata=None)
+    return forms
 
 
 def _queue_url() -> str:
@@ -108,7 +123,10 @@ def accept(delivery_id: int):
         form.payout.errors.append(str(exc))
         return _again(delivery, "accept", form)
     paid = amount_text(review.payout_cents) + " " + job.goal.currency
-    flash(f"Accepted “{job.title}”: paying {paid}.", "success")
+    flash(
+        f"Accepted “{job.title}”: paying {paid} once the platform confirms the payment.",
+        "success",
+    )
     return back(_queue_url())
 
 
@@ -149,7 +167,8 @@ def reject(delivery_id: int):
         form.reason.errors.append(str(exc))
         return _again(delivery, "reject", form)
     flash(
-        f"Rejected “{delivery.job.title}”; its money is released. You can send it out again.",
+        f"Rejected “{delivery.job.title}”; its money is released. Once every assignment "
+        "is settled you can send the missing ones out again.",
         "success",
     )
     return back(_queue_url())

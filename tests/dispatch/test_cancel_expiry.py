@@ -146,5 +146,5 @@ def test_a_job_never_placed_expires_without_bothering_the_platform(goal, paused)
     db.session.refresh(goal)
     assert job.status == Status.EXPIRED and goal.reserved_cents == 0
     assert dispatch.next_attempt_at is None
-    assert tasks.send_dispatch(dispatch.id) == "skipped: closed"
+    assert tasks.send_dispatch(dispatch.id) == "skipped: cancelled"
     assert paused.stats()["orders"] == 0

@@ -56,11 +56,12 @@ def login(client, user_loader):
 @pytest.fixture
 def flow(app):
     """Dispatch, place, deliver and review jobs through the real services."""
+    from fakes.work import place
+
     from adapters.base import EventKind, NormalizedEvent
-    from dispatcher import lifecycle, review
+    from dispatcher import review
     from dispatcher.dispatch import service
     from dispatcher.inbound.apply import apply_event
-    from dispatcher.models import DispatchState
     from dispatcher.models._base import utcnow
 
     class Flow:
@@ -70,10 +71,7 @@ def flow(app):
             )
 
         def dispatch(self, job):
-            dispatch = service.dispatch_job(job)
-            dispatch.external_id = f"ord-{dispatch.id}"
-            dispatch.state = DispatchState.PLACED
-            lifecycle.transition(job, "dispatched", actor="test")
+            dispatch = place(service.dispatch_job(job))
             db.session.commit()
             return dispatch
 
@@ -89,7 +87,17 @@ def flow(app):
             return dispatch.job.deliveries[-1]
 
         def accept(self, delivery, payout=None):
-            return review.accept(delivery, payout_cents=payout, rating=5)
+            """Accept, and the platform confirms the payment (its webhook, applied)."""
+            decided = review.accept(delivery, payout_cents=payout, rating=5)
+            dispatch = delivery.dispatch
+            paid = NormalizedEvent(
+                kind=EventKind.PAID, event_id=f"paid-{delivery.id}",
+                external_id=dispatch.external_id, occurred_at=utcnow(), raw={},
+                delivery_id=delivery.external_id, payout_cents=decided.payout_cents,
+            )  # fmt: skip
+            apply_event(dispatch.adapter, paid)
+            db.session.commit()
+            return decided
 
         def reject(self, delivery):
             return review.reject(delivery, reason="off topic")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from dispatcher import lifecycle
 from dispatcher.dispatch import service as dispatch_service
+from dispatcher.dispatch import tasks
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
 from dispatcher.models import Dispatch, DispatchState, Event
@@ -110,12 +110,11 @@ def test_a_failed_dispatch_shows_the_platforms_reason_and_can_be_retried(client,
     client.post(f"/jobs/{job.id}/dispatch")
     job = reload(job)
     (dispatch,) = _dispatches()
-    # what the send task records when the platform refuses the order for good
-    dispatch.state = DispatchState.FAILED
+    # what the send task does when the platform refuses the order for good
     dispatch.attempts = 1
-    dispatch.last_error = "sandbox HTTP 422: price_cents: must be between 1 and 10000000"
-    lifecycle.transition(job, "fail", actor="worker", data={"error": dispatch.last_error})
-    db.session.commit()
+    tasks._fail(
+        dispatch, "sandbox HTTP 422: price_cents: must be between 1 and 10000000", owe_cancel=False
+    )
 
     html = page(client.get(f"/jobs/{job.id}"))
     assert "could not take this job" in html

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 
+from fakes.work import event
 from sqlalchemy import select
 
+from adapters.base import EventKind
 from dispatcher.extensions import db
+from dispatcher.inbound.apply import apply_event
 from dispatcher.lifecycle import Status
 from dispatcher.models import Review
 
@@ -29,6 +32,17 @@ def test_the_queue_shows_what_came_back(client, delivered):
     assert 'value="25.00"' in html  # the payout defaults to the price
 
 
+def paid_at_platform(delivery) -> None:
+    """The platform's word that it paid the submission, applied as its webhook would be."""
+    dispatch = delivery.dispatch
+    apply_event(
+        dispatch.adapter,
+        event(dispatch, EventKind.PAID, event_id=f"paid-{delivery.id}",
+              delivery_id=delivery.external_id),
+    )  # fmt: skip
+    db.session.commit()
+
+
 def test_accept_pays_the_price_and_rates(client, delivered, goal):
     delivery = delivered(price_cents=2_500)
     response = client.post(
@@ -36,7 +50,9 @@ def test_accept_pays_the_price_and_rates(client, delivered, goal):
         data={"payout": "25.00", "rating": "5", "next": "/review"},
         follow_redirects=True,
     )
-    assert "Accepted “Write a guest post”: paying 25.00 USD." in page(response)
+    assert "Accepted “Write a guest post”: paying 25.00 USD once the platform confirms" in page(
+        response
+    )
     assert "Nothing is waiting for your review" in page(response)
 
     (review,) = _reviews()
@@ -44,7 +60,12 @@ def test_accept_pays_the_price_and_rates(client, delivered, goal):
     delivery = reload(delivery)
     assert delivery.status == "accepted" and delivery.job.status == Status.ACCEPTED
     goal = reload(goal)
+    # "paying": the money stays held until the platform confirms the payment
+    assert (goal.spent_cents, goal.reserved_cents) == (0, 2_500)
+    paid_at_platform(delivery)
+    goal = reload(goal)
     assert (goal.spent_cents, goal.reserved_cents) == (2_500, 0)
+    assert reload(delivery).job.status == Status.PAID
 
 
 def test_accept_with_a_smaller_payout_and_no_rating(client, delivered, goal):
@@ -52,7 +73,9 @@ def test_accept_with_a_smaller_payout_and_no_rating(client, delivered, goal):
     client.post(f"/deliveries/{delivery.id}/accept", data={"payout": "20", "rating": ""})
     (review,) = _reviews()
     assert (review.payout_cents, review.rating) == (2_000, None)
-    assert reload(goal).spent_cents == 2_000
+    assert reload(goal).spent_cents == 0
+    paid_at_platform(reload(delivery))
+    assert (reload(goal).spent_cents, reload(goal).reserved_cents) == (2_000, 0)
 
 
 def test_accept_refuses_a_payout_above_the_price(client, delivered):
