@@ -29,6 +29,7 @@ from dispatcher import lifecycle
 from dispatcher.dispatch.locking import lock_job
 from dispatcher.errors import DispatcherError
 from dispatcher.extensions import db
+from dispatcher.inbound.stored import POLL, events_of
 from dispatcher.journal import note
 from dispatcher.lifecycle import Status
 from dispatcher.models import Delivery, Dispatch, InboundEvent
@@ -55,8 +56,7 @@ def apply_inbound(inbound_id: int) -> str | Retry:
     inbound.attempts += 1
     db.session.commit()
     try:
-        adapter = current_app.extensions["dispatcher.adapters"].get(inbound.adapter)
-        for event in adapter.parse(inbound.headers, inbound.body.encode("utf-8")):
+        for event in events_of(inbound):
             apply_event(inbound.adapter, event)
         done = db.session.execute(
             update(InboundEvent)
@@ -120,10 +120,10 @@ def _quarantine(inbound: InboundEvent, error: str) -> str:
 def dispatches_of(inbound: InboundEvent) -> list[Dispatch]:
     """The dispatches a stored webhook is about, as far as it can be parsed; [] if none."""
     registry = current_app.extensions["dispatcher.adapters"]
-    if inbound.adapter not in registry:
+    if inbound.adapter not in registry and inbound.source != POLL:
         return []
     try:
-        events = registry.get(inbound.adapter).parse(inbound.headers, inbound.body.encode())
+        events = events_of(inbound)
     except DispatcherError:
         return []
     except Exception:
