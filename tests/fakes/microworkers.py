@@ -136,7 +136,7 @@ class FakeMicroworkers:
         if path == ["basic-campaigns"] and method == "POST":
             return 201, self._create(_json(request))
         if path == ["basic-campaigns"] and method == "GET":
-            items = sorted(self.campaigns.values(), key=lambda c: c["created"], reverse=True)
+            items = list(self.campaigns.values())[::-1]  # newest first (-created)
             return 200, _page(items, request.args)
         if len(path) == 2 and path[0] == "basic-campaigns":
             campaign = self._campaign(path[1])
