@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import quote
@@ -64,6 +64,9 @@ TITLE_MAX = 100
 FEE_RATE = Decimal("0.075")
 PAGE_SIZE = 100
 FIND_MAX_PAGES = 20
+#: a key is only looked up by retries of its own dispatch (minutes to hours after it was
+#: made), so the search reads campaigns created in the last week only
+FIND_WINDOW_DAYS = 7
 
 
 class MicroworkersAdapter(Adapter):
@@ -114,9 +117,14 @@ class MicroworkersAdapter(Adapter):
 
     def find(self, idempotency_key: str) -> Receipt | None:
         tag = f"[{idempotency_key}]"
+        since = datetime.now(UTC) - timedelta(days=FIND_WINDOW_DAYS)
         token = None
         for _ in range(FIND_MAX_PAGES):
-            params: dict[str, Any] = {"pageSize": PAGE_SIZE}
+            params: dict[str, Any] = {
+                "pageSize": PAGE_SIZE,
+                "filter[created][op]": "gte",
+                "filter[created][value]": since.strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+            }
             if token:
                 params["nextPageToken"] = token
             data = self._json(self.request("GET", self._url("basic-campaigns"), params=params))

@@ -86,6 +86,14 @@ def test_find_pages_through_the_campaign_list(adapter, fake):
     assert len(fake.campaigns) == 121
 
 
+def test_find_reads_only_recent_campaigns(adapter, fake):
+    old = adapter.dispatch(spec(), "dsp_ancient")
+    fake.campaigns[old.external_id]["created"] = "2020-01-01T00:00:00+00:00"
+    assert adapter.find("dsp_ancient") is None  # outside the window: not read at all
+    fresh = adapter.dispatch(spec(), "dsp_fresh")
+    assert adapter.find("dsp_fresh").external_id == fresh.external_id
+
+
 def test_fewer_than_30_positions_is_refused_for_good_before_any_call(adapter, fake):
     with pytest.raises(AdapterError) as caught:
         adapter.dispatch(spec(assignments=3), "dsp_small")

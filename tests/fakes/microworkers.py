@@ -137,6 +137,7 @@ class FakeMicroworkers:
             return 201, self._create(_json(request))
         if path == ["basic-campaigns"] and method == "GET":
             items = list(self.campaigns.values())[::-1]  # newest first (-created)
+            items = _created_filter(items, request.args)
             return 200, _page(items, request.args)
         if len(path) == 2 and path[0] == "basic-campaigns":
             campaign = self._campaign(path[1])
@@ -366,6 +367,26 @@ def _int_in(body: dict[str, Any], name: str, low: int, high: int, *, required: b
         return
     if not _is_int(value) or not low <= value <= high:
         raise ApiError(400, "ValidationFailed", f"{name} must be a whole number {low}..{high}")
+
+
+def _created_filter(items: list[dict[str, Any]], args) -> list[dict[str, Any]]:
+    """``filter[created][op]`` (gt, gte, lt, lte) with ``filter[created][value]``."""
+    op, value = args.get("filter[created][op]"), args.get("filter[created][value]")
+    if op is None and value is None:
+        return items
+    if op not in ("gt", "gte", "lt", "lte") or not value:
+        raise ApiError(400, "ValidationFailed", "filter[created] needs an op and a value")
+    try:
+        when = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        raise ApiError(400, "ValidationFailed", "filter[created][value] format") from None
+    tests = {
+        "gt": lambda c: c > when,
+        "gte": lambda c: c >= when,
+        "lt": lambda c: c < when,
+        "lte": lambda c: c <= when,
+    }
+    return [i for i in items if tests[op](datetime.fromisoformat(i["created"]))]
 
 
 def _public(slot: dict[str, Any]) -> dict[str, Any]:
