@@ -138,13 +138,14 @@ def test_only_due_open_orders_of_polled_channels_are_queued(goal, sandbox, run_j
     assert polling.poll_due() == {}  # nothing open: never polled again
 
 
-def test_a_channel_with_webhooks_is_not_polled(app, goal, sandbox, run_jobs):
-    sandbox.control(pause_workers=True)
-    registry = app.extensions["dispatcher.adapters"]
-    registry._instances.pop("sandbox", None)
-    app.config["SETTINGS"].extra["adapter_connections"]["sandbox"] = {"options": {}}
-    _placed(goal, run_jobs)
-    assert polling.poll_due() == {}
+def test_a_channel_with_webhooks_is_polled_only_when_its_connection_asks(app):
+    from adapters.microworkers import MicroworkersAdapter
+    from adapters.sandbox import SandboxAdapter
+
+    settings = app.config["SETTINGS"]
+    assert not polling.is_polled(SandboxAdapter(settings))
+    assert polling.is_polled(SandboxAdapter(settings, options={"polling": True}))
+    assert polling.is_polled(MicroworkersAdapter(settings))
 
 
 def test_microworkers_slots_are_read_with_the_cursor_across_looks(
