@@ -221,3 +221,35 @@ def test_the_poller_is_a_periodic_job():
     from dispatcher.periodic import periodic_jobs
 
     assert any(job.func is polling.poll_due for job in periodic_jobs())
+
+
+def test_a_polled_row_that_cannot_be_read_is_quarantined(goal, mw_fake, run_jobs):
+    from dispatcher.inbound.apply import MAX_APPLY_ATTEMPTS, apply_inbound
+
+    dispatch = _placed(goal, run_jobs, channel="microworkers", price=50, assignments=30)
+    mw_fake.take(dispatch.external_id, 1)
+    polling.poll_dispatch(dispatch)
+    [row] = _inbound(adapter="microworkers")
+    row.status, row.body = "received", '{"kind": "delivered"}'  # no event id: unreadable
+    db.session.commit()
+    outcomes = []
+    for _ in range(MAX_APPLY_ATTEMPTS):
+        try:
+            outcomes.append(apply_inbound(row.id))
+        except Exception as exc:  # RQ would retry it
+            outcomes.append(type(exc).__name__)
+    assert outcomes == ["PayloadError"] * (MAX_APPLY_ATTEMPTS - 1) + ["quarantined"]
+    db.session.refresh(row)
+    assert row.status == "quarantined" and "cannot be read" in row.error
+
+
+def test_a_job_below_the_30_position_minimum_fails_with_the_reason(goal, mw_fake, run_jobs):
+    job = delegated(goal, channel="microworkers", price=50, assignments=3)
+    dispatch = service.dispatch_job(job)
+    run_jobs()
+    db.session.refresh(dispatch)
+    db.session.refresh(job)
+    assert (dispatch.state, job.status) == ("failed", Status.FAILED)
+    assert "at least 30 positions" in dispatch.last_error
+    assert job.goal.reserved_cents == 0
+    assert mw_fake.calls("POST", "/basic-campaigns") == []
