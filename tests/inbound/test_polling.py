@@ -253,3 +253,25 @@ def test_a_job_below_the_30_position_minimum_fails_with_the_reason(goal, mw_fake
     assert "at least 30 positions" in dispatch.last_error
     assert job.goal.reserved_cents == 0
     assert mw_fake.calls("POST", "/basic-campaigns") == []
+
+
+def test_a_change_that_came_by_webhook_is_not_stored_again_by_a_poll(
+    client, goal, sandbox, run_jobs
+):
+    import json
+
+    from dispatch.helpers import signed_webhook
+
+    sandbox.control(send_webhooks=False, pause_workers=True)
+    dispatch = _placed(goal, run_jobs)
+    with sandbox.market.store.tx() as conn:
+        sandbox.market.emit(conn, dispatch.external_id, "order.taken", 0.0, worker_id="w1")
+    [event] = sandbox.market.events(dispatch.external_id)
+    body = json.dumps(event).encode()
+    headers, body = signed_webhook(
+        "order.taken", dispatch.external_id, msg_id=event["id"], body=body
+    )
+    assert client.post("/webhooks/sandbox", data=body, headers=headers).status_code == 202
+    assert polling.poll_dispatch(dispatch) == 0
+    [row] = _inbound(adapter="sandbox")
+    assert (row.event_id, row.source) == (event["id"], "webhook")
