@@ -312,7 +312,13 @@ class AdapterRegistry:
         if name not in self._classes:
             raise ConfigurationError(f"no adapter named {name!r} (have: {', '.join(self.names())})")
         if name not in self._instances:
-            self._instances[name] = self._classes[name](self.settings)
+            # Until per-owner connections land: one connection per adapter from the settings'
+            # extra "adapter_connections" ({name: {"credentials": {...}, "options": {...}}}).
+            extra = getattr(self.settings, "extra", None) or {}
+            conn = extra.get("adapter_connections", {}).get(name, {})
+            self._instances[name] = self._classes[name](
+                self.settings, credentials=conn.get("credentials"), options=conn.get("options")
+            )
         return self._instances[name]
 
 

@@ -73,8 +73,9 @@ def scheduler() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=None, help="default: settings.sandbox_port")
+@click.option("--polling-only", is_flag=True, help="send no webhooks: clients must poll for events")
 @with_appcontext
-def sandbox(host: str, port: int | None) -> None:
+def sandbox(host: str, port: int | None, polling_only: bool) -> None:
     """Run the sandbox marketplace (a simulated platform) on its own port."""
     from dispatcher.sandbox.server import run_sandbox
 
@@ -84,7 +85,7 @@ def sandbox(host: str, port: int | None) -> None:
         port or settings.sandbox_port,
         str(settings.instance_path / "sandbox.db"),
         settings.sandbox_webhook_secret,
-        {},
+        {"send_webhooks": False} if polling_only else {},
     )
 
 

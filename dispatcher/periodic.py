@@ -12,6 +12,7 @@ from dispatcher.queues import MAINTENANCE
 #: Modules that expose PERIODIC_JOBS = [(func, interval_seconds), ...]
 SOURCES = (
     "dispatcher.dispatch.maintenance",
+    "dispatcher.inbound.polling",
     "dispatcher.planning.tasks",
     "dispatcher.today_tasks",
 )

@@ -29,6 +29,7 @@ from dispatcher.dispatch import adopt, places
 from dispatcher.dispatch.locking import lock_job
 from dispatcher.errors import DispatcherError
 from dispatcher.extensions import db
+from dispatcher.inbound.stored import POLL, events_of
 from dispatcher.journal import note
 from dispatcher.lifecycle import ASSIGNMENT, AssignmentState, DeliveryState
 from dispatcher.lifecycle.dispatch import OPEN as OPEN_ORDER
@@ -58,8 +59,7 @@ def apply_inbound(inbound_id: int) -> str | Retry:
     inbound.attempts += 1
     db.session.commit()
     try:
-        adapter = current_app.extensions["dispatcher.adapters"].get(inbound.adapter)
-        for event in adapter.parse(inbound.headers, inbound.body.encode("utf-8")):
+        for event in events_of(inbound):
             apply_event(inbound.adapter, event)
         done = db.session.execute(
             update(InboundEvent)
@@ -123,10 +123,10 @@ def _quarantine(inbound: InboundEvent, error: str) -> str:
 def dispatches_of(inbound: InboundEvent) -> list[Dispatch]:
     """The dispatches a stored webhook is about, as far as it can be parsed; [] if none."""
     registry = current_app.extensions["dispatcher.adapters"]
-    if inbound.adapter not in registry:
+    if inbound.adapter not in registry and inbound.source != POLL:
         return []
     try:
-        events = registry.get(inbound.adapter).parse(inbound.headers, inbound.body.encode())
+        events = events_of(inbound)
     except DispatcherError:
         return []
     except Exception:
@@ -257,7 +257,7 @@ def _delivered(dispatch, job, event, actor, data) -> None:
 
 def _approved(dispatch, job, event, actor, data) -> None:
     """The platform paid (after our acceptance) or approved on its own: the place is paid."""
-    delivery = _delivery_named(job, event)
+    delivery = _delivery_named(dispatch, job, event, actor, data)
     if delivery.assignment is None:
         note(job, "payment_without_assignment", actor=actor, delivery_id=delivery.id, **data)
         return
@@ -266,23 +266,26 @@ def _approved(dispatch, job, event, actor, data) -> None:
 
 
 def _rejected(dispatch, job, event, actor, data) -> None:
-    delivery = _delivery_named(job, event)
+    delivery = _delivery_named(dispatch, job, event, actor, data)
     if delivery.assignment is not None:
         adopt.follow_platform(delivery, "reject", job, actor=actor,
                               data={**data, "delivery_id": delivery.id})  # fmt: skip
 
 
-def _delivery_named(job: MicroJob, event: NormalizedEvent) -> Delivery:
-    """The submission a decision event names; waits (NotYetKnown) if its delivery has not
-    been applied yet (events out of order)."""
+def _delivery_named(
+    dispatch: Dispatch, job: MicroJob, event: NormalizedEvent, actor: str, data: dict
+) -> Delivery:
+    """The submission a decision event names. One not recorded yet (the decision overtook
+    the delivery, or the platform decided before we ever looked) is recorded from the event
+    first; an event that names no submission waits (NotYetKnown)."""
     sub = event.delivery_id
-    delivery = None
-    if sub:
-        delivery = db.session.scalars(
-            select(Delivery).where(Delivery.job_id == job.id, Delivery.external_id == sub)
-        ).first()
+    if not sub:
+        raise NotYetKnown(f"a {event.kind} event of job {job.id} names no submission")
+    query = select(Delivery).where(Delivery.job_id == job.id, Delivery.external_id == sub)
+    delivery = db.session.scalars(query).first()
     if delivery is None:
-        raise NotYetKnown(f"no delivery {sub or '(unnamed)'} of job {job.id} yet")
+        _delivered(dispatch, job, event, actor, data)
+        delivery = db.session.scalars(query).one()
     return delivery
 
 

@@ -13,6 +13,7 @@ from dispatcher.models.event import Event, InboundEvent
 from dispatcher.models.goal import Goal, MetricValue
 from dispatcher.models.job import DELIVERABLE_KINDS, MODES, MicroJob
 from dispatcher.models.planning import CADENCE_UNITS, Cadence, CadenceRun, OwnerPlaybook
+from dispatcher.models.polling import PollState
 
 __all__ = [
     "CADENCE_UNITS",
@@ -32,6 +33,7 @@ __all__ = [
     "MicroJob",
     "Owner",
     "OwnerPlaybook",
+    "PollState",
     "PushState",
     "Review",
 ]

@@ -32,7 +32,9 @@ class Event(db.Model):
 
 
 class InboundEvent(db.Model):
-    """A webhook as received: stored before it is applied, unique per (adapter, event id)."""
+    """A webhook as received, or a change the poller saw: stored before it is applied,
+    unique per (adapter, event id). A polled row's body is the normalized event as JSON
+    (dispatcher/inbound/stored.py), with the platform's own item inside."""
 
     __tablename__ = "inbound_events"
     __table_args__ = (UniqueConstraint("adapter", "event_id"),)
@@ -40,6 +42,8 @@ class InboundEvent(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     adapter: Mapped[str] = mapped_column(String(60))
     event_id: Mapped[str] = mapped_column(String(200))
+    #: "webhook" (body: the bytes as received) or "poll" (body: the normalized event)
+    source: Mapped[str] = mapped_column(String(10), default="webhook", server_default="webhook")
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     body: Mapped[str] = mapped_column(Text)
     # received | applied | ignored | invalid | quarantined

@@ -7,6 +7,8 @@ POST /orders/<id>/submissions/<sid>/accept     {"payout_cents": N}
 POST /orders/<id>/submissions/<sid>/reject     {"reason": "..."}
 POST /orders/<id>/submissions/<sid>/revision   {"feedback": "..."}
 GET  /orders/<id>/events                       every event of the order, as the webhooks carry it
+                                               (what clients poll; in polling-only mode,
+                                               send_webhooks=false, the only way)
 GET|POST /_control                             fault and timing knobs; GET /_stats the records
 """
 

@@ -273,7 +273,7 @@ class Marketplace:
                 type_,
                 json.dumps(body),
                 now,
-                "pending" if order["callback_url"] else "none",
+                "pending" if order["callback_url"] and self.options.send_webhooks else "none",
                 copies,
                 now,
             ),

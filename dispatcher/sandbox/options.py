@@ -27,7 +27,7 @@ _RATES = {
     "duplicate_webhooks",
     "withdraw_rate",
 }
-_BOOLS = {"reorder_webhooks", "pause_workers"}
+_BOOLS = {"reorder_webhooks", "pause_workers", "send_webhooks"}
 _INTS = {"webhook_max_attempts", "seed"}
 _NULLABLE = {"expire_after", "seed"}
 
@@ -61,6 +61,8 @@ class SandboxOptions:
     webhook_max_attempts: int = 6
     webhook_timeout: float = 5.0
     pause_workers: bool = False
+    #: False: polling-only mode, no webhook is sent; clients read GET /orders/<id>/events
+    send_webhooks: bool = True
     seed: int | None = None
 
     def update(self, values: dict[str, Any]) -> None:

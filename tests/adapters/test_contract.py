@@ -1,6 +1,7 @@
 """The contract every registered adapter must keep, each run against its own fake platform
 (tests/fakes/contract.py): bad signatures and stale timestamps rejected, unknown statuses
-mapped to UNKNOWN, the raw payload kept, the idempotency key honoured."""
+mapped to UNKNOWN, the raw payload kept, the idempotency key honoured; for polled adapters,
+stable event ids across polls, unknown statuses as UNKNOWN, the platform's item kept."""
 
 from __future__ import annotations
 
@@ -111,3 +112,50 @@ def test_idempotency_key_is_honoured(fake):
         found = fake.adapter.find("contract-key-1")
         assert found is not None and found.external_id == first.external_id
         assert fake.adapter.find("contract-key-never-used") is None
+
+
+# -- polling ----------------------------------------------------------------------------------
+def _poll_all(adapter, external_id: str):
+    events, cursor = [], None
+    for _ in range(50):
+        page = adapter.poll(external_id, cursor)
+        events.extend(page.events)
+        cursor = page.next_cursor
+        if cursor is None:
+            return events
+    raise AssertionError("the poll cursor never ran out")
+
+
+def _polled_order(fake, status: str):
+    needs(fake, Capability.POLL)
+    assert fake.make_change is not None, "a polled adapter's fake must provide make_change"
+    order = fake.adapter.dispatch(fake.job(), f"contract-poll-{status}")
+    fake.make_change(order.external_id, status)
+    return order.external_id
+
+
+def test_polled_changes_have_stable_ids(fake):
+    external_id = _polled_order(fake, fake.known_status)
+    first = _poll_all(fake.adapter, external_id)
+    second = _poll_all(fake.adapter, external_id)
+    assert first, "a change the platform shows must come back from poll"
+    assert [e.event_id for e in first] == [e.event_id for e in second]
+    assert len({e.event_id for e in first}) == len(first)
+    assert all(e.external_id == external_id for e in first)
+    assert all(e.occurred_at.tzinfo is not None for e in first)
+    assert any(e.platform_status == fake.known_status for e in first)
+    assert all(e.kind != EventKind.UNKNOWN for e in first)
+
+
+def test_unknown_polled_status_maps_to_unknown(fake):
+    external_id = _polled_order(fake, fake.unknown_status)
+    events = [e for e in _poll_all(fake.adapter, external_id)]
+    odd = [e for e in events if e.platform_status == fake.unknown_status]
+    assert odd and all(e.kind == EventKind.UNKNOWN for e in odd)
+
+
+def test_polled_raw_payload_is_kept(fake):
+    external_id = _polled_order(fake, fake.known_status)
+    for event in _poll_all(fake.adapter, external_id):
+        assert isinstance(event.raw, dict) and event.raw
+        assert event.platform_status in json.dumps(dict(event.raw))

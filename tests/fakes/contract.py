@@ -12,14 +12,17 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from adapters import standard_webhooks
 from adapters.base import Adapter, JobSpec
+from adapters.microworkers import MicroworkersAdapter
 from adapters.sandbox import SandboxAdapter
+from fakes.microworkers import API_KEY as MW_KEY
+from fakes.microworkers import FakeMicroworkers
 from fakes.sandbox_fixture import SECRET, make_settings, start_sandbox
 
 
@@ -36,6 +39,11 @@ class ContractFake:
     signed_event: Callable[..., tuple[dict[str, str], bytes]]
     #: how many orders the fake platform holds under an idempotency key (its own records)
     orders_under_key: Callable[[str], int]
+    #: make the fake show a change with platform status word `status` on order
+    #: `external_id`, for `poll` to read (None: the adapter is not polled)
+    make_change: Callable[[str, str], None] | None = None
+    #: what this platform needs in a job that the defaults below do not give
+    job_overrides: dict[str, Any] = field(default_factory=dict)
 
     def job(self, **overrides: Any) -> JobSpec:
         values: dict[str, Any] = {
@@ -50,6 +58,7 @@ class ContractFake:
             "due_date": date(2030, 1, 31),
             "callback_url": "",
         }
+        values.update(self.job_overrides)
         values.update(overrides)
         return JobSpec(**values)
 
@@ -84,6 +93,10 @@ def sandbox_fake(tmp_path: Path) -> Iterator[ContractFake]:
         ts = int(time.time()) if timestamp is None else timestamp
         return standard_webhooks.sign(secret, event_id, ts, body), body
 
+    def make_change(external_id: str, status: str) -> None:
+        with running.market.store.tx() as conn:
+            running.market.emit(conn, external_id, status, time.time(), worker_id="wrk_contract")
+
     try:
         yield ContractFake(
             adapter=adapter,
@@ -91,12 +104,51 @@ def sandbox_fake(tmp_path: Path) -> Iterator[ContractFake]:
             unknown_status="order.teleported",
             signed_event=signed_event,
             orders_under_key=lambda key: running.stats()["orders_by_key"].get(key, 0),
+            make_change=make_change,
         )
     finally:
         adapter.session.close()
         running.stop()
 
 
+@contextmanager
+def microworkers_fake(tmp_path: Path) -> Iterator[ContractFake]:
+    fake = FakeMicroworkers().start()
+    adapter = MicroworkersAdapter(
+        make_settings(tmp_path),
+        credentials={"api_key": MW_KEY},
+        options={"base_url": fake.url, "template_id": "tpl-contract"},
+    )
+
+    def no_webhooks(*args: Any, **kwargs: Any) -> tuple[dict[str, str], bytes]:
+        raise AssertionError("Microworkers sends no webhooks")
+
+    def make_change(external_id: str, status: str) -> None:
+        [slot] = fake.take(external_id, 1)
+        if status == "NOTRATED":
+            fake.submit(slot, "contract answer")
+        elif status != "ALLOCATED":
+            fake.set_status(slot, status)
+
+    def orders_under_key(key: str) -> int:
+        return sum(1 for c in fake.campaigns.values() if c["title"].endswith(f"[{key}]"))
+
+    try:
+        yield ContractFake(
+            adapter=adapter,
+            known_status="NOTRATED",
+            unknown_status="TELEPORTED",
+            signed_event=no_webhooks,
+            orders_under_key=orders_under_key,
+            make_change=make_change,
+            job_overrides={"assignments": 30, "price_cents": 50},
+        )
+    finally:
+        adapter.session.close()
+        fake.stop()
+
+
 CONTRACT_FAKES: dict[str, Callable[[Path], Any]] = {
     "sandbox": sandbox_fake,
+    "microworkers": microworkers_fake,
 }
