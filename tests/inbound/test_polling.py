@@ -5,7 +5,7 @@ polling-only mode and the Microworkers fake, over real HTTP."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from dispatch.helpers import delegated
@@ -275,3 +275,25 @@ def test_a_change_that_came_by_webhook_is_not_stored_again_by_a_poll(
     assert polling.poll_dispatch(dispatch) == 0
     [row] = _inbound(adapter="sandbox")
     assert (row.event_id, row.source) == (event["id"], "webhook")
+
+
+def test_microworkers_auto_approval_after_ttr_is_paid_in_the_books(goal, mw_fake, run_jobs):
+    """Unrated work the platform approves on its own after `ttr` is paid there: the books
+    follow (that place paid, the money spent), found by polling alone."""
+    dispatch = _placed(goal, run_jobs, channel="microworkers", price=50, assignments=30)
+    db.session.refresh(goal)
+    goal_before = (goal.reserved_cents, goal.spent_cents)
+    [slot] = mw_fake.take(dispatch.external_id, 1)
+    mw_fake.submit(slot, "owner@shop.example")
+    assert mw_fake.auto_approve(datetime.now(UTC) + timedelta(days=4)) == [slot]
+    polling.poll_dispatch(dispatch)
+    run_jobs()
+    db.session.expire_all()
+    [delivery] = db.session.scalars(select(Delivery).where(Delivery.job_id == dispatch.job_id))
+    place = delivery.assignment
+    assert (place.status, place.paid_cents) == ("paid", 50)
+    assert delivery.status == "accepted"
+    goal = db.session.get(type(goal), goal.id)
+    fee = place.fee_cents
+    assert goal.spent_cents == goal_before[1] + 50 + fee
+    assert goal.reserved_cents == goal_before[0] - 50 - fee
