@@ -531,8 +531,7 @@ def _confirm_review(
         db.session.commit()
         return "settled by another attempt"
     data = {"review_id": review.id, "decision": review.decision, "adopted": adopted}
-    lifecycle.record(job, "review_pushed", from_status=PushState.OWED,
-                     to_status=PushState.PUSHED, actor=actor, data=data)  # fmt: skip
+    note(job, "review_pushed", actor=actor, **data)
     place = delivery.assignment
     if review.decision == "accept" and place is not None:
         db.session.refresh(place)

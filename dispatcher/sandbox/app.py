@@ -173,6 +173,11 @@ def _routes(app: Flask, market: Marketplace) -> None:
         except OptionsError as exc:
             return problem(422, "Invalid options", str(exc), errors=exc.errors)
 
+    @app.post("/_control/orders/<order_id>/expire")
+    def expire_open_slots(order_id: str):
+        """Test control: the order's deadline passes now, part-way through."""
+        return {"expired_slots": market.expire_open_slots(order_id)}
+
     @app.get("/_stats")
     def stats():
         return market.stats()

@@ -156,6 +156,32 @@ class Marketplace:
                 _set_status(conn, order_id, "cancelled")
             return order_json(conn, fetch_order(conn, order_id), self._base(base_url))
 
+    def expire_open_slots(self, order_id: str) -> list[int]:
+        """The platform's deadline passed for an order part-way through: every place nobody
+        delivered for (open or being worked on) expires, one order.expired event each; work
+        already delivered stays to be reviewed. Returns the places expired."""
+        now = time.time()
+        with self.store.tx() as conn:
+            row = fetch_order(conn, order_id)
+            if row["status"] in ("cancelled", "expired", "completed"):
+                return []
+            slots = [
+                r["idx"]
+                for r in conn.execute(
+                    "SELECT idx FROM slots WHERE order_id = ? AND state IN ('open', 'working')",
+                    (order_id,),
+                )
+            ]
+            for idx in slots:
+                conn.execute(
+                    "UPDATE slots SET state = 'expired', due_at = NULL "
+                    "WHERE order_id = ? AND idx = ?",
+                    (order_id, idx),
+                )
+                self.emit(conn, order_id, "order.expired", now, slot=idx)
+            refresh_status(conn, order_id)
+            return slots
+
     def events(self, order_id: str) -> list[dict]:
         with self.store.lock:
             fetch_order(self.store.conn, order_id)
@@ -264,6 +290,8 @@ class Marketplace:
         }
         body = {"id": new_id("evt"), "type": type_, "created_at": iso(now), "data": data}
         copies = 2 if self.dice.chance(self.options.duplicate_webhooks) else 1
+        if copies > 1 and order["callback_url"]:
+            bump(conn, "webhooks_duplicated")
         conn.execute(
             "INSERT INTO events (id, order_id, type, body, created_at, state, copies, "
             "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -295,6 +323,11 @@ class Marketplace:
         failed = sum(r["n"] for r in attempts if not r["ok"])
         events = {r["state"]: r["n"] for r in q("SELECT state, COUNT(*) n FROM events GROUP BY 1")}
         pay = q("SELECT COUNT(*) n, COALESCE(SUM(amount_cents), 0) s FROM payments")[0]
+        paid_by_submission: dict[str, int] = {}
+        for r in q("SELECT submission_id, amount_cents FROM payments"):
+            paid_by_submission[r["submission_id"]] = (
+                paid_by_submission.get(r["submission_id"], 0) + r["amount_cents"]
+            )
         double = q(
             "SELECT COALESCE(SUM(n - 1), 0) d FROM "
             "(SELECT COUNT(*) n FROM payments GROUP BY order_id, slot HAVING COUNT(*) > 1)"
@@ -312,6 +345,7 @@ class Marketplace:
             "payments": pay["n"],
             "paid_cents": pay["s"],
             "double_payments": double,
+            "paid_by_submission": paid_by_submission,
             "counters": self.store.counters(),
         }
 
@@ -376,8 +410,11 @@ def refresh_status(conn: sqlite3.Connection, order_id: str) -> str:
     states = [
         r["state"] for r in conn.execute("SELECT state FROM slots WHERE order_id = ?", (order_id,))
     ]
-    if states and all(s in ("accepted", "rejected") for s in states):
-        status = "completed" if "accepted" in states else "cancelled"
+    if states and all(s in ("accepted", "rejected", "expired") for s in states):
+        if "accepted" in states:
+            status = "completed"
+        else:
+            status = "expired" if "expired" in states else "cancelled"
     elif any(s in ("submitted", "accepted") for s in states):
         status = "delivered"
     elif any(s in ("working", "revising", "rejected") for s in states):

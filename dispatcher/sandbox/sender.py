@@ -53,6 +53,8 @@ class WebhookSender:
             if only_taken and now - oldest < self.market.options.reorder_max_hold:
                 continue
             released.extend(sorted(events, key=lambda e: e["seq"], reverse=True))
+            if len(events) > 1:
+                self.market.store.bump("webhooks_reordered", len(events) - 1)
         return released
 
     def _attempt(self, row) -> None:

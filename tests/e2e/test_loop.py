@@ -299,8 +299,9 @@ def wait_for(stack: Stack, deadline: float, what: str, probe: Callable[[], Any])
 
 
 def transitions(timeline: list[dict]) -> list[tuple[str, str, str, str]]:
-    """(kind, from, to, actor) of the lifecycle moves, checking they form one chain."""
-    moves = [e for e in timeline if e["to_status"] is not None]
+    """(kind, from, to, actor) of the job's own lifecycle moves (not its assignments' or its
+    orders', whose kinds are "<entity>.<action>"), checking they form one chain."""
+    moves = [e for e in timeline if e["to_status"] is not None and "." not in e["kind"]]
     for before, after in zip(moves, moves[1:], strict=False):
         assert after["from_status"] == before["to_status"], moves
     return [(e["kind"], e["from_status"], e["to_status"], e["actor"]) for e in moves]
@@ -458,22 +459,26 @@ def check_timelines(
     timelines = {}
     for job_id, leaf in plan.delegated.items():
         timeline = timelines[job_id] = api.get(f"/jobs/{job_id}/events")
-        assert transitions(timeline) == [
+        moves = transitions(timeline)
+        # with several places the job's status moves back and forth in between, by the order
+        # the platform's events come in; it always starts and ends the same way
+        assert moves[:2] == [
             ("queue", "draft", "queued", API_ACTOR),
             ("dispatched", "queued", "dispatched", SANDBOX_ACTOR),
-            ("taken", "dispatched", "taken", SANDBOX_ACTOR),
-            ("delivered", "taken", "delivered", SANDBOX_ACTOR),
-            ("accept", "delivered", "accepted", API_ACTOR),
+        ]
+        assert moves[-2:] == [
+            ("accept", moves[-2][1], "accepted", moves[-2][3]),
             ("pay", "accepted", "paid", SANDBOX_ACTOR),
         ]
-        extra = leaf.assignments - 1  # deliveries after the first; acceptances before the last
+        assert moves[-2][3] in (API_ACTOR, SANDBOX_ACTOR)  # the last acceptance, or its payment
         kinds = [e["kind"] for e in timeline]
         expected = ["job_created", "job_updated", "job_updated", "queue", "dispatched"]
-        expected += ["delivered", *["another_delivery"] * extra]
-        expected += [*["delivery_accepted"] * extra, "accept", "pay"]
-        assert in_order(kinds, expected), kinds
-        assert (kinds.count("another_delivery"), kinds.count("delivery_accepted")) == (extra,) * 2
-        accepted = [e for e in timeline if e["kind"] in ("delivery_accepted", "accept")]
+        assert in_order(kinds, [*expected, "accept", "pay"]), kinds
+        # each place: delivered once, accepted once by the owner, paid once
+        for kind in ("assignment.submit", "assignment.accept", "assignment.pay"):
+            assert kinds.count(kind) == leaf.assignments, (kind, kinds)
+        accepted = [e for e in timeline if e["kind"] == "assignment.accept"]
+        assert {e["actor"] for e in accepted} == {API_ACTOR}
         assert [e["data"]["payout_cents"] for e in accepted] == [leaf.payout] * leaf.assignments
 
         (placed,) = [e for e in timeline if e["kind"] == "dispatched"]
