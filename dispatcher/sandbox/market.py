@@ -113,10 +113,10 @@ class Marketplace:
                     now,
                 ),
             )
-            take_at = now + self.options.take_delay
+            take_at, stagger = now + self.options.take_delay, self.options.take_stagger
             conn.executemany(
                 "INSERT INTO slots (order_id, idx, state, due_at) VALUES (?, ?, 'open', ?)",
-                [(order_id, i, take_at) for i in range(fields["assignments"])],
+                [(order_id, i, take_at + i * stagger) for i in range(fields["assignments"])],
             )
             row = fetch_order(conn, order_id)
             return order_json(conn, row, self._base(base_url)), True

@@ -37,6 +37,9 @@ class SandboxOptions:
     """Current settings of one sandbox. Rates are fractions 0..1; delays are seconds."""
 
     take_delay: float = 2.0
+    #: seconds between one place of an order being taken and the next (workers arrive one
+    #: after another), so an order spends time part-way through
+    take_stagger: float = 0.0
     deliver_delay: float = 5.0
     #: fraction of POST /orders answered 503 without creating anything
     fail_rate: float = 0.0
