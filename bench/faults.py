@@ -90,7 +90,7 @@ class Plan:
             "reorder_webhooks": True,
             "reorder_max_hold": 2.0,
             "take_delay": 0.5,
-            "take_stagger": 0.7,
+            "take_stagger": 2.0,
             "deliver_delay": 1.0,
             "webhook_retry_delay": 1.0,
             "webhook_max_attempts": 60,

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 CLOSED_STATES = (DispatchState.CANCELLED, DispatchState.FAILED, DispatchState.CLOSED)
 #: RQ retries of a push_review job; once they run out, the reconciler enqueues it afresh
-REVIEW_RETRY = Retry(max=8, interval=[2, 5, 15, 30, 60, 120, 300, 600])
+REVIEW_RETRY = Retry(max=8, interval=[1, 2, 5, 10, 20, 30, 60, 120])
 
 
 def reconcile() -> dict[str, int]:
