@@ -4,7 +4,7 @@ from dispatcher.models.account import ApiToken, Owner
 from dispatcher.models.dispatch import Delivery, Dispatch, DispatchState, PushState, Review
 from dispatcher.models.event import Event, InboundEvent
 from dispatcher.models.goal import Goal, MetricValue
-from dispatcher.models.job import DELIVERABLE_KINDS, MODES, MicroJob
+from dispatcher.models.job import DELIVERABLE_KINDS, MODES, JobVersion, MicroJob
 from dispatcher.models.planning import CADENCE_UNITS, Cadence, CadenceRun, OwnerPlaybook
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "Event",
     "Goal",
     "InboundEvent",
+    "JobVersion",
     "MetricValue",
     "MicroJob",
     "Owner",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -83,6 +83,7 @@ def render_job(
         buttons=job_buttons(job),
         review_forms=forms,
         open_forms={(k, name) for k, v in given.items() for name in v},
+        deletable=tree.DELETABLE,
     ), status
 
 
@@ -173,6 +174,23 @@ def edit(job_id: int):
         money_editable=money and "price" in form,
         next=safe_next(request.values.get("next")),
     ), status
+
+
+@bp.post("/jobs/<int:job_id>/delete")
+@login_required
+def delete(job_id: int):
+    """Delete the job and its subtree; the service refuses (409, said on the job's page)
+    while any of it holds money or owes a platform a call."""
+    job = _job(job_id)
+    goal = job.goal
+    try:
+        deleted = tree.delete_job(job, actor=actor())
+    except REFUSALS as exc:
+        refuse(exc)
+        return render_job(_job(job_id), 409)
+    below = f" and the {len(deleted) - 1} jobs below it" if len(deleted) > 1 else ""
+    flash(f"Deleted “{job.title}”{below}.", "success")
+    return redirect(goal_url(goal), code=303)
 
 
 @bp.post("/jobs/<int:job_id>/mode")
