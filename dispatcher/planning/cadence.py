@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +34,7 @@ from dispatcher.planning.playbooks import (
     from_definition,
     parse_params,
 )
+from dispatcher.timezones import local_date
 
 MAX_PERIODS = 1000
 MAX_EVERY = 365
@@ -73,11 +73,7 @@ def periods_started(cadence: Cadence, today: date) -> int:
 
 
 def local_today(owner_timezone: str | None, now: datetime) -> date:
-    try:
-        zone = ZoneInfo(owner_timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return now.astimezone(zone).date()
+    return local_date(owner_timezone, now)
 
 
 def describe(cadence: Cadence) -> str:
