@@ -73,6 +73,7 @@ def rich_goal(owner):
         goal, get_playbook("blog_post", owner.id), {"sections": 2}, title="Blog post",
         starts_on=date(2026, 1, 5), count=10, parent=job_named(goal, "Week 1"),
     )  # fmt: skip
+    cadences.run_due_cadences(datetime(2026, 1, 5, 12, tzinfo=UTC))  # its first run
     cadences.run_due_cadences(datetime(2026, 1, 13, 12, tzinfo=UTC))
     assert len(c.runs) == 2
     return goal
