@@ -14,7 +14,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 
 from adapters.base import Adapter, AdapterRegistry, JobSpec
-from dispatcher import lifecycle
+from dispatcher import lifecycle, versions
 from dispatcher.dispatch import budget
 from dispatcher.dispatch.locking import lock_job
 from dispatcher.errors import ConfigurationError, InvalidTransition
@@ -43,11 +43,12 @@ def new_idempotency_key() -> str:
 def job_spec(job: MicroJob, dispatch: Dispatch) -> JobSpec:
     """A plain copy of what the platform needs; adapters never see ORM rows."""
     settings = current_app.config["SETTINGS"]
+    text = versions.text_at(job, dispatch.job_version)  # what this order was made with
     return JobSpec(
         job_id=job.id,
-        title=job.title,
-        brief=job.brief or "",
-        acceptance_criteria=tuple(job.acceptance_criteria or ()),
+        title=text.title,
+        brief=text.brief,
+        acceptance_criteria=text.acceptance_criteria,
         deliverable_kind=job.deliverable_kind,
         price_cents=job.price_cents,
         currency=dispatch.currency,
@@ -99,6 +100,7 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
         amount_cents=job.cost_cents,
         currency=goal.currency,
         state=DispatchState.PENDING,
+        job_version=job.version,
     )
     db.session.add(dispatch)
     db.session.flush()

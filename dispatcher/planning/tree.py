@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 
-from dispatcher import lifecycle
+from dispatcher import lifecycle, versions
 from dispatcher.dispatch.locking import lock_job
 from dispatcher.errors import InvalidChange, InvalidTransition, NotDeletable, TermsFixed
 from dispatcher.extensions import db
@@ -182,16 +182,18 @@ def update_job(job: MicroJob, *, actor: str = "owner", **fields: Any) -> MicroJo
     if fields.get("mode") and fields["mode"] not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     changed = {k: v for k, v in fields.items() if getattr(job, k) != v}
-    if changed.keys() & {*ORDER_TERMS, "budget_cents"}:
+    if changed.keys() & {*ORDER_TERMS, *versions.TEXT_FIELDS, "budget_cents"}:
         # Lock the row first: a dispatch (or a reservation below) commits before this edit
         # is checked, or waits for it; never both at once.
         lock_job(job)
         changed = {k: v for k, v in fields.items() if getattr(job, k) != v}
         _check_money_change(job, changed)
+    version = versions.bump_if_held(job, changed)  # the text an order holds stays as it was
     for key, value in changed.items():
         setattr(job, key, value)
     if changed:
-        _record(job.goal, "job_updated", actor, job, fields=sorted(changed))
+        extra = {"version": version} if version is not None else {}
+        _record(job.goal, "job_updated", actor, job, fields=sorted(changed), **extra)
     db.session.commit()
     return job
 

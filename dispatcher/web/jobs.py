@@ -14,6 +14,7 @@ from flask_login import login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
+from dispatcher import versions
 from dispatcher.dispatch import service as dispatch_service
 from dispatcher.errors import InvalidTransition
 from dispatcher.extensions import db
@@ -74,12 +75,14 @@ def render_job(
     ).all()
     given = given or {}
     forms = {d.id: review_forms(d, given.get(d.id)) for d in job.deliveries}
+    sent = {d.id: d.job_version for d in job.dispatches if d.job_version is not None}
     return render_template(
         "jobs/show.html",
         job=job,
         goal=job.goal,
         events=events,
-        details=event_details,
+        details=lambda event: event_details(event, sent),
+        versions=versions.history(job) if job.version > 1 else [],
         buttons=job_buttons(job),
         review_forms=forms,
         open_forms={(k, name) for k, v in given.items() for name in v},
@@ -87,10 +90,15 @@ def render_job(
     ), status
 
 
-def event_details(event: Event) -> list[tuple[str, str]]:
-    """The parts of an event's data an owner cares about (reasons, feedback, errors)."""
+def event_details(event: Event, sent: dict[int, int] | None = None) -> list[tuple[str, str]]:
+    """The parts of an event's data an owner cares about (reasons, feedback, errors), and
+    which version of the job's text an order went out with (`sent`: dispatch id -> version)."""
     data: dict[str, Any] = event.data or {}
     out = [(label, str(data[key])) for key, label in EVENT_DETAILS.items() if data.get(key)]
+    if data.get("version"):
+        out.append(("new version", f"v{data['version']}"))
+    if sent and data.get("dispatch_id") in sent:
+        out.append(("order sent", f"v{sent[data['dispatch_id']]}"))
     if data.get("payout_cents") is not None:
         out.append(("paid", amount_text(data["payout_cents"])))
     if data.get("fields"):
