@@ -32,6 +32,12 @@ def _event_refs(ondelete: str) -> None:
 
 
 def upgrade():
+    # SQLite enforced no foreign keys before: events of rows deleted then point nowhere.
+    for column, table in EVENT_REFS:
+        op.execute(
+            f"UPDATE events SET {column} = NULL WHERE {column} IS NOT NULL "
+            f"AND {column} NOT IN (SELECT id FROM {table})"
+        )
     _event_refs("SET NULL")
     op.create_table(
         "job_versions",
