@@ -325,7 +325,6 @@ class PeriodRow:
     planned: int = 0  # leaf jobs in the instance (cancelled ones left out)
     done: int = 0
     built: bool = False
-
     skipped: bool = False  # before the cadence's first run: never to be built
 
     @property
