@@ -18,7 +18,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from adapters.base import AdapterRegistry
     from dispatcher import queues
     from dispatcher.config import Settings
-    from dispatcher.extensions import api, csrf, db, login_manager, migrate
+    from dispatcher.extensions import (
+        api,
+        csrf,
+        db,
+        enforce_sqlite_foreign_keys,
+        login_manager,
+        migrate,
+    )
 
     settings = Settings.from_env(config)
     app = Flask(
@@ -44,6 +51,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
 
     db.init_app(app)
+    enforce_sqlite_foreign_keys(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)

@@ -41,6 +41,15 @@ class InvalidTransition(DispatcherError):
         )
 
 
+class NotDeletable(InvalidTransition):
+    """A job (or a node below it) holds money or owes a platform a call: it cannot be
+    deleted. An InvalidTransition, so every caller answers it the same way (409)."""
+
+    def __init__(self, job_id: int | None, current: str, reason: str):
+        super().__init__(job_id, current, "delete", [reason])
+        self.args = (f"cannot delete job {job_id}: {reason}",)
+
+
 class BudgetExceeded(DispatcherError):
     """Reserving money would take an envelope past its budget."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
@@ -22,19 +21,12 @@ from dispatcher.models import Delivery, MicroJob, Owner
 from dispatcher.planning import tree
 from dispatcher.review import awaiting_review
 from dispatcher.scoping import owned
+from dispatcher.timezones import zone
 
 #: Statuses of a kept job that still needs doing.
 TO_DO = frozenset({Status.DRAFT, Status.READY, Status.IN_PROGRESS})
 #: Delegated jobs the owner follows on Today: out with someone, or stuck and needing a decision.
 FOLLOWED = lifecycle.OUT | {Status.FAILED, Status.EXPIRED}
-
-
-def zone(name: str | None) -> ZoneInfo:
-    """The owner's zone; an unknown name falls back to UTC rather than breaking the page."""
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def local_now(owner: Owner, now: datetime | None = None) -> datetime:

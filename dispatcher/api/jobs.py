@@ -121,9 +121,17 @@ class JobItem(MethodView):
 
     @blp.response(204)
     @blp.alt_response(404, description=NOT_FOUND)
-    @blp.alt_response(409, description="Work on it (or below it) is under way: cancel instead")
+    @blp.alt_response(
+        409,
+        description="Something in the subtree is under way, holds money (reserved or spent) "
+        "or still owes its platform a call (an order, a cancel, a review decision)",
+    )
     def delete(self, job_id: int):
-        """Delete a job and its subtree (only while nothing in it has started)"""
+        """Delete a job and its whole subtree
+
+        Refused while any job in it has started, holds money, or owes its platform a call;
+        the timeline events stay (with the job reference cleared).
+        """
         tree.delete_job(_job(job_id), actor=auth.ACTOR)
 
 

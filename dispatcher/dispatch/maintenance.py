@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, time
+from datetime import datetime
 
 from flask import current_app
 from rq import Retry
@@ -35,11 +35,13 @@ from dispatcher.models import (
     DispatchState,
     InboundEvent,
     MicroJob,
+    Owner,
     PushState,
     Review,
 )
 from dispatcher.models._base import utcnow
 from dispatcher.queues import DISPATCH, enqueue_once, redis_connection
+from dispatcher.timezones import MAX_AHEAD, end_of_day
 
 log = logging.getLogger(__name__)
 
@@ -140,35 +142,39 @@ def unpushed_reviews() -> list[int]:
 
 
 # -- expiry ---------------------------------------------------------------------------------
-def deadline_of(dispatch: Dispatch) -> datetime | None:
+def deadline_of(dispatch: Dispatch, timezone: str | None = None) -> datetime | None:
     """When a dispatch with no taker expires: its own expires_at, else the end of the job's
-    due date (UTC)."""
+    due date in the owner's time zone (`timezone`, the owner's zone name)."""
     if dispatch.expires_at is not None:
         return dispatch.expires_at
     due = dispatch.job.due_date
     if due is None:
         return None
-    return datetime.combine(due, time.max, tzinfo=UTC)
+    return end_of_day(due, timezone)
 
 
-def expire_overdue() -> int:
-    """Expire every job still waiting for a taker past its deadline; returns how many."""
-    now = utcnow()
-    candidates = db.session.scalars(
-        select(Dispatch)
+def expire_overdue(now: datetime | None = None) -> int:
+    """Expire every job still waiting for a taker past its deadline (at `now`, default the
+    current time); returns how many."""
+    now = now or utcnow()
+    # A due date has ended somewhere only if it is before the date it is now where the
+    # day starts earliest; each candidate is then checked in its owner's own zone.
+    candidates = db.session.execute(
+        select(Dispatch, Owner.timezone)
         .join(MicroJob, Dispatch.job_id == MicroJob.id)
+        .join(Owner, MicroJob.owner_id == Owner.id)
         .where(
             Dispatch.state.in_((DispatchState.PENDING, DispatchState.PLACED)),
             Dispatch.assignments.any(Assignment.status == AssignmentState.OPEN),
             or_(
                 Dispatch.expires_at <= now,
-                and_(Dispatch.expires_at.is_(None), MicroJob.due_date < now.date()),
+                and_(Dispatch.expires_at.is_(None), MicroJob.due_date < (now + MAX_AHEAD).date()),
             ),
         )
     ).all()
     expired = 0
-    for dispatch in candidates:
-        deadline = deadline_of(dispatch)
+    for dispatch, timezone in candidates:
+        deadline = deadline_of(dispatch, timezone)
         if deadline is not None and deadline <= now:
             expired += expire_dispatch(dispatch, actor="system", reason="no taker by the deadline")
     db.session.rollback()

@@ -14,7 +14,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 
 from adapters.base import Adapter, AdapterRegistry, Capability, JobSpec
-from dispatcher import lifecycle
+from dispatcher import lifecycle, versions
 from dispatcher.dispatch import places
 from dispatcher.dispatch.locking import lock_job
 from dispatcher.errors import ConfigurationError, InvalidTransition
@@ -44,11 +44,12 @@ def new_idempotency_key() -> str:
 def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None) -> JobSpec:
     """A plain copy of what the platform needs; adapters never see ORM rows."""
     settings = current_app.config["SETTINGS"]
+    text = versions.text_at(job, dispatch.job_version)  # what this order was made with
     return JobSpec(
         job_id=job.id,
-        title=job.title,
-        brief=job.brief or "",
-        acceptance_criteria=tuple(job.acceptance_criteria or ()),
+        title=text.title,
+        brief=text.brief,
+        acceptance_criteria=text.acceptance_criteria,
         deliverable_kind=job.deliverable_kind,
         price_cents=job.price_cents,
         currency=dispatch.currency,
@@ -118,6 +119,7 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
         idempotency_key=new_idempotency_key(),
         currency=goal.currency,
         state=DispatchState.PENDING,
+        job_version=job.version,
     )
     places.open_places(job, dispatch, count, adapter.fee_cents(job.price_cents))
     db.session.add(dispatch)

@@ -11,7 +11,7 @@ from dispatcher.models.dispatch import (
 )
 from dispatcher.models.event import Event, InboundEvent
 from dispatcher.models.goal import Goal, MetricValue
-from dispatcher.models.job import DELIVERABLE_KINDS, MODES, MicroJob
+from dispatcher.models.job import DELIVERABLE_KINDS, MODES, JobVersion, MicroJob
 from dispatcher.models.planning import CADENCE_UNITS, Cadence, CadenceRun, OwnerPlaybook
 from dispatcher.models.polling import PollState
 
@@ -29,6 +29,7 @@ __all__ = [
     "Event",
     "Goal",
     "InboundEvent",
+    "JobVersion",
     "MetricValue",
     "MicroJob",
     "Owner",

@@ -32,6 +32,7 @@ class Dispatch(db.Model):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    job_version: Mapped[int | None] = mapped_column()  # the job's text this order went out with
 
     job: Mapped[MicroJob] = relationship(back_populates="dispatches")  # noqa: F821
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="dispatch")

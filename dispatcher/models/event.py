@@ -13,15 +13,18 @@ from dispatcher.models._base import UTCDateTime, utcnow
 
 
 class Event(db.Model):
+    """One entry of the audit trail. It outlives what it describes: deleting a job or a goal
+    leaves its events, with the reference set NULL."""
+
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
     goal_id: Mapped[int | None] = mapped_column(
-        ForeignKey("goals.id", ondelete="CASCADE"), index=True
+        ForeignKey("goals.id", ondelete="SET NULL"), index=True
     )
     job_id: Mapped[int | None] = mapped_column(
-        ForeignKey("micro_jobs.id", ondelete="CASCADE"), index=True
+        ForeignKey("micro_jobs.id", ondelete="SET NULL"), index=True
     )
     kind: Mapped[str] = mapped_column(String(40))
     from_status: Mapped[str | None] = mapped_column(String(20))

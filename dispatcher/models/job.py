@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dispatcher.extensions import db
@@ -50,6 +50,8 @@ class MicroJob(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: which text (title, brief, criteria) is current; an edit after an order held it adds one
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     goal: Mapped[Goal] = relationship(back_populates="jobs")  # noqa: F821
     parent: Mapped[MicroJob | None] = relationship(
@@ -72,3 +74,19 @@ class MicroJob(db.Model):
     def cost_cents(self) -> int:
         """What delegating this job reserves: price times assignments."""
         return self.price_cents * self.assignments
+
+
+class JobVersion(db.Model):
+    """A job's text as an order saw it: kept when an edit replaces a version an order holds,
+    so the timeline can say what each order was asked to do."""
+
+    __tablename__ = "job_versions"
+    __table_args__ = (UniqueConstraint("job_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("micro_jobs.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column()
+    title: Mapped[str] = mapped_column(String(300))
+    brief: Mapped[str] = mapped_column(Text, default="")
+    acceptance_criteria: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

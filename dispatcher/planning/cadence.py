@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +34,7 @@ from dispatcher.planning.playbooks import (
     from_definition,
     parse_params,
 )
+from dispatcher.timezones import local_date
 
 MAX_PERIODS = 1000
 MAX_EVERY = 365
@@ -73,11 +73,7 @@ def periods_started(cadence: Cadence, today: date) -> int:
 
 
 def local_today(owner_timezone: str | None, now: datetime) -> date:
-    try:
-        zone = ZoneInfo(owner_timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return now.astimezone(zone).date()
+    return local_date(owner_timezone, now)
 
 
 def describe(cadence: Cadence) -> str:
@@ -123,6 +119,7 @@ def create_cadence(
             raise ValueError("parent: belongs to another goal")
         check_can_take_children(parent)
     values = parse_params(playbook, params)
+    _refuse_duplicate(goal, parent, title, playbook.key, int(every), unit, starts_on)
     cadence = Cadence(
         owner_id=goal.owner_id,
         goal_id=goal.id,
@@ -145,6 +142,27 @@ def create_cadence(
     note(goal, "cadence_created", actor=actor, cadence_id=cadence.id, playbook=playbook.key)
     db.session.commit()
     return cadence
+
+
+def _refuse_duplicate(
+    goal: Goal, parent: MicroJob | None, title: str, playbook: str, every: int, unit: str,
+    starts_on: date,
+) -> None:  # fmt: skip
+    """An active cadence of the same series would build every period twice: refuse it."""
+    twin = db.session.scalar(
+        select(Cadence.id).where(
+            Cadence.goal_id == goal.id,
+            Cadence.parent_id == parent.id if parent is not None else Cadence.parent_id.is_(None),
+            Cadence.title == title,
+            Cadence.playbook == playbook,
+            Cadence.every == every,
+            Cadence.unit == unit,
+            Cadence.starts_on == starts_on,
+            Cadence.active.is_(True),
+        )
+    )
+    if twin is not None:
+        raise ValueError(f"title: “{title}” already repeats on this goal from that date")
 
 
 def stop_cadence(cadence: Cadence, *, actor: str = "owner") -> None:
@@ -195,26 +213,53 @@ def _build_instance(
         db.session.rollback()
         return None
     due = period_end(cadence, index)
-    container = tree.add_job(
-        goal, title=instance_title(cadence, index), parent=parent, actor="scheduler",
-        commit=False, due_date=due,
-    )  # fmt: skip
-    created = create_subtree(goal, container, specs, actor="scheduler")
-    for job in created:
-        job.due_date = job.due_date or due
+    existing = _instance_built_before(cadence, index, goal.id)
+    if existing is None:
+        container = tree.add_job(
+            goal, title=instance_title(cadence, index), parent=parent, actor="scheduler",
+            commit=False, due_date=due,
+        )  # fmt: skip
+        created = create_subtree(goal, container, specs, actor="scheduler")
+        for job in created:
+            job.due_date = job.due_date or due
+        kind, jobs = "cadence_instance_created", len(created) + 1
+    else:
+        container, kind, jobs = existing, "cadence_instance_adopted", 0
     run.job_id = container.id
     cadence.last_period = max(index, cadence.last_period if cadence.last_period is not None else -1)
     total = total_periods(cadence)
     if total is not None and index >= total - 1:
         cadence.active = False
-    note(container, "cadence_instance_created", actor="scheduler", cadence_id=cadence.id,
-         period=index, jobs=len(created) + 1)  # fmt: skip
+    note(container, kind, actor="scheduler", cadence_id=cadence.id, period=index, jobs=jobs)
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         return None
-    return container
+    return None if existing is not None else container
+
+
+def _instance_built_before(cadence: Cadence, index: int, goal_id: int) -> MicroJob | None:
+    """The instance of this period that an earlier cadence of the same series (same title,
+    place and dates, since deleted or stopped and set up again) already built, if any."""
+    same_parent = (
+        MicroJob.parent_id.is_(None)
+        if cadence.parent_id is None
+        else MicroJob.parent_id == cadence.parent_id
+    )
+    candidates = db.session.scalars(
+        select(MicroJob).where(
+            MicroJob.goal_id == goal_id,
+            same_parent,
+            MicroJob.due_date == period_end(cadence, index),
+        )
+    )
+    prefix = f"{cadence.title} {index + 1}"
+    suffix = f"({period_start(cadence, index):%d %b %Y})"
+    for job in candidates:
+        if job.title.startswith(prefix) and job.title.endswith(suffix):
+            return job
+    return None
 
 
 def _give_up(cadence: Cadence, reason: str) -> None:
@@ -223,6 +268,14 @@ def _give_up(cadence: Cadence, reason: str) -> None:
     goal = db.session.get(Goal, cadence.goal_id)
     note(goal, "cadence_failed", actor="scheduler", cadence_id=cadence.id, reason=reason)
     db.session.commit()
+
+
+def first_to_build(cadence: Cadence, started: int) -> int:
+    """The first period a run may build: after the last one built, or on the first run only
+    the current period (a cadence that started a year back does not owe 52 overdue ones)."""
+    if cadence.last_period is not None:
+        return cadence.last_period + 1
+    return max(started - 1, 0)
 
 
 def run_due_cadences(
@@ -252,7 +305,7 @@ def run_due_cadences(
         done = set(
             db.session.scalars(select(CadenceRun.period).where(CadenceRun.cadence_id == cadence_id))
         )
-        for index in range(started):
+        for index in range(first_to_build(cadence, started), started):
             if index in done:
                 continue
             if _build_instance(cadence, index, channels) is not None:
@@ -272,9 +325,12 @@ class PeriodRow:
     planned: int = 0  # leaf jobs in the instance (cancelled ones left out)
     done: int = 0
     built: bool = False
+    skipped: bool = False  # before the cadence's first run: never to be built
 
     @property
     def state(self) -> str:
+        if self.skipped:
+            return "skipped"
         if not self.built:
             return "upcoming"
         if self.job is None:
@@ -361,6 +417,7 @@ def cadence_report(goal: Goal, *, now: datetime | None = None) -> list[CadenceRe
         for index in range(last + 1):
             row = PeriodRow(index, period_start(cadence, index), period_end(cadence, index))
             run = built.get(index)
+            row.skipped = run is None and bool(built) and index < min(built)
             if run is not None:
                 row.built = True
                 row.job = by_id.get(run.job_id) if run.job_id else None

@@ -4,7 +4,9 @@ The JSON keeps everything the goal's plan is made of: the goal, its metric readi
 with all its fields and status, and its cadences with the periods already built. What it does
 not carry is the platforms' side (dispatches, deliveries, reviews, the event log): an imported
 copy has no open orders, so jobs that were out with a platform come back `ready` with nothing
-reserved, and the import says how many. Everything else survives export -> import -> export.
+reserved, accepted or paid ones come back `done`, and the import says how many. Statuses are
+reached through the job's state machine, as any other change is. Everything else survives
+export -> import -> export.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from marshmallow import ValidationError
 from sqlalchemy import select
 
+from dispatcher import lifecycle
 from dispatcher.errors import DispatcherError
 from dispatcher.extensions import db
 from dispatcher.journal import note
@@ -43,11 +46,22 @@ JOB_KEYS = [
     "planned_for", "price_cents", "mode", "channel", "channel_options", "assignments",
     "budget_cents", "reserved_cents", "spent_cents", "status", "finished_at",
 ]  # fmt: skip
-#: Out with a platform: meaningless in a copy that has no order there.
-IN_FLIGHT = frozenset(
-    {S.value for S in (Status.QUEUED, Status.DISPATCHED, Status.TAKEN, Status.DELIVERED,
-                       Status.IN_REVIEW, Status.REVISION_REQUESTED)}
-)  # fmt: skip
+#: How each exported status comes back, reached from draft through the job's state machine.
+#: A copy has no orders, so whatever needs one cannot be restored: jobs that were out with a
+#: platform (or failed, expired, rejected there) come back ready; accepted and paid work
+#: comes back done.
+IMPORT_ACTIONS: dict[str, str | None] = {
+    Status.DRAFT: None,
+    Status.READY: "make_ready",
+    Status.IN_PROGRESS: "start",
+    Status.DONE: "complete",
+    Status.ACCEPTED: "complete",
+    Status.PAID: "complete",
+    Status.CANCELLED: "cancel",
+}
+IN_FLIGHT = frozenset(Status) - IMPORT_ACTIONS.keys()
+#: Statuses kept as they were (the rest are reset or closed as done).
+KEPT = frozenset({Status.DRAFT, Status.READY, Status.IN_PROGRESS, Status.DONE, Status.CANCELLED})
 
 
 class GoalImportError(DispatcherError, ValueError):
@@ -259,29 +273,36 @@ def import_goal(owner_id: int, data: Any, *, actor: str = "owner") -> ImportResu
 
     specs = build(loaded["jobs"])
     created = create_subtree(goal, None, specs, actor=actor)
-    reset = _restore_state(goal, created, entries, actor)
+    reset, closed = _restore_state(goal, created, entries, actor)
     _import_cadences(goal, loaded["cadences"], _paths(created))
     db.session.commit()
     warnings = []
     if reset:
         warnings.append(f"{reset} job(s) were out with a platform; in the copy they are ready")
+    if closed:
+        warnings.append(f"{closed} accepted or paid job(s) are done in the copy (it has no orders)")
     return ImportResult(goal=goal, jobs=len(created), reset=reset, warnings=warnings)
 
 
 def _restore_state(
     goal: Goal, created: list[MicroJob], entries: list[dict[str, Any]], actor: str
-) -> int:
-    """Statuses, finish times and spend as exported; nothing reserved (no orders exist)."""
-    reset = 0
+) -> tuple[int, int]:
+    """Statuses through the state machine (IMPORT_ACTIONS), finish times and spend as
+    exported; nothing reserved (no orders exist). Returns how many jobs were reset to ready
+    and how many accepted or paid ones were closed as done."""
+    reset = closed = 0
     by_id = {job.id: job for job in created}
     for job, entry in zip(created, entries, strict=True):
         status = entry["status"]
         if status in IN_FLIGHT:
-            status, reset = Status.READY.value, reset + 1
-        if status != Status.DRAFT:
-            job.status = status
-            note(job, "status_imported", actor=actor, status=status)
-        job.finished_at = entry["finished_at"]
+            reset += 1
+            action = IMPORT_ACTIONS[Status.READY]
+        else:
+            closed += status not in KEPT
+            action = IMPORT_ACTIONS[Status(status)]
+        if action is not None:
+            lifecycle.transition(job, action, actor=actor, data={"imported": status})
+        job.finished_at = entry["finished_at"] if job.status in lifecycle.COMPLETE else None
         job.reserved_cents = 0
         job.spent_cents = 0
     parents = {job.parent_id for job in created if job.parent_id is not None}
@@ -295,7 +316,7 @@ def _restore_state(
             node.spent_cents += entry["spent_cents"]
             node = by_id.get(node.parent_id) if node.parent_id else None
     goal.spent_cents = goal_spent
-    return reset
+    return reset, closed
 
 
 def _paths(created: list[MicroJob]) -> dict[str, MicroJob]:

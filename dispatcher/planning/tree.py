@@ -11,15 +11,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 
-from dispatcher import lifecycle
+from dispatcher import lifecycle, versions
 from dispatcher.dispatch.locking import lock_job
-from dispatcher.errors import InvalidChange, InvalidTransition, TermsFixed
+from dispatcher.errors import InvalidChange, InvalidTransition, NotDeletable, TermsFixed
 from dispatcher.extensions import db
 from dispatcher.journal import note
 from dispatcher.lifecycle import Status
-from dispatcher.models import MODES, Goal, MicroJob
+from dispatcher.models import (
+    MODES,
+    Delivery,
+    Dispatch,
+    DispatchState,
+    Goal,
+    MicroJob,
+    PushState,
+    Review,
+)
 from dispatcher.money import format_cents
 
 GOAL_FIELDS = {
@@ -173,16 +182,18 @@ def update_job(job: MicroJob, *, actor: str = "owner", **fields: Any) -> MicroJo
     if fields.get("mode") and fields["mode"] not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     changed = {k: v for k, v in fields.items() if getattr(job, k) != v}
-    if changed.keys() & {*ORDER_TERMS, "budget_cents"}:
+    if changed.keys() & {*ORDER_TERMS, *versions.TEXT_FIELDS, "budget_cents"}:
         # Lock the row first: a dispatch (or a reservation below) commits before this edit
         # is checked, or waits for it; never both at once.
         lock_job(job)
         changed = {k: v for k, v in fields.items() if getattr(job, k) != v}
         _check_money_change(job, changed)
+    version = versions.bump_if_held(job, changed)  # the text an order holds stays as it was
     for key, value in changed.items():
         setattr(job, key, value)
     if changed:
-        _record(job.goal, "job_updated", actor, job, fields=sorted(changed))
+        extra = {"version": version} if version is not None else {}
+        _record(job.goal, "job_updated", actor, job, fields=sorted(changed), **extra)
     db.session.commit()
     return job
 
@@ -232,14 +243,58 @@ def set_mode(
     return update_job(job, actor=actor, **fields)
 
 
-def delete_job(job: MicroJob, *, actor: str = "owner") -> None:
-    if any(j.status not in (Status.DRAFT, Status.READY, Status.CANCELLED) for j in _subtree(job)):
-        raise InvalidTransition(
-            job.id, job.status, "delete", ["cancel it instead: work is under way"]
-        )
-    _record(job.goal, "job_deleted", actor, None, job_id=job.id, title=job.title)
-    db.session.delete(job)
+#: What a subtree may be in to be deleted: nothing started, or cancelled.
+DELETABLE = frozenset({Status.DRAFT, Status.READY, Status.CANCELLED})
+
+
+def deletion_blocker(job: MicroJob) -> str | None:
+    """Why `job` and its subtree cannot be deleted, or None. The one rule the page and the
+    API share: nothing started, no money held (reserved or spent) on any node, and no call
+    still owed to a platform (an order being placed, a cancel or a review decision not yet
+    sent), since deleting would lose the books or leave an order live."""
+    nodes = _subtree(job)
+    ids = [n.id for n in nodes]
+    for node in sorted(nodes, key=lambda n: bool(n.children)):  # name a leaf, not its rollup
+        if node.reserved_cents or node.spent_cents:
+            return f"“{node.title}” holds money (reserved or spent): cancel it instead"
+        if node.status not in DELETABLE:
+            return f"“{node.title}” is {node.status.replace('_', ' ')}: cancel it instead"
+    owed = or_(
+        Dispatch.state.in_((DispatchState.PENDING, DispatchState.PLACED)),
+        Dispatch.next_attempt_at.is_not(None),
+    )
+    if db.session.scalar(select(Dispatch.id).where(Dispatch.job_id.in_(ids), owed).limit(1)):
+        return "a call to the platform is still owed (an order or its cancel): try again later"
+    pushes = (
+        select(Review.id)
+        .join(Delivery, Review.delivery_id == Delivery.id)
+        .where(Delivery.job_id.in_(ids), Review.push_state == PushState.OWED)
+        .where(Delivery.dispatch_id.is_not(None))
+        .limit(1)
+    )
+    if db.session.scalar(pushes):
+        return "a review decision is still owed to the platform: try again later"
+    return None
+
+
+def delete_job(job: MicroJob, *, actor: str = "owner") -> list[int]:
+    """Delete `job` with its whole subtree, or raise NotDeletable (changing nothing); returns
+    the ids deleted. Their Events stay (the audit trail), with the job reference cleared."""
+    lock_job(job)  # a dispatch of a node commits first (and is seen below), or waits
+    reason = deletion_blocker(job)
+    if reason is not None:
+        db.session.rollback()
+        raise NotDeletable(job.id, job.status, reason)
+    nodes = _subtree(job)
+    ids = [n.id for n in nodes]
+    _record(job.goal, "job_deleted", actor, None, job_id=job.id, title=job.title, jobs=ids)
+    for node in nodes:
+        db.session.expunge(node)
+    db.session.execute(
+        delete(MicroJob).where(MicroJob.id.in_(ids)).execution_options(synchronize_session=False)
+    )
     db.session.commit()
+    return ids
 
 
 def act(job: MicroJob, action: str, *, actor: str = "owner") -> Status:

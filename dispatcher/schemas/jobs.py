@@ -82,6 +82,9 @@ class JobSchema(Schema):
     channel = fields.String(allow_none=True)
     channel_options = fields.Dict()
     assignments = fields.Integer()
+    version = fields.Integer(
+        metadata={"description": "version of the title, brief and criteria (orders keep theirs)"}
+    )
     status = fields.String(
         metadata={"description": "a leaf's own status; a parent's is derived from its leaves"}
     )
@@ -162,6 +165,9 @@ class DispatchSchema(Schema):
     currency = fields.String()
     idempotency_key = fields.String()
     attempts = fields.Integer()
+    job_version = fields.Integer(
+        allow_none=True, metadata={"description": "the job's text version this order carries"}
+    )
     external_id = fields.String(allow_none=True)
     external_url = fields.String(allow_none=True)
     last_error = fields.String(allow_none=True)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
+from dispatcher import versions
 from dispatcher.dispatch import service as dispatch_service
 from dispatcher.errors import InvalidTransition
 from dispatcher.extensions import db
@@ -74,22 +75,30 @@ def render_job(
     ).all()
     given = given or {}
     forms = {d.id: review_forms(d, given.get(d.id)) for d in job.deliveries}
+    sent = {d.id: d.job_version for d in job.dispatches if d.job_version is not None}
     return render_template(
         "jobs/show.html",
         job=job,
         goal=job.goal,
         events=events,
-        details=event_details,
+        details=lambda event: event_details(event, sent),
+        versions=versions.history(job) if job.version > 1 else [],
         buttons=job_buttons(job),
         review_forms=forms,
         open_forms={(k, name) for k, v in given.items() for name in v},
+        deletable=tree.DELETABLE,
     ), status
 
 
-def event_details(event: Event) -> list[tuple[str, str]]:
-    """The parts of an event's data an owner cares about (reasons, feedback, errors)."""
+def event_details(event: Event, sent: dict[int, int] | None = None) -> list[tuple[str, str]]:
+    """The parts of an event's data an owner cares about (reasons, feedback, errors), and
+    which version of the job's text an order went out with (`sent`: dispatch id -> version)."""
     data: dict[str, Any] = event.data or {}
     out = [(label, str(data[key])) for key, label in EVENT_DETAILS.items() if data.get(key)]
+    if data.get("version"):
+        out.append(("new version", f"v{data['version']}"))
+    if sent and data.get("dispatch_id") in sent:
+        out.append(("order sent", f"v{sent[data['dispatch_id']]}"))
     if data.get("payout_cents") is not None:
         out.append(("paid", amount_text(data["payout_cents"])))
     if data.get("fields"):
@@ -173,6 +182,23 @@ def edit(job_id: int):
         money_editable=money and "price" in form,
         next=safe_next(request.values.get("next")),
     ), status
+
+
+@bp.post("/jobs/<int:job_id>/delete")
+@login_required
+def delete(job_id: int):
+    """Delete the job and its subtree; the service refuses (409, said on the job's page)
+    while any of it holds money or owes a platform a call."""
+    job = _job(job_id)
+    goal = job.goal
+    try:
+        deleted = tree.delete_job(job, actor=actor())
+    except REFUSALS as exc:
+        refuse(exc)
+        return render_job(_job(job_id), 409)
+    below = f" and the {len(deleted) - 1} jobs below it" if len(deleted) > 1 else ""
+    flash(f"Deleted “{job.title}”{below}.", "success")
+    return redirect(goal_url(goal), code=303)
 
 
 @bp.post("/jobs/<int:job_id>/mode")

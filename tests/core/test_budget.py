@@ -99,3 +99,28 @@ def test_goal_money_columns_never_go_negative(goal):
         db.session.query(Goal).filter_by(id=goal.id).update({"reserved_cents": -1})
         db.session.commit()
     db.session.rollback()
+
+
+def test_money_already_spent_counts_against_the_budget(goal):
+    """$100 budget, $30 of it paid out: a $70.01 dispatch is refused, a $70.00 one fits
+    exactly. A reservation check that forgot spent money would let the first through."""
+    paid = _delegated(goal, price=3000, title="paid")
+    service.dispatch_job(paid)
+    budget.spend(paid, 3000, 3000)  # the platform confirmed the payment
+    db.session.commit()
+    db.session.refresh(goal)
+    assert (goal.reserved_cents, goal.spent_cents) == (0, 3000)
+
+    too_much = _delegated(goal, price=7001, title="too much")
+    with pytest.raises(BudgetExceeded):
+        service.dispatch_job(too_much)
+    db.session.rollback()
+    db.session.refresh(goal)
+    db.session.refresh(too_much)
+    assert too_much.status == Status.DRAFT and goal.reserved_cents == 0
+
+    exact = _delegated(goal, price=7000, title="exact")
+    dispatch = service.dispatch_job(exact)
+    db.session.refresh(goal)
+    assert dispatch.amount_cents == 7000 and exact.status == Status.QUEUED
+    assert (goal.reserved_cents, goal.spent_cents, goal.available_cents) == (7000, 3000, 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from fakes.work import event
@@ -148,3 +148,32 @@ def test_a_job_never_placed_expires_without_bothering_the_platform(goal, paused)
     assert dispatch.next_attempt_at is None
     assert tasks.send_dispatch(dispatch.id) == "skipped: cancelled"
     assert paused.stats()["orders"] == 0
+
+
+def _due_job_of(goal, owner, timezone: str, due: date):
+    owner.timezone = timezone
+    db.session.commit()
+    job = delegated(goal, due_date=due)
+    service.dispatch_job(job)
+    return job
+
+
+def test_expiry_waits_for_the_end_of_the_due_date_in_the_owners_zone(goal, owner):
+    """Los Angeles is 8 hours behind UTC in December: 03:00 UTC on the 11th is still the
+    10th there, so a job due on the 10th has not run out yet."""
+    job = _due_job_of(goal, owner, "America/Los_Angeles", date(2026, 12, 10))
+    assert maintenance.expire_overdue(datetime(2026, 12, 11, 3, tzinfo=UTC)) == 0
+    assert maintenance.expire_overdue(datetime(2026, 12, 11, 7, 59, tzinfo=UTC)) == 0
+    assert maintenance.expire_overdue(datetime(2026, 12, 11, 8, 0, tzinfo=UTC)) == 1
+    db.session.refresh(job)
+    assert job.status == Status.EXPIRED
+
+
+def test_expiry_comes_when_the_due_date_ends_in_the_owners_zone(goal, owner):
+    """Auckland is 13 hours ahead of UTC in December: 11:00 UTC on the 10th is already the
+    11th there, so a job due on the 10th has run out, though the 10th goes on in UTC."""
+    job = _due_job_of(goal, owner, "Pacific/Auckland", date(2026, 12, 10))
+    assert maintenance.expire_overdue(datetime(2026, 12, 10, 10, 59, tzinfo=UTC)) == 0
+    assert maintenance.expire_overdue(datetime(2026, 12, 10, 11, 0, tzinfo=UTC)) == 1
+    db.session.refresh(job)
+    assert job.status == Status.EXPIRED

@@ -114,3 +114,31 @@ def test_secret_headers_are_not_stored(client):
     headers["Authorization"] = "Bearer secret"
     assert post(client, headers, body).status_code == 202
     assert "authorization" not in stored()[0].headers
+
+
+@pytest.fixture
+def csrf_client(app, app_config):
+    """A client of a second app, as it runs in production: CSRF protection on (the `app`
+    fixture, with CSRF off, keeps the database and Redis it shares set up and cleaned)."""
+    from dispatcher import create_app
+
+    live = create_app({**app_config, "extra": {}})
+    assert live.config["WTF_CSRF_ENABLED"] is True
+    yield live.test_client()
+    with live.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_the_webhook_route_is_exempt_from_csrf(csrf_client):
+    # CSRF is on: a form POST without a token is refused before any view runs
+    refused = csrf_client.post("/goals", data={"title": "x"})
+    assert refused.status_code == 400
+    assert "CSRF" in refused.get_data(as_text=True)
+    # the webhook gets past CSRF to the signature check, which decides
+    unsigned = csrf_client.post(URL, data=b"{}", headers={"Content-Type": "application/json"})
+    assert unsigned.status_code == 401
+    assert unsigned.get_json()["title"] == "Signature rejected"
+    headers, body = signed_webhook("order.taken", "ord_1", msg_id="msg_csrf")
+    assert post(csrf_client, headers, body).status_code == 202
+    assert [row.event_id for row in stored()] == ["msg_csrf"]

@@ -113,7 +113,8 @@ def test_builds_each_due_period_once(goal, small_playbook):
 def test_instances_go_under_the_parent_and_the_cadence_ends(goal, small_playbook):
     parent = tree.add_job(goal, title="Guest posts")
     c = weekly(goal, small_playbook, parent=parent, count=2, params={"k": 1})
-    assert cadences.run_due_cadences(at(MONDAY + timedelta(days=60))) == 2
+    assert cadences.run_due_cadences(at(MONDAY)) == 1
+    assert cadences.run_due_cadences(at(MONDAY + timedelta(days=60))) == 1
     built = instances(c.id)
     assert [j.parent_id for j in built] == [parent.id, parent.id]
     assert [len(j.children) for j in built] == [1, 1]
@@ -136,7 +137,8 @@ def test_the_unique_run_decides_who_builds_a_period(goal, small_playbook):
 def test_two_schedulers_at_once_build_each_period_exactly_once(app, goal, small_playbook):
     c = weekly(goal, small_playbook)
     cadence_id = c.id
-    now = at(MONDAY + timedelta(weeks=11))  # twelve periods are due
+    assert cadences.run_due_cadences(at(MONDAY)) == 1  # the first run: period 0
+    now = at(MONDAY + timedelta(weeks=11))  # eleven more periods are due
     barrier = threading.Barrier(4)
     results: list[int] = []
     errors: list[BaseException] = []
@@ -157,7 +159,7 @@ def test_two_schedulers_at_once_build_each_period_exactly_once(app, goal, small_
     for thread in threads:
         thread.join(60)
     assert errors == []
-    assert sum(results) == 12
+    assert sum(results) == 11
     periods = db.session.scalars(
         select(CadenceRun.period).where(CadenceRun.cadence_id == cadence_id)
     ).all()
@@ -193,6 +195,7 @@ def test_a_deleted_parent_stops_the_cadence(goal, small_playbook):
 
 def test_report_shows_planned_vs_done_per_period(goal, small_playbook):
     c = weekly(goal, small_playbook, count=4)
+    cadences.run_due_cadences(at(MONDAY))
     cadences.run_due_cadences(at(MONDAY + timedelta(days=8)))
     first, second = instances(c.id)
     for job in first.children:
@@ -288,3 +291,57 @@ def test_instances_are_done_when_their_leaves_are(goal, small_playbook):
     tree.act(first.children[0], "complete")
     node = next(n for n in tree.goal_tree(goal) if n.job.id == first.id)
     assert node.status == Status.DONE
+
+
+def test_first_run_of_a_cadence_started_a_year_back_builds_only_the_current_period(
+    goal, small_playbook
+):
+    c = weekly(goal, small_playbook, count=None)
+    a_year_on = at(MONDAY + timedelta(weeks=52, days=2))  # period 52 (the 53rd) has begun
+    assert cadences.run_due_cadences(a_year_on) == 1
+    (built,) = instances(c.id)
+    assert built.title == "Guest post 53 (04 Jan 2027)"
+    assert cadences.run_due_cadences(a_year_on) == 0
+    # later runs carry on from there, catching up only what they missed since
+    assert cadences.run_due_cadences(at(MONDAY + timedelta(weeks=54))) == 2
+    assert [j.title for j in instances(c.id)] == [
+        "Guest post 53 (04 Jan 2027)",
+        "Guest post 54 (11 Jan 2027)",
+        "Guest post 55 (18 Jan 2027)",
+    ]
+    (report,) = cadences.cadence_report(goal, now=at(MONDAY + timedelta(weeks=54)))
+    assert [r.state for r in report.rows[:52]] == ["skipped"] * 52
+    assert [r.state for r in report.rows[52:]] == ["open"] * 3
+
+
+def test_a_second_identical_cadence_is_refused(goal, small_playbook):
+    weekly(goal, small_playbook)
+    with pytest.raises(ValueError, match="already repeats"):
+        weekly(goal, small_playbook)
+    assert db.session.scalar(select(func.count()).select_from(Cadence)) == 1
+    weekly(goal, small_playbook, title="Newsletter")  # another series is fine
+
+
+@pytest.mark.parametrize("end", ["delete", "stop"])
+def test_recreating_a_cadence_does_not_duplicate_its_periods(goal, small_playbook, end):
+    first = weekly(goal, small_playbook)
+    assert cadences.run_due_cadences(at(MONDAY)) == 1
+    assert cadences.run_due_cadences(at(MONDAY + timedelta(days=7))) == 1
+    if end == "delete":
+        cadences.delete_cadence(first)
+    else:
+        cadences.stop_cadence(first)
+    again = weekly(goal, small_playbook)
+    assert cadences.run_due_cadences(at(MONDAY + timedelta(days=8))) == 0  # period 1 exists
+    assert cadences.run_due_cadences(at(MONDAY + timedelta(days=14))) == 1  # period 2 is new
+    containers = db.session.scalars(
+        select(MicroJob.title)
+        .where(MicroJob.goal_id == goal.id, MicroJob.parent_id.is_(None))
+        .order_by(MicroJob.id)
+    ).all()
+    assert containers == [
+        "Guest post 1 of 52 (05 Jan 2026)",
+        "Guest post 2 of 52 (12 Jan 2026)",
+        "Guest post 3 of 52 (19 Jan 2026)",
+    ]
+    assert [j.title for j in instances(again.id)] == containers[1:]

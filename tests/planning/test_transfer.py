@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
-from dispatcher.models import Cadence, Goal, MetricValue, MicroJob
+from dispatcher.models import Cadence, Event, Goal, MetricValue, MicroJob
 from dispatcher.planning import cadence as cadences
 from dispatcher.planning import tree
 from dispatcher.planning.outline import add_outline
@@ -73,6 +73,7 @@ def rich_goal(owner):
         goal, get_playbook("blog_post", owner.id), {"sections": 2}, title="Blog post",
         starts_on=date(2026, 1, 5), count=10, parent=job_named(goal, "Week 1"),
     )  # fmt: skip
+    cadences.run_due_cadences(datetime(2026, 1, 5, 12, tzinfo=UTC))  # its first run
     cadences.run_due_cadences(datetime(2026, 1, 13, 12, tzinfo=UTC))
     assert len(c.runs) == 2
     return goal
@@ -106,7 +107,12 @@ def test_json_round_trip_keeps_everything(ann, rich_goal, owner):
     assert response.headers["Location"].endswith(f"/goals/{copy_goal.id}/plan")
 
     second = ann.get(f"/goals/{copy_goal.id}/export.json").get_json()
-    assert comparable(second) == comparable(exported)
+    # the copy has no orders: the paid job comes back done (and keeps what it cost)
+    expected = comparable(exported)
+    email_b = expected["jobs"][0]["children"][0]["children"][1]
+    assert (email_b["title"], email_b["status"]) == ("email b", "paid")
+    email_b["status"] = "done"
+    assert comparable(second) == expected
     # and the copy is a working goal: its cadence carries on from where the original was
     assert cadences.run_due_cadences(datetime(2026, 1, 13, 12, tzinfo=UTC)) == 0
     copied = db.session.scalars(select(Cadence).where(Cadence.goal_id == copy_goal.id)).one()
@@ -222,3 +228,30 @@ def test_exports_are_scoped_to_the_owner(login, other_owner, rich_goal):
     client = login(other_owner)
     assert client.get(f"/goals/{rich_goal.id}/export.json").status_code == 404
     assert client.get(f"/goals/{rich_goal.id}/export.csv").status_code == 404
+
+
+def test_import_moves_every_job_through_the_state_machine(owner, rich_goal):
+    """Each restored status is a transition from draft with its Event; nothing is written
+    around the lifecycle, and states that need an order are not restored."""
+    data = export_goal(rich_goal)
+    statuses = ["draft", "ready", "in_progress", "done", "accepted", "paid", "cancelled",
+                "queued", "delivered", "failed", "expired", "rejected"]  # fmt: skip
+    data["jobs"] = [{"title": s, "status": s, "children": []} for s in statuses]
+    data["cadences"] = []
+    result = import_goal(owner.id, data)
+    got = {j.title: j.status for j in result.goal.jobs}
+    assert got == {
+        "draft": "draft", "ready": "ready", "in_progress": "in_progress", "done": "done",
+        "accepted": "done", "paid": "done", "cancelled": "cancelled", "queued": "ready",
+        "delivered": "ready", "failed": "ready", "expired": "ready", "rejected": "ready",
+    }  # fmt: skip
+    assert result.reset == 5
+    assert any("2 accepted or paid job(s) are done" in w for w in result.warnings)
+    moves = db.session.scalars(
+        select(Event).where(Event.goal_id == result.goal.id, Event.to_status.is_not(None))
+    ).all()
+    by_job = {e.job_id: (e.kind, e.from_status, e.to_status) for e in moves}
+    assert len(moves) == len(statuses) - 1  # every job but the draft one moved once
+    for job in result.goal.jobs:
+        if job.status != "draft":
+            assert by_job[job.id][1:] == ("draft", job.status)
