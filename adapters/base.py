@@ -158,8 +158,11 @@ class Adapter(ABC):
         options: Mapping[str, Any] | None = None,
     ):
         self.settings = settings
-        #: one owner's connection: the adapter gets them per connection, never from settings
+        #: one owner's connection: the adapter gets them per connection, never from settings;
+        #: ``credentials["webhook_secret"]`` is the connection's own webhook signing secret
         self.credentials: Mapping[str, str] = dict(credentials or {})
+        #: the Connection row's id, set by dispatcher.connections (the breaker is per connection)
+        self.connection_id: int | None = None
         self.options: Mapping[str, Any] = dict(options or {})
         self.session = session or requests.Session()
         self.timeout = (settings.http_connect_timeout, settings.http_read_timeout)
@@ -190,6 +193,11 @@ class Adapter(ABC):
         """ "Test connection": one harmless call with this connection's credentials; returns
         what the platform said (account name, balance), raises AdapterError if refused."""
         raise Unsupported(f"{self.name} has no connection test")
+
+    def register_webhook(self, url: str, secret: str) -> None:
+        """Tell the platform where this connection's webhooks go and the secret that signs
+        them, where its API allows (otherwise the owner pastes both into its dashboard)."""
+        raise Unsupported(f"{self.name} takes its webhook URL in its own dashboard")
 
     def fee_cents(self, price_cents: int) -> int:
         """The platform's fee for one assignment at `price_cents`, paid on top of the

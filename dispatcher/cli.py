@@ -83,7 +83,6 @@ def sandbox(host: str, port: int | None) -> None:
         host,
         port or settings.sandbox_port,
         str(settings.instance_path / "sandbox.db"),
-        settings.sandbox_webhook_secret,
         {},
     )
 

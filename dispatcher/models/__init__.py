@@ -1,6 +1,7 @@
 """All models, importable from one place; one module per aggregate."""
 
 from dispatcher.models.account import ApiToken, Owner
+from dispatcher.models.connection import Connection
 from dispatcher.models.dispatch import Delivery, Dispatch, DispatchState, PushState, Review
 from dispatcher.models.event import Event, InboundEvent
 from dispatcher.models.goal import Goal, MetricValue
@@ -14,6 +15,7 @@ __all__ = [
     "ApiToken",
     "Cadence",
     "CadenceRun",
+    "Connection",
     "Delivery",
     "Dispatch",
     "DispatchState",

@@ -19,6 +19,9 @@ class Dispatch(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("micro_jobs.id", ondelete="CASCADE"), index=True)
     adapter: Mapped[str] = mapped_column(String(60))
+    connection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="SET NULL"), index=True
+    )
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     state: Mapped[str] = mapped_column(String(20), default=DispatchState.PENDING, index=True)
     amount_cents: Mapped[int] = mapped_column(default=0)
@@ -33,6 +36,7 @@ class Dispatch(db.Model):
     placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     job: Mapped[MicroJob] = relationship(back_populates="dispatches")  # noqa: F821
+    connection: Mapped[Connection | None] = relationship()  # noqa: F821
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="dispatch")
 
 

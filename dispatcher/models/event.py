@@ -32,13 +32,17 @@ class Event(db.Model):
 
 
 class InboundEvent(db.Model):
-    """A webhook as received: stored before it is applied, unique per (adapter, event id)."""
+    """A webhook as received: stored before it is applied, unique per (connection, event id)."""
 
     __tablename__ = "inbound_events"
-    __table_args__ = (UniqueConstraint("adapter", "event_id"),)
+    __table_args__ = (UniqueConstraint("connection_id", "event_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     adapter: Mapped[str] = mapped_column(String(60))
+    #: the connection whose webhook URL (and secret) it came through
+    connection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="SET NULL"), index=True
+    )
     event_id: Mapped[str] = mapped_column(String(200))
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     body: Mapped[str] = mapped_column(Text)

@@ -20,7 +20,7 @@ from typing import Any
 from adapters import standard_webhooks
 from adapters.base import Adapter, JobSpec
 from adapters.sandbox import SandboxAdapter
-from fakes.sandbox_fixture import SECRET, make_settings, start_sandbox
+from fakes.sandbox_fixture import SECRET, make_settings, sandbox_account, start_sandbox
 
 
 @dataclass
@@ -57,7 +57,10 @@ class ContractFake:
 @contextmanager
 def sandbox_fake(tmp_path: Path) -> Iterator[ContractFake]:
     running = start_sandbox(tmp_path / "sandbox.db", pause_workers=True)
-    adapter = SandboxAdapter(make_settings(tmp_path, sandbox_url=running.base_url))
+    adapter = SandboxAdapter(
+        make_settings(tmp_path, sandbox_url=running.base_url),
+        credentials={"api_key": sandbox_account(running.base_url), "webhook_secret": SECRET},
+    )
 
     def signed_event(
         status: str,
