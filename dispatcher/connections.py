@@ -214,9 +214,9 @@ def adapter_for_connection(connection_id: int) -> Adapter:
         raise NotFound(f"connection {connection_id} not found")
     cache: dict[int, tuple[int, Adapter]] = current_app.extensions.setdefault(CACHE, {})
     hit = cache.get(connection.id)
-    if hit is not None and hit[0] == connection.version:
-        return hit[1]
     cls = registry().classes()[connection.adapter]
+    if hit is not None and hit[0] == connection.version and type(hit[1]) is cls:
+        return hit[1]
     credentials = dict(connection.credentials)
     credentials["webhook_secret"] = connection.webhook_secret
     adapter = cls(registry().settings, credentials=credentials, options=connection.options)

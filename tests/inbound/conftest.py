@@ -22,7 +22,7 @@ def app_config(app_config, sandbox):  # noqa: F811
     }
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def owner(app, sandbox):  # noqa: F811
     owner = make_owner()
     connect_sandbox(owner.id, sandbox.base_url)
