@@ -24,6 +24,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
+from dispatcher.errors import ConfigurationError
 from dispatcher.sandbox import accounts
 from dispatcher.sandbox.market import Marketplace, SandboxError
 from dispatcher.sandbox.options import OptionsError, SandboxOptions
@@ -115,7 +116,7 @@ def _routes(app: Flask, market: Marketplace) -> None:
             raise SandboxError(422, "Invalid request", "url must be a string", errors={"url": "?"})
         try:
             accounts.set_webhook(market.store, g.account["id"], url, secret)
-        except ValueError as exc:
+        except (ValueError, ConfigurationError) as exc:
             raise SandboxError(
                 422, "Invalid request", f"secret: {exc}", errors={"secret": "not a whsec_ secret"}
             ) from None
