@@ -17,11 +17,12 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy import update as sql_update
 
 from adapters.base import Adapter, AdapterRegistry
 from dispatcher.errors import AdapterError, DispatcherError, NotFound, Unsupported
 from dispatcher.extensions import db
-from dispatcher.models import Connection, MicroJob
+from dispatcher.models import Connection, Dispatch, InboundEvent, MicroJob
 from dispatcher.models._base import utcnow
 from dispatcher.scoping import get_owned, owned
 
@@ -170,6 +171,14 @@ def delete(connection: Connection) -> None:
             f"“{connection.label}”: cancel or finish them first"
         )
     current_app.extensions.get(CACHE, {}).pop(connection.id, None)
+    # what the foreign keys say (ON DELETE SET NULL), also where SQLite does not enforce them
+    for model in (MicroJob, Dispatch, InboundEvent):
+        db.session.execute(
+            sql_update(model)
+            .where(model.connection_id == connection.id)
+            .values(connection_id=None)
+            .execution_options(synchronize_session="fetch")
+        )
     db.session.delete(connection)
 
 
@@ -232,7 +241,7 @@ def _touch(connection: Connection) -> None:
     connection.updated_at = utcnow()
 
 
-def update(
+def change(
     connection: Connection,
     *,
     label: str | None = None,
