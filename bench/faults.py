@@ -211,14 +211,21 @@ class Suite:
 
     # -- the run ---------------------------------------------------------------------------
     def make_jobs(self):
+        from dispatcher import connections
         from dispatcher.dispatch import service
         from dispatcher.extensions import db
         from dispatcher.models import Owner
         from dispatcher.planning import tree
+        from dispatcher.sandbox import accounts
 
         owner = Owner(email="faults@example.com", name="Fault suite")
         owner.set_password("not used")
         db.session.add(owner)
+        db.session.commit()
+        # the owner's own sandbox account and connection; its webhook secret is registered
+        key = accounts.sign_up(f"http://127.0.0.1:{self.sandbox_port}", "fault suite")
+        connection, _ = connections.create(owner.id, "sandbox", "Sandbox", {"api_key": key})
+        connections.sync_webhook(connection)
         db.session.commit()
         n = self.plan.jobs
         goal = tree.create_goal(owner.id, title="Fault suite", budget_cents=n * PRICE)

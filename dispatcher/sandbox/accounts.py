@@ -87,3 +87,15 @@ def as_json(row: sqlite3.Row) -> dict[str, Any]:
         "webhook_secret_set": bool(row["webhook_secret"]),
         "created_at": iso(row["created_at"]),
     }
+
+
+def sign_up(base_url: str, name: str, timeout: float = 10.0) -> str:
+    """Make an account at a running sandbox over its API (what a person does on its site);
+    returns the API key to store in a connection."""
+    import requests
+
+    response = requests.post(
+        f"{base_url.rstrip('/')}/accounts", json={"name": name}, timeout=timeout
+    )
+    response.raise_for_status()
+    return response.json()["api_key"]
