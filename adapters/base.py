@@ -146,6 +146,8 @@ class Adapter(ABC):
     #: at rest, never shown again) and its options (shown, editable)
     credential_fields: ClassVar[tuple[str, ...]] = ()
     option_fields: ClassVar[tuple[str, ...]] = ()
+    #: what an owner should know before connecting it, shown on the connect form
+    notice: ClassVar[str] = ""
     #: whether jobs sent here cost money (personal goals never use paid channels)
     paid: ClassVar[bool] = True
 

@@ -70,6 +70,10 @@ class SandboxAdapter(Adapter):
             Capability.REDUNDANCY,
         }
     )
+    notice = (
+        "A simulated marketplace for demos and tests: its workers are scripts, its money is "
+        "not real. Make an account on it (POST /accounts) and paste its API key here."
+    )
     credential_fields = ("api_key",)
     option_fields = ("base_url",)
 

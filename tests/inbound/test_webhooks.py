@@ -160,3 +160,11 @@ def test_secret_headers_are_not_stored(client):
     headers["Authorization"] = "Bearer secret"
     assert post(client, headers, body).status_code == 202
     assert "authorization" not in stored()[0].headers
+
+
+def test_the_old_public_default_sandbox_secret_opens_nothing(client):
+    public = "whsec_ZGlzcGF0Y2hlci1zYW5kYm94LXNlY3JldC0wMDE="  # shipped in settings before
+    headers, body = signed_webhook("order.taken", "ord_1", secret=public)
+    assert post(client, headers, body, url="/webhooks/sandbox").status_code == 410
+    assert post(client, headers, body).status_code == 401
+    assert stored() == []

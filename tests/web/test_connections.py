@@ -66,6 +66,11 @@ def test_connect_shows_the_secret_once_and_masks_everything_after(
     assert api_key not in caplog.text and secret not in caplog.text
 
 
+def test_the_sandbox_says_what_it_is_before_it_is_connected(client, ann):
+    html = page(client.get(URL))
+    assert 'type="password"' in html and "A simulated marketplace" in html
+
+
 def test_a_refused_form_never_sends_the_typed_key_back(client, ann):
     response = connect(client, "sbx_typed-secret-key", label="x" * 300)
     assert response.status_code == 422
