@@ -89,6 +89,15 @@ def sandbox(host: str, port: int | None) -> None:
 
 @main.command()
 @with_appcontext
+def rekey() -> None:
+    """Re-encrypt every connection's secrets under the first DISPATCHER_ENCRYPTION_KEY."""
+    from dispatcher import connections
+
+    click.echo(f"re-encrypted {connections.rekey_all()} connection(s) under the first key")
+
+
+@main.command()
+@with_appcontext
 def demo() -> None:
     """Seed a demo owner with a guest-post campaign (idempotent)."""
     from dispatcher.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo

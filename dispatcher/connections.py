@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy import update as sql_update
 
 from adapters.base import Adapter, AdapterRegistry
+from dispatcher import secretbox
 from dispatcher.errors import AdapterError, DispatcherError, NotFound, Unsupported
 from dispatcher.extensions import db
 from dispatcher.models import Connection, Dispatch, InboundEvent, MicroJob
@@ -259,3 +260,16 @@ def change(
     if options is not None:
         connection.options = {k: v for k, v in options.items() if k in cls.option_fields}
     _touch(connection)
+
+
+def rekey_all() -> int:
+    """Re-encrypt every connection's secrets under the first configured key (after a new key
+    was put first in DISPATCHER_ENCRYPTION_KEY), so the old key can then be dropped."""
+    rows = list(db.session.scalars(select(Connection).order_by(Connection.id)))
+    for row in rows:
+        if row.credentials_sealed:
+            row.credentials_sealed = secretbox.rotate(row.credentials_sealed)
+        if row.webhook_secret_sealed:
+            row.webhook_secret_sealed = secretbox.rotate(row.webhook_secret_sealed)
+    db.session.commit()
+    return len(rows)

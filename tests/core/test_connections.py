@@ -70,6 +70,19 @@ def test_a_new_key_rolls_in_with_multifernet_and_rotate_reencrypts(app, stranger
     assert API_KEY not in str(caught.value)
 
 
+def test_rekey_moves_every_connection_to_the_new_key(app, stranger):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    use_keys(app, old)
+    connection, secret = connections.create(stranger.id, "sandbox", "M", {"api_key": API_KEY})
+    db.session.commit()
+    use_keys(app, f"{new},{old}")
+    assert connections.rekey_all() == 1
+    use_keys(app, new)
+    db.session.expire_all()
+    again = db.session.get(Connection, connection.id)
+    assert again.credentials == {"api_key": API_KEY} and again.webhook_secret == secret
+
+
 def test_a_malformed_key_fails_with_the_variables_name(app):
     with pytest.raises(ConfigurationError, match="DISPATCHER_ENCRYPTION_KEY"):
         secretbox.box_for("not-a-fernet-key")
