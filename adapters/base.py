@@ -146,6 +146,8 @@ class Adapter(ABC):
     #: at rest, never shown again) and its options (shown, editable)
     credential_fields: ClassVar[tuple[str, ...]] = ()
     option_fields: ClassVar[tuple[str, ...]] = ()
+    #: what an owner should know before connecting it, shown on the connect form
+    notice: ClassVar[str] = ""
     #: whether jobs sent here cost money (personal goals never use paid channels)
     paid: ClassVar[bool] = True
 
@@ -158,8 +160,11 @@ class Adapter(ABC):
         options: Mapping[str, Any] | None = None,
     ):
         self.settings = settings
-        #: one owner's connection: the adapter gets them per connection, never from settings
+        #: one owner's connection: the adapter gets them per connection, never from settings;
+        #: ``credentials["webhook_secret"]`` is the connection's own webhook signing secret
         self.credentials: Mapping[str, str] = dict(credentials or {})
+        #: the Connection row's id, set by dispatcher.connections (the breaker is per connection)
+        self.connection_id: int | None = None
         self.options: Mapping[str, Any] = dict(options or {})
         self.session = session or requests.Session()
         self.timeout = (settings.http_connect_timeout, settings.http_read_timeout)
@@ -190,6 +195,11 @@ class Adapter(ABC):
         """ "Test connection": one harmless call with this connection's credentials; returns
         what the platform said (account name, balance), raises AdapterError if refused."""
         raise Unsupported(f"{self.name} has no connection test")
+
+    def register_webhook(self, url: str, secret: str) -> None:
+        """Tell the platform where this connection's webhooks go and the secret that signs
+        them, where its API allows (otherwise the owner pastes both into its dashboard)."""
+        raise Unsupported(f"{self.name} takes its webhook URL in its own dashboard")
 
     def fee_cents(self, price_cents: int) -> int:
         """The platform's fee for one assignment at `price_cents`, paid on top of the
@@ -312,13 +322,7 @@ class AdapterRegistry:
         if name not in self._classes:
             raise ConfigurationError(f"no adapter named {name!r} (have: {', '.join(self.names())})")
         if name not in self._instances:
-            # Until per-owner connections land: one connection per adapter from the settings'
-            # extra "adapter_connections" ({name: {"credentials": {...}, "options": {...}}}).
-            extra = getattr(self.settings, "extra", None) or {}
-            conn = extra.get("adapter_connections", {}).get(name, {})
-            self._instances[name] = self._classes[name](
-                self.settings, credentials=conn.get("credentials"), options=conn.get("options")
-            )
+            self._instances[name] = self._classes[name](self.settings)
         return self._instances[name]
 
 

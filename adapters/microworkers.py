@@ -82,7 +82,9 @@ class MicroworkersAdapter(Adapter):
         }
     )
     credential_fields = ("api_key",)
-    option_fields = ("base_url", "category_id", "template_id", "ttr_days", "minutes_to_finish")
+    option_fields = (
+        "base_url", "category_id", "template_id", "ttr_days", "minutes_to_finish", "polling",
+    )  # fmt: skip
     secret_settings = ()
 
     # -- outbound -----------------------------------------------------------------------

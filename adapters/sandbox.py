@@ -1,10 +1,12 @@
 """Adapter for Dispatcher's own sandbox marketplace (dispatcher/sandbox/, `dispatcher sandbox`).
 
-API: the JSON endpoints listed in dispatcher/sandbox/app.py, at ``settings.sandbox_url``.
+API: the JSON endpoints listed in dispatcher/sandbox/app.py, at the connection's ``base_url``
+option (default ``settings.sandbox_url``), authenticated with the account's ``api_key``.
 Orders are created with an ``Idempotency-Key`` header (Stripe's model: same key and body ->
 the same order; the key can be looked up with ``GET /orders?idempotency_key=``).
 Webhooks: Standard Webhooks (``webhook-id`` / ``webhook-timestamp`` / ``webhook-signature``)
-signed with ``settings.sandbox_webhook_secret``; one event per body.
+signed with the connection's own secret, which `register_webhook` gives the sandbox account
+(as a platform dashboard would keep it); one event per body.
 
 Mapped: order.taken, order.delivered, order.withdrawn, order.expired, submission.paid (see
 STATUS_MAP). Anything else becomes EventKind.UNKNOWN with the platform's word kept in
@@ -68,7 +70,21 @@ class SandboxAdapter(Adapter):
             Capability.REDUNDANCY,
         }
     )
-    secret_settings = ("sandbox_webhook_secret",)
+    notice = (
+        "A simulated marketplace for demos and tests: its workers are scripts, its money is "
+        "not real. Make an account on it (POST /accounts) and paste its API key here."
+    )
+    credential_fields = ("api_key",)
+    option_fields = ("base_url", "polling")
+
+    # -- account ------------------------------------------------------------------------
+    def check(self) -> str:
+        response = self.request("GET", self._url("account"))
+        account = self._json(response)
+        return f"sandbox account {account.get('name', '?')} ({account.get('id', '?')})"
+
+    def register_webhook(self, url: str, secret: str) -> None:
+        self.request("PUT", self._url("account", "webhook"), json={"url": url, "secret": secret})
 
     # -- outbound -----------------------------------------------------------------------
     def dispatch(self, job: JobSpec, idempotency_key: str) -> Receipt:
@@ -138,8 +154,11 @@ class SandboxAdapter(Adapter):
 
     # -- inbound ------------------------------------------------------------------------
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        secret = self.credentials.get("webhook_secret")
+        if not secret:
+            raise SignatureError("this connection has no webhook secret")
         standard_webhooks.verify(
-            self.settings.sandbox_webhook_secret,
+            secret,
             headers,
             body,
             tolerance=self.settings.webhook_tolerance_seconds,
@@ -160,8 +179,14 @@ class SandboxAdapter(Adapter):
 
     # -- helpers --------------------------------------------------------------------------
     def _url(self, *parts: str) -> str:
-        base = self.settings.sandbox_url.rstrip("/")
+        base = str(self.options.get("base_url") or self.settings.sandbox_url).rstrip("/")
         return base + "/" + "/".join(quote(p, safe="") for p in parts)
+
+    def request(self, method: str, url: str, **kwargs: Any):
+        """Every call carries the account's key (never logged: errors keep only the body)."""
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers["Authorization"] = f"Bearer {self.credentials.get('api_key', '')}"
+        return super().request(method, url, headers=headers, **kwargs)
 
     def _review(self, delivery: DeliveryRef, action: str, body: dict[str, Any]) -> None:
         url = self._url(

@@ -228,7 +228,7 @@ def main() -> None:
 
     from flask_migrate import upgrade
 
-    from dispatcher import create_app
+    from dispatcher import connections, create_app
     from dispatcher.extensions import db, login_manager
     from dispatcher.models import Owner
     from dispatcher.planning import transfer, tree
@@ -249,6 +249,9 @@ def main() -> None:
             owner = Owner(email="bench@example.com", name="Bench", timezone="UTC")
             owner.set_password("bench-pass")
             db.session.add(owner)
+            db.session.commit()
+            # delegated jobs use the owner's sandbox connection (no call is ever made here)
+            connections.create(owner.id, "sandbox", "Sandbox", {"api_key": "sbx_bench-only"})
             db.session.commit()
             goal = tree.create_goal(
                 owner.id, title="Bench goal", metric_name="posts published", baseline=0,

@@ -231,13 +231,20 @@ class Suite:
 
     # -- the run ---------------------------------------------------------------------------
     def make_jobs(self) -> int:
+        from dispatcher import connections
         from dispatcher.extensions import db
         from dispatcher.models import Owner
         from dispatcher.planning import tree
+        from dispatcher.sandbox import accounts
 
         owner = Owner(email="faults@example.com", name="Fault suite")
         owner.set_password("not used")
         db.session.add(owner)
+        db.session.commit()
+        # the owner's own sandbox account and connection; its webhook secret is registered
+        key = accounts.sign_up(f"http://127.0.0.1:{self.sandbox_port}", "fault suite")
+        connection, _ = connections.create(owner.id, "sandbox", "Sandbox", {"api_key": key})
+        connections.sync_webhook(connection)
         db.session.commit()
         sizes = [self.rng.randint(1, MAX_PLACES) for _ in range(self.plan.jobs)]
         budget = int(sum(sizes) * PRICE * BUDGET_SHARE)

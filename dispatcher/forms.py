@@ -273,21 +273,36 @@ class ModeForm(FlaskForm):
             SelectChoice("delegate", "Delegate"),
         ],
     )
+    #: one of the owner's connections (its id); an adapter's name picks the owner's
+    #: connection of that adapter
     channel = SelectField("Channel", choices=[], validate_choice=False)
 
-    def __init__(self, *args: Any, channels: list[str] | tuple[str, ...] = (), **kwargs: Any):
+    def __init__(
+        self, *args: Any, channels: list[tuple[str, str, str]] | tuple = (), **kwargs: Any
+    ):
+        """`channels`: (connection id, label, adapter name) of each of the owner's connections."""
         super().__init__(*args, **kwargs)
         self.channel.choices = [SelectChoice("", "— channel —")] + [
-            SelectChoice(c, c) for c in channels
+            SelectChoice(value, label) for value, label, _ in channels
         ]
-        self._channels = set(channels)
+        self._by_value = {value: value for value, _, _ in channels}
+        for value, _, adapter in reversed(list(channels)):
+            self._by_value.setdefault(adapter, value)
 
     def validate_channel(self, field: SelectField) -> None:
         if self.mode.data == "delegate":
             if not field.data:
                 raise ValidationError("pick a channel to delegate to")
-            if field.data not in self._channels:
-                raise ValidationError(f"no channel named “{field.data}”")
+            if field.data not in self._by_value:
+                raise ValidationError(
+                    f"no connection “{field.data}”: connect the channel first (Connections)"
+                )
+
+    @property
+    def connection_id(self) -> int | None:
+        """The connection picked, when delegating."""
+        value = self._by_value.get(self.channel.data or "")
+        return int(value) if value else None
 
 
 # --- reviews ----------------------------------------------------------------------------------
@@ -315,4 +330,61 @@ class RejectForm(FlaskForm):
         "Reason (the worker sees it)",
         filters=[_strip],
         validators=[DataRequired("give a reason: the worker sees it"), Length(max=5000)],
+    )
+
+
+# --- connections ------------------------------------------------------------------------------
+
+
+class ConnectionForm(FlaskForm):
+    """Connect a channel: a label, then the adapter's own credential and option fields
+    (added per adapter by `connection_form`). Credentials are password inputs, so a page
+    never sends a stored or typed secret back to the browser."""
+
+    label = StringField("Name", filters=[_strip], validators=[Length(max=120)])
+
+
+def connection_form(
+    adapter_cls: Any, *, require_credentials: bool = True, **kwargs: Any
+) -> ConnectionForm:
+    """A ConnectionForm with `adapter_cls.credential_fields` (masked) and `option_fields`."""
+
+    class Form(ConnectionForm):
+        pass
+
+    for name in adapter_cls.credential_fields:
+        checks = [DataRequired(f"{name.replace('_', ' ')} is required")]
+        setattr(
+            Form,
+            f"credential_{name}",
+            PasswordField(
+                name.replace("_", " ").capitalize(),
+                filters=[_strip],
+                validators=[*(checks if require_credentials else [Optional()]), Length(max=500)],
+                description="stored encrypted; never shown again",
+            ),
+        )
+    for name in adapter_cls.option_fields:
+        setattr(
+            Form,
+            f"option_{name}",
+            StringField(
+                name.replace("_", " ").capitalize(),
+                filters=[_strip],
+                validators=[Optional(), Length(max=500)],
+            ),
+        )
+    form = Form(**kwargs)
+    form.credential_names = tuple(adapter_cls.credential_fields)
+    form.option_names = tuple(adapter_cls.option_fields)
+    return form
+
+
+def connection_values(form: ConnectionForm) -> tuple[dict[str, str], dict[str, str]]:
+    """(credentials, options) as typed; blank ones left out."""
+    credentials = {n: getattr(form, f"credential_{n}").data or "" for n in form.credential_names}
+    options = {n: getattr(form, f"option_{n}").data for n in form.option_names}
+    return (
+        {k: v for k, v in credentials.items() if v},
+        {k: v for k, v in options.items() if v},
     )

@@ -141,7 +141,7 @@ def check_revisable(delivery: Delivery) -> None:
     from adapters.base import Capability
     from dispatcher.dispatch.service import adapter_for
 
-    adapter = adapter_for(delivery.dispatch.adapter)
+    adapter = adapter_for(delivery.dispatch)
     if not adapter.supports(Capability.REVISION):
         raise Unsupported(
             f"{adapter.title} does not take revision requests: accept or reject this work"

@@ -8,14 +8,22 @@ from sqlalchemy import Select, select
 
 from dispatcher.errors import NotFound
 from dispatcher.extensions import db
-from dispatcher.models import Cadence, Delivery, Dispatch, Goal, MicroJob, OwnerPlaybook
+from dispatcher.models import (
+    Cadence,
+    Connection,
+    Delivery,
+    Dispatch,
+    Goal,
+    MicroJob,
+    OwnerPlaybook,
+)
 
 T = TypeVar("T")
 
 
 def owned(model: type[T], owner_id: int) -> Select[tuple[T]]:
     """A SELECT of `model` rows that belong to `owner_id`; every owned query starts here."""
-    if model in (Goal, MicroJob, Cadence, OwnerPlaybook):
+    if model in (Goal, MicroJob, Cadence, OwnerPlaybook, Connection):
         return select(model).where(model.owner_id == owner_id)
     if model in (Delivery, Dispatch):
         return (

@@ -27,14 +27,14 @@ SESSION = {
 
 def init_api(app: Flask, api: Api) -> None:
     """Register the API blueprints, the security schemes and the docs page."""
-    from dispatcher.api import deliveries, docs, goals, jobs, tokens
+    from dispatcher.api import connections, deliveries, docs, goals, jobs, tokens
     from dispatcher.extensions import csrf
 
     _document_errors(api)
     api.spec.components.security_scheme("bearerAuth", BEARER)
     api.spec.components.security_scheme("sessionCookie", SESSION)
     api.spec.options["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
-    for blp in (goals.blp, jobs.blp, deliveries.blp, tokens.blp):
+    for blp in (goals.blp, jobs.blp, deliveries.blp, tokens.blp, connections.blp):
         csrf.exempt(blp)  # bearer tokens; unsafe methods never take the cookie (see auth)
         api.register_blueprint(blp)
     app.register_blueprint(docs.bp)

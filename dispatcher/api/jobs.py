@@ -11,6 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
+from dispatcher import connections
 from dispatcher.api import auth, problems
 from dispatcher.dispatch import service
 from dispatcher.errors import NotFound
@@ -55,9 +56,20 @@ def _check_channel(name: str | None, field: str = "channel") -> None:
         problems.field_error(field, f"no channel named {name!r} (have: {have})")
 
 
+def _check_connection(connection_id: int | None, field: str = "connection_id") -> None:
+    """A connection id must be one of the caller's (another owner's is "no such")."""
+    if connection_id is None:
+        return
+    try:
+        connections.get(connection_id, auth.owner_id())
+    except NotFound:
+        problems.field_error(field, f"no connection {connection_id} (or not yours)")
+
+
 def _check_fields(data: dict, job: MicroJob | None = None) -> None:
     """Checks that need more than one field, or the installed adapters."""
     _check_channel(data.get("channel"))
+    _check_connection(data.get("connection_id"))
     mode = data.get("mode", job.mode if job else None)
     channel = data.get("channel", job.channel if job else None)
     if mode == "delegate" and not channel:
@@ -151,11 +163,25 @@ def split(data: dict, job_id: int):
 @blp.alt_response(404, description=NOT_FOUND)
 @blp.alt_response(409, description=TERMS_FIXED)
 def delegate(data: dict, job_id: int):
-    """Mark a job to delegate to a channel (an installed adapter)"""
+    """Mark a job to delegate to one of your connections
+
+    `connection_id` picks the connection; `channel` alone (an adapter's name) picks your
+    connection of that channel. A connection that is not yours is 422, like a missing one.
+    """
     job = _job(job_id)
-    _check_channel(data["channel"])
+    _check_channel(data.get("channel"))
+    _check_connection(data.get("connection_id"))
+    if data.get("connection_id") is None and not connections.for_adapter(
+        auth.owner_id(), data["channel"]
+    ):
+        problems.field_error("channel", f"no {data['channel']} connection yet: connect it first")
     return tree.set_mode(
-        job, "delegate", data["channel"], data["channel_options"], actor=auth.ACTOR
+        job,
+        "delegate",
+        data.get("channel"),
+        data["channel_options"],
+        connection_id=data.get("connection_id"),
+        actor=auth.ACTOR,
     )
 
 

@@ -193,8 +193,14 @@ def breaker_for(name: str, connection: Redis | None = None) -> CircuitBreaker:
     return CircuitBreaker(name, connection)
 
 
+def breaker_key(adapter_name: str, connection_id: int | None) -> str:
+    """One breaker per connection: one owner's bad account never pauses another's calls."""
+    return adapter_name if connection_id is None else f"{adapter_name}:{connection_id}"
+
+
 def guard(adapter) -> Any:
-    """Give an adapter the shared breaker (once); return the adapter."""
+    """Give an adapter the shared breaker of its connection (once); return the adapter."""
     if getattr(adapter, "breaker", None) is None:
-        adapter.breaker = breaker_for(adapter.name)
+        key = breaker_key(adapter.name, getattr(adapter, "connection_id", None))
+        adapter.breaker = breaker_for(key)
     return adapter

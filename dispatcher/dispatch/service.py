@@ -14,10 +14,10 @@ from flask import current_app
 from redis.exceptions import RedisError
 
 from adapters.base import Adapter, AdapterRegistry, Capability, JobSpec
-from dispatcher import lifecycle, versions
+from dispatcher import connections, lifecycle, versions
 from dispatcher.dispatch import places
 from dispatcher.dispatch.locking import lock_job
-from dispatcher.errors import ConfigurationError, InvalidTransition
+from dispatcher.errors import ConfigurationError, InvalidTransition, NotFound
 from dispatcher.extensions import db
 from dispatcher.lifecycle import DELIVERY, DISPATCH, DeliveryState, Status
 from dispatcher.lifecycle.dispatch import OPEN as OPEN_ORDER
@@ -33,8 +33,12 @@ def registry() -> AdapterRegistry:
     return current_app.extensions["dispatcher.adapters"]
 
 
-def adapter_for(name: str) -> Adapter:
-    return registry().get(name)
+def adapter_for(dispatch: Dispatch) -> Adapter:
+    """The adapter of the dispatch's connection (its owner's credentials); a row made
+    before connections existed gets the bare adapter."""
+    if dispatch.connection_id is None:
+        return registry().get(dispatch.adapter)
+    return connections.adapter_for_connection(dispatch.connection_id)
 
 
 def new_idempotency_key() -> str:
@@ -55,9 +59,15 @@ def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None)
         currency=dispatch.currency,
         assignments=places_count if places_count is not None else len(dispatch.assignments),
         due_date=job.due_date,
-        callback_url=f"{settings.public_base_url.rstrip('/')}/webhooks/{dispatch.adapter}",
+        callback_url=_callback_url(settings, dispatch),
         options=dict(job.channel_options or {}),
     )
+
+
+def _callback_url(settings, dispatch: Dispatch) -> str:
+    if dispatch.connection is None:
+        return ""
+    return settings.public_base_url.rstrip("/") + connections.webhook_path(dispatch.connection)
 
 
 def send_job_id(dispatch: Dispatch) -> str:
@@ -76,8 +86,9 @@ def check_delegable(job: MicroJob, goal: Goal) -> Adapter:
             job.id, job.status, "dispatch", ["mark it delegate and pick a channel first"]
         )
     try:
-        adapter = adapter_for(job.channel)
-    except ConfigurationError as exc:
+        connection = connections.require(job)
+        adapter = connections.adapter_for_connection(connection.id)
+    except (ConfigurationError, NotFound) as exc:
         raise InvalidTransition(job.id, job.status, "dispatch", [str(exc)]) from None
     if goal.personal and adapter.paid:
         raise InvalidTransition(
@@ -116,6 +127,7 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
     dispatch = Dispatch(
         job_id=job.id,
         adapter=job.channel,
+        connection_id=job.connection_id,
         idempotency_key=new_idempotency_key(),
         currency=goal.currency,
         state=DispatchState.PENDING,

@@ -156,9 +156,9 @@ def enqueue_quietly(func, dispatch_id: int) -> None:
                     dispatch_id, exc)  # fmt: skip
 
 
-def guarded_adapter(name: str) -> Adapter:
-    """The adapter, with the circuit breaker every worker shares."""
-    return guard(adapter_for(name))
+def guarded_adapter(dispatch: Dispatch) -> Adapter:
+    """The dispatch's connection's adapter, with the circuit breaker every worker shares."""
+    return guard(adapter_for(dispatch))
 
 
 # -- sending --------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ def send_dispatch(dispatch_id: int) -> str | Retry:
     if dispatch is None:
         return _not_claimed(dispatch_id)
     settings = current_app.config["SETTINGS"]
-    adapter = guarded_adapter(dispatch.adapter)
+    adapter = guarded_adapter(dispatch)
     spec = job_spec(dispatch.job, dispatch)
     key, attempts = dispatch.idempotency_key, dispatch.attempts
     db.session.commit()  # no transaction stays open while the platform takes its time
@@ -341,7 +341,7 @@ def owe_cancel(dispatch: Dispatch) -> str:
     `enqueue_cancel`."""
     if dispatch.external_id is None and dispatch.attempts == 0:
         return ""
-    adapter = adapter_for(dispatch.adapter)
+    adapter = adapter_for(dispatch)
     if not adapter.supports(Capability.CANCEL):
         return f"{dispatch.adapter} cannot cancel orders through its API: cancel it there by hand"
     dispatch.next_attempt_at = utcnow()
@@ -357,7 +357,7 @@ def cancel_at_platform(dispatch_id: int) -> str | Retry:
         return f"not cancelling a {dispatch.state} dispatch"
     if dispatch.next_attempt_at > utcnow():
         return _reschedule(dispatch.next_attempt_at)
-    adapter = guarded_adapter(dispatch.adapter)
+    adapter = guarded_adapter(dispatch)
     external_id = dispatch.external_id
     try:
         if external_id is None and adapter.supports(Capability.FIND):
@@ -431,7 +431,7 @@ def push_review(review_id: int) -> str:
     ref = DeliveryRef(dispatch.external_id, delivery.external_id)
     decision = Decision(review.decision, review.payout_cents, review.feedback)
     db.session.commit()  # no transaction stays open while the platform takes its time
-    adapter = guarded_adapter(name)
+    adapter = guarded_adapter(dispatch)
     try:
         if attempts > 1:
             held = _held_decision(adapter, ref)

@@ -60,7 +60,7 @@ def apply_inbound(inbound_id: int) -> str | Retry:
     db.session.commit()
     try:
         for event in events_of(inbound):
-            apply_event(inbound.adapter, event)
+            apply_event(inbound.adapter, event, connection_id=inbound.connection_id)
         done = db.session.execute(
             update(InboundEvent)
             .where(InboundEvent.id == inbound_id, InboundEvent.status == "received")
@@ -140,7 +140,13 @@ def dispatches_of(inbound: InboundEvent) -> list[Dispatch]:
     return list(
         db.session.scalars(
             select(Dispatch).where(
-                Dispatch.adapter == inbound.adapter, Dispatch.external_id.in_(ids)
+                Dispatch.adapter == inbound.adapter,
+                Dispatch.external_id.in_(ids),
+                *(
+                    [Dispatch.connection_id == inbound.connection_id]
+                    if inbound.connection_id
+                    else []
+                ),
             )
         )
     )
@@ -159,16 +165,20 @@ def retry_quarantined(inbound: InboundEvent) -> None:
 
 
 # -- applying one event ---------------------------------------------------------------------
-def apply_event(adapter_name: str, event: NormalizedEvent) -> None:
+def apply_event(
+    adapter_name: str, event: NormalizedEvent, *, connection_id: int | None = None
+) -> None:
     """Apply one normalized event to the place (assignment) it is about; idempotent.
 
     Every change is guarded by the place's current state, so duplicates and events out of
-    order land in the right place; the job's status then follows from its places."""
-    dispatch = db.session.scalars(
-        select(Dispatch).where(
-            Dispatch.adapter == adapter_name, Dispatch.external_id == event.external_id
-        )
-    ).first()
+    order land in the right place; the job's status then follows from its places. An event
+    that came through a connection only reaches that connection's orders."""
+    query = select(Dispatch).where(
+        Dispatch.adapter == adapter_name, Dispatch.external_id == event.external_id
+    )
+    if connection_id is not None:
+        query = query.where(Dispatch.connection_id == connection_id)
+    dispatch = db.session.scalars(query).first()
     if dispatch is None:
         raise NotYetKnown(f"no dispatch for {adapter_name} order {event.external_id} yet")
     job = lock_job(dispatch.job, dispatch)

@@ -52,12 +52,12 @@ OPEN_JOBS = (
 
 
 def adapter_for_dispatch(dispatch: Dispatch) -> Adapter:
-    """The adapter (with the shared breaker) that reads this dispatch's order. The one place
-    to switch to `adapter_for_connection(dispatch.connection_id)` once connections land."""
+    """The adapter of the dispatch's connection (its owner's credentials), with the shared
+    breaker, that reads this dispatch's order."""
     from dispatcher.dispatch.breaker import guard
     from dispatcher.dispatch.service import adapter_for
 
-    return guard(adapter_for(dispatch.adapter))
+    return guard(adapter_for(dispatch))
 
 
 def is_polled(adapter: Adapter) -> bool:
@@ -71,7 +71,7 @@ def poll_due() -> dict[str, int]:
     """Queue one poll batch per channel with orders due for a look; the periodic job."""
     now = utcnow()
     rows = db.session.execute(
-        select(Dispatch.id, Dispatch.adapter)
+        select(Dispatch.id, Dispatch.adapter, Dispatch.connection_id)
         .join(MicroJob, Dispatch.job_id == MicroJob.id)
         .outerjoin(PollState, PollState.dispatch_id == Dispatch.id)
         .where(
@@ -82,18 +82,19 @@ def poll_due() -> dict[str, int]:
         )
         .order_by(PollState.next_poll_at.is_not(None), PollState.next_poll_at, Dispatch.id)
     ).all()
-    groups: dict[str, list[int]] = defaultdict(list)
-    for dispatch_id, adapter_name in rows:
-        groups[adapter_name].append(dispatch_id)
+    groups: dict[tuple[str, int | None], list[int]] = defaultdict(list)
+    for dispatch_id, adapter_name, connection_id in rows:
+        groups[(adapter_name, connection_id)].append(dispatch_id)
     db.session.rollback()  # read-only: end the transaction the SELECT opened
     queued: dict[str, int] = {}
-    for adapter_name, ids in groups.items():
+    for (adapter_name, connection_id), ids in groups.items():
         probe = db.session.get(Dispatch, ids[0])
         if not is_polled(adapter_for_dispatch(probe)):
             continue
         ids = ids[:BATCH_SIZE]
-        enqueue_once(MAINTENANCE, poll_batch, adapter_name, ids, job_id=f"poll-{adapter_name}")
-        queued[adapter_name] = len(ids)
+        name = f"{adapter_name}-{connection_id}" if connection_id else adapter_name
+        enqueue_once(MAINTENANCE, poll_batch, adapter_name, ids, job_id=f"poll-{name}")
+        queued[name] = len(ids)
     db.session.rollback()
     return queued
 
@@ -129,7 +130,7 @@ def poll_dispatch(dispatch: Dispatch, adapter: Adapter | None = None) -> int:
     try:
         for _ in range(MAX_PAGES):
             page = adapter.poll(external_id, cursor)
-            new_ids += store_events(adapter.name, page.events)
+            new_ids += store_events(adapter.name, page.events, dispatch.connection_id)
             cursor = page.next_cursor
             if cursor is None:
                 break
@@ -165,12 +166,15 @@ def next_interval(idle_polls: int) -> float:
     return min(POLL_MAX_INTERVAL, POLL_INTERVAL * 2 ** max(0, idle_polls))
 
 
-def store_events(adapter_name: str, events: tuple[NormalizedEvent, ...]) -> list[int]:
-    """Store the changes not stored before; returns the ids of rows to apply. A race with
-    another writer of the same event id (unique constraint) is retried once, re-reading."""
+def store_events(
+    adapter_name: str, events: tuple[NormalizedEvent, ...], connection_id: int | None = None
+) -> list[int]:
+    """Store the changes not stored before (unique per connection and event id, as webhooks
+    are); returns the ids of rows to apply. A race with another writer of the same event id
+    (unique constraint) is retried once, re-reading."""
     for attempt in (1, 2):
         try:
-            return _store(adapter_name, events)
+            return _store(adapter_name, events, connection_id)
         except IntegrityError:
             db.session.rollback()
             if attempt == 2:
@@ -178,15 +182,20 @@ def store_events(adapter_name: str, events: tuple[NormalizedEvent, ...]) -> list
     return []
 
 
-def _store(adapter_name: str, events: tuple[NormalizedEvent, ...]) -> list[int]:
+def _store(
+    adapter_name: str, events: tuple[NormalizedEvent, ...], connection_id: int | None
+) -> list[int]:
     if not events:
         return []
     ids = {e.event_id for e in events}
+    same_source = (
+        InboundEvent.connection_id == connection_id
+        if connection_id is not None
+        else InboundEvent.adapter == adapter_name
+    )
     seen = set(
         db.session.scalars(
-            select(InboundEvent.event_id).where(
-                InboundEvent.adapter == adapter_name, InboundEvent.event_id.in_(ids)
-            )
+            select(InboundEvent.event_id).where(same_source, InboundEvent.event_id.in_(ids))
         )
     )
     rows = []
@@ -202,6 +211,7 @@ def _store(adapter_name: str, events: tuple[NormalizedEvent, ...]) -> list[int]:
         rows.append(
             InboundEvent(
                 adapter=adapter_name,
+                connection_id=connection_id,
                 event_id=event.event_id,
                 source=POLL,
                 headers={},

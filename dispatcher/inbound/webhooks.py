@@ -1,15 +1,18 @@
-"""POST /webhooks/<adapter>: verify, store, acknowledge, then apply (DESIGN rule 4).
+"""POST /webhooks/<adapter>/<connection path>: verify, store, acknowledge, then apply
+(DESIGN rule 4). Each connection has its own unguessable path and signing secret, so one
+owner's secret never verifies another owner's events.
 
 Answers, for senders and for whoever reads the logs:
 - 202 stored and queued for applying;
 - 200 a duplicate of an event already stored (a no-op; the apply step is queued again in
-  case the first enqueue was lost);
-- 400 malformed body or unknown event type (stored as ``invalid`` for inspection; a
-  redelivery of it gets the same 400);
+  case the first enqueue was lost), or an authentic event of a type we do not use (stored
+  as ``ignored``: a sender that sees errors retries and may switch the endpoint off);
+- 400 malformed body (stored as ``invalid`` for inspection; a redelivery gets the same 400);
 - 401 bad signature, or timestamp outside the window (the adapter checks both, the signature
   in constant time, on the raw bytes before parsing; nothing is stored);
-- 404 no such adapter, or it takes no webhooks; 413 body larger than webhook_max_bytes
-  (read no further than the limit).
+- 404 no such adapter or connection, or it takes no webhooks; 410 the old per-adapter URL
+  (every connection has its own now); 413 body larger than webhook_max_bytes (read no
+  further than the limit).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from adapters.base import Capability, EventKind
+from dispatcher.connections import adapter_for_connection
 from dispatcher.errors import PayloadError, SignatureError, Unsupported
 from dispatcher.extensions import db
 from dispatcher.http_errors import problem
-from dispatcher.models import InboundEvent
+from dispatcher.models import Connection, InboundEvent
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +42,28 @@ APPLY_TIMEOUT = 60
 
 
 @bp.post("/<adapter_name>")
-def receive(adapter_name: str):
-    registry = current_app.extensions["dispatcher.adapters"]
-    if adapter_name not in registry:
+def receive_unscoped(adapter_name: str):
+    """The per-adapter URL of old: every connection has its own URL and secret now."""
+    if adapter_name not in current_app.extensions["dispatcher.adapters"]:
         return problem(404, "Unknown adapter", f"no adapter named {adapter_name!r}")
-    adapter = registry.get(adapter_name)
+    return problem(
+        410,
+        "Use the connection's webhook URL",
+        f"webhooks go to /webhooks/{adapter_name}/<connection path>: see the connection's "
+        "settings page",
+    )
+
+
+@bp.post("/<adapter_name>/<path>")
+def receive(adapter_name: str, path: str):
+    connection = db.session.scalars(
+        select(Connection).where(
+            Connection.webhook_path == path, Connection.adapter == adapter_name
+        )
+    ).first()
+    if connection is None:
+        return problem(404, "Unknown webhook URL", "no connection has this webhook URL")
+    adapter = adapter_for_connection(connection.id)
     if not adapter.supports(Capability.WEBHOOKS):
         return problem(404, "No webhooks", f"{adapter_name} does not send webhooks")
 
@@ -70,15 +91,17 @@ def receive(adapter_name: str):
         status, error = "invalid", str(exc)
     try:
         events = adapter.parse(headers, body)
-        unknown = [e.platform_status or "?" for e in events if e.kind == EventKind.UNKNOWN]
-        if unknown and status != "invalid":
-            status, error = "invalid", f"unknown event type: {', '.join(unknown)}"
+        unused = [e for e in events if e.kind in (EventKind.UNKNOWN, EventKind.IGNORED)]
+        if events and len(unused) == len(events) and status != "invalid":
+            kinds = ", ".join(e.platform_status or "?" for e in unused)
+            status, error = "ignored", f"event type not used: {kinds}"
     except PayloadError as exc:
         if status != "invalid":
             status, error = "invalid", str(exc)
 
     inbound = InboundEvent(
         adapter=adapter_name,
+        connection_id=connection.id,
         event_id=event_id,
         headers=_safe_headers(headers),
         body=body.decode("utf-8", errors="replace"),
@@ -90,9 +113,11 @@ def receive(adapter_name: str):
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        return _duplicate(adapter_name, event_id)
+        return _duplicate(connection.id, event_id)
     if status == "invalid":
         return problem(400, "Webhook not understood", error or "", event_id=event_id)
+    if status == "ignored":
+        return {"status": "ignored", "event_id": event_id, "id": inbound.id}, 200
     enqueue_apply_quietly(inbound.id)
     return {"status": "accepted", "event_id": event_id, "id": inbound.id}, 202
 
@@ -101,11 +126,11 @@ def _too_large(limit: int):
     return problem(413, "Payload too large", f"limit is {limit} bytes")
 
 
-def _duplicate(adapter_name: str, event_id: str):
+def _duplicate(connection_id: int, event_id: str):
     """Answer a redelivery as the first delivery was answered; re-queue it if still owed."""
     existing = db.session.scalars(
         select(InboundEvent).where(
-            InboundEvent.adapter == adapter_name, InboundEvent.event_id == event_id
+            InboundEvent.connection_id == connection_id, InboundEvent.event_id == event_id
         )
     ).first()
     if existing is not None and existing.status == "invalid":

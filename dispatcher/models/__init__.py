@@ -1,6 +1,7 @@
 """All models, importable from one place; one module per aggregate."""
 
 from dispatcher.models.account import ApiToken, Owner
+from dispatcher.models.connection import Connection
 from dispatcher.models.dispatch import (
     Assignment,
     Delivery,
@@ -23,6 +24,7 @@ __all__ = [
     "Assignment",
     "Cadence",
     "CadenceRun",
+    "Connection",
     "Delivery",
     "Dispatch",
     "DispatchState",

@@ -20,6 +20,9 @@ class Dispatch(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("micro_jobs.id", ondelete="CASCADE"), index=True)
     adapter: Mapped[str] = mapped_column(String(60))
+    connection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="SET NULL"), index=True
+    )
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     state: Mapped[str] = mapped_column(String(20), default=DispatchState.PENDING, index=True)
     amount_cents: Mapped[int] = mapped_column(default=0)
@@ -35,6 +38,7 @@ class Dispatch(db.Model):
     job_version: Mapped[int | None] = mapped_column()  # the job's text this order went out with
 
     job: Mapped[MicroJob] = relationship(back_populates="dispatches")  # noqa: F821
+    connection: Mapped[Connection | None] = relationship()  # noqa: F821
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="dispatch")
     assignments: Mapped[list[Assignment]] = relationship(
         back_populates="dispatch", order_by="Assignment.position", passive_deletes=True

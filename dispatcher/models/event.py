@@ -36,14 +36,18 @@ class Event(db.Model):
 
 class InboundEvent(db.Model):
     """A webhook as received, or a change the poller saw: stored before it is applied,
-    unique per (adapter, event id). A polled row's body is the normalized event as JSON
+    unique per (connection, event id). A polled row's body is the normalized event as JSON
     (dispatcher/inbound/stored.py), with the platform's own item inside."""
 
     __tablename__ = "inbound_events"
-    __table_args__ = (UniqueConstraint("adapter", "event_id"),)
+    __table_args__ = (UniqueConstraint("connection_id", "event_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     adapter: Mapped[str] = mapped_column(String(60))
+    #: the connection whose webhook URL (and secret) it came through
+    connection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="SET NULL"), index=True
+    )
     event_id: Mapped[str] = mapped_column(String(200))
     #: "webhook" (body: the bytes as received) or "poll" (body: the normalized event)
     source: Mapped[str] = mapped_column(String(10), default="webhook", server_default="webhook")

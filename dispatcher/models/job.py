@@ -39,7 +39,11 @@ class MicroJob(db.Model):
     planned_for: Mapped[date | None] = mapped_column(index=True)
     price_cents: Mapped[int] = mapped_column(default=0)
     mode: Mapped[str] = mapped_column(String(10), default="undecided")
+    #: the adapter's name, kept from the connection (what the pages and rollups group by)
     channel: Mapped[str | None] = mapped_column(String(60))
+    connection_id: Mapped[int | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="SET NULL"), index=True
+    )
     channel_options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     assignments: Mapped[int] = mapped_column(default=1)
     status: Mapped[str] = mapped_column(String(20), default=Status.DRAFT, index=True)

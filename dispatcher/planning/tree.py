@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 
-from dispatcher import lifecycle, versions
+from dispatcher import connections, lifecycle, versions
 from dispatcher.dispatch.locking import lock_job
 from dispatcher.errors import InvalidChange, InvalidTransition, NotDeletable, TermsFixed
 from dispatcher.extensions import db
@@ -39,14 +39,17 @@ GOAL_MONEY_FIELDS = ("budget_cents", "currency")
 JOB_FIELDS = {
     "title", "brief", "acceptance_criteria", "deliverable_kind", "estimate_minutes",
     "due_date", "planned_for", "price_cents", "mode", "channel", "channel_options",
-    "assignments", "budget_cents",
+    "assignments", "budget_cents", "connection_id",
 }  # fmt: skip
 #: What a job's order at its channel is made of: fixed while money is held for it there.
-ORDER_TERMS = ("price_cents", "assignments", "channel", "channel_options", "mode")
+ORDER_TERMS = (
+    "price_cents", "assignments", "channel", "connection_id", "channel_options", "mode",
+)  # fmt: skip
 TERM_LABELS = {
     "price_cents": "price",
     "assignments": "assignments",
     "channel": "channel",
+    "connection_id": "connection",
     "channel_options": "channel options",
     "mode": "who does it",
 }
@@ -151,6 +154,7 @@ def add_job(
         title=title.strip(),
         **fields,
     )
+    connections.bind(job, fields.get("connection_id"))
     db.session.add(job)
     db.session.flush()
     _record(goal, "job_created", actor, job, title=job.title, parent_id=job.parent_id)
@@ -191,6 +195,8 @@ def update_job(job: MicroJob, *, actor: str = "owner", **fields: Any) -> MicroJo
     version = versions.bump_if_held(job, changed)  # the text an order holds stays as it was
     for key, value in changed.items():
         setattr(job, key, value)
+    if changed.keys() & {"mode", "channel", "connection_id"}:
+        connections.bind(job, changed.get("connection_id"))
     if changed:
         extra = {"version": version} if version is not None else {}
         _record(job.goal, "job_updated", actor, job, fields=sorted(changed), **extra)
@@ -229,13 +235,19 @@ def set_mode(
     channel: str | None = None,
     channel_options: dict[str, Any] | None = None,
     *,
+    connection_id: int | None = None,
     actor: str = "owner",
 ) -> MicroJob:
-    """Mark a job keep (I do it) or delegate (to `channel`)."""
+    """Mark a job keep (I do it) or delegate: to one of the owner's connections, or to
+    `channel` (the owner's connection of that adapter is bound, if any)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     fields: dict[str, Any] = {"mode": mode}
     if mode == "delegate":
+        if connection_id is not None:
+            connection = connections.get(connection_id, job.owner_id)
+            channel = connection.adapter
+            fields["connection_id"] = connection.id
         if not channel:
             raise ValueError("pick a channel to delegate to")
         fields["channel"] = channel

@@ -1,5 +1,7 @@
 """The sandbox marketplace's HTTP API (JSON, problem+json errors) and a tiny HTML page.
 
+POST /accounts                                 sign up: {"name"} -> the account and its API key
+GET  /account, PUT /account/webhook            the account; register {"url", "secret"}
 POST /orders                                   create (Idempotency-Key header required)
 GET  /orders?idempotency_key=K                 look an order up by key ({"orders": [...]})
 GET  /orders/<id>, POST /orders/<id>/cancel
@@ -10,6 +12,9 @@ GET  /orders/<id>/events                       every event of the order, as the 
                                                (what clients poll; in polling-only mode,
                                                send_webhooks=false, the only way)
 GET|POST /_control                             fault and timing knobs; GET /_stats the records
+
+Every /account and /orders call authenticates with ``Authorization: Bearer <API key>`` and
+sees only that account's orders (another account's order is a 404).
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template_string, request
+from flask import Flask, Response, g, jsonify, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
+from dispatcher.errors import ConfigurationError
+from dispatcher.sandbox import accounts
 from dispatcher.sandbox.market import Marketplace, SandboxError
 from dispatcher.sandbox.options import OptionsError, SandboxOptions
 from dispatcher.sandbox.validation import MAX_PRICE_CENTS, validate_order
@@ -28,13 +35,11 @@ from dispatcher.sandbox.validation import MAX_PRICE_CENTS, validate_order
 EXTENSION = "sandbox"
 
 
-def create_sandbox_app(
-    db_path: str | Path, webhook_secret: str, base_url: str | None = None, **options: Any
-) -> Flask:
+def create_sandbox_app(db_path: str | Path, base_url: str | None = None, **options: Any) -> Flask:
     """Build the sandbox app on its SQLite file. Starts no thread: see server.py for that."""
     opts = SandboxOptions()
     opts.update(options)
-    market = Marketplace(db_path, webhook_secret, opts, base_url=base_url)
+    market = Marketplace(db_path, opts, base_url=base_url)
     app = Flask(__name__)
     app.json.sort_keys = False
     app.extensions[EXTENSION] = market
@@ -79,6 +84,47 @@ def _routes(app: Flask, market: Marketplace) -> None:
         if market.base_url is None:
             market.base_url = base()
 
+    @app.before_request
+    def _authenticate():
+        if not request.path.startswith(("/orders", "/account/", "/account")) or (
+            request.path == "/accounts"
+        ):
+            return None
+        try:
+            g.account = accounts.authenticate(market.store, request.headers.get("Authorization"))
+        except accounts.AuthError as exc:
+            response = problem(401, "Unauthorized", str(exc))
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        order_id = request.view_args.get("order_id") if request.view_args else None
+        if order_id is not None:
+            market.check_owner(order_id, g.account["id"])
+        return None
+
+    @app.post("/accounts")
+    def create_account():
+        name = _text_field(_json_body(), "name")
+        return accounts.create(market.store, name.strip()[:120]), 201
+
+    @app.get("/account")
+    def get_account():
+        return accounts.as_json(g.account)
+
+    @app.put("/account/webhook")
+    def set_webhook():
+        body = _json_body()
+        url, secret = body.get("url") or "", _text_field(body, "secret")
+        if not isinstance(url, str):
+            raise SandboxError(422, "Invalid request", "url must be a string", errors={"url": "?"})
+        try:
+            accounts.set_webhook(market.store, g.account["id"], url, secret)
+        except (ValueError, ConfigurationError) as exc:
+            raise SandboxError(
+                422, "Invalid request", f"secret: {exc}", errors={"secret": "not a whsec_ secret"}
+            ) from None
+        row = market.store.one("SELECT * FROM accounts WHERE id = ?", (g.account["id"],))
+        return accounts.as_json(row)
+
     @app.errorhandler(SandboxError)
     def _refused(exc: SandboxError):
         return problem(exc.status, exc.title, exc.detail, **exc.extra)
@@ -107,7 +153,9 @@ def _routes(app: Flask, market: Marketplace) -> None:
         fields, errors = validate_order(body)
         if errors:
             return problem(422, "Invalid order", _summary(errors), errors=errors)
-        order, created = market.create_order(key, body, fields, base_url=base())
+        order, created = market.create_order(
+            key, body, fields, base_url=base(), account_id=g.account["id"]
+        )
         if dice.chance(opts.fail_after_create_rate):
             market.store.bump("fault_failed_after_create")
             return problem(503, "Unavailable", "try again later (injected fault)")
@@ -119,7 +167,7 @@ def _routes(app: Flask, market: Marketplace) -> None:
     @app.get("/orders")
     def list_orders():
         key = request.args.get("idempotency_key")
-        return {"orders": market.find_orders(key, base_url=base())}
+        return {"orders": market.find_orders(key, base_url=base(), account_id=g.account["id"])}
 
     @app.get("/orders/<order_id>")
     def get_order(order_id: str):

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from adapters.standard_webhooks import secret_key
+from dispatcher.sandbox import accounts
 from dispatcher.sandbox.options import Dice, SandboxOptions
 from dispatcher.sandbox.store import Store, bump, iso, order_json
 
@@ -52,15 +52,13 @@ class Marketplace:
     def __init__(
         self,
         db_path: str | Path,
-        webhook_secret: str,
         options: SandboxOptions | None = None,
         base_url: str | None = None,
     ):
-        secret_key(webhook_secret)  # a malformed secret fails here, at start-up
-        self.secret = webhook_secret
         self.options = options or SandboxOptions()
         self.dice = Dice(self.options.seed)
         self.store = Store(db_path)
+        accounts.install(self.store)
         self.base_url = base_url.rstrip("/") if base_url else None
 
     def close(self) -> None:
@@ -77,7 +75,12 @@ class Marketplace:
 
     # -- orders ---------------------------------------------------------------------------
     def create_order(
-        self, key: str, body: dict, fields: dict, base_url: str | None = None
+        self,
+        key: str,
+        body: dict,
+        fields: dict,
+        base_url: str | None = None,
+        account_id: str | None = None,
     ) -> tuple[dict, bool]:
         """Create the order, or replay the one made under `key`. Returns (order, created)."""
         digest = request_hash(body)
@@ -87,7 +90,7 @@ class Marketplace:
                 "SELECT * FROM orders WHERE idempotency_key = ?", (key,)
             ).fetchone()
             if existing is not None:
-                if existing["request_hash"] != digest:
+                if existing["request_hash"] != digest or existing["account_id"] != account_id:
                     raise SandboxError(
                         422,
                         "Idempotency key reused",
@@ -99,8 +102,8 @@ class Marketplace:
             order_id = new_id("ord")
             conn.execute(
                 "INSERT INTO orders (id, idempotency_key, request_hash, status, fields, "
-                "client_ref, callback_url, assignments, created_at, updated_at) "
-                "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
+                "client_ref, callback_url, assignments, created_at, updated_at, account_id) "
+                "VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?)",
                 (
                     order_id,
                     key,
@@ -111,6 +114,7 @@ class Marketplace:
                     fields["assignments"],
                     now,
                     now,
+                    account_id,
                 ),
             )
             take_at, stagger = now + self.options.take_delay, self.options.take_stagger
@@ -126,16 +130,26 @@ class Marketplace:
             conn = self.store.conn
             return order_json(conn, fetch_order(conn, order_id), self._base(base_url))
 
-    def find_orders(self, key: str | None, base_url: str | None = None, limit: int = 100) -> list:
+    def find_orders(
+        self,
+        key: str | None,
+        base_url: str | None = None,
+        limit: int = 100,
+        account_id: str | None = None,
+    ) -> list:
+        """Orders by key (or the newest), of one account when `account_id` is given."""
+        mine = "" if account_id is None else " AND account_id = :acct"
+        args = {"key": key, "limit": limit, "acct": account_id}
         with self.store.lock:
             conn = self.store.conn
             if key is None:
                 rows = conn.execute(
-                    "SELECT * FROM orders ORDER BY created_at DESC LIMIT ?", (limit,)
+                    f"SELECT * FROM orders WHERE 1 = 1{mine} ORDER BY created_at DESC LIMIT :limit",
+                    args,
                 ).fetchall()
             else:
                 rows = conn.execute(
-                    "SELECT * FROM orders WHERE idempotency_key = ?", (key,)
+                    f"SELECT * FROM orders WHERE idempotency_key = :key{mine}", args
                 ).fetchall()
             return [order_json(conn, r, self._base(base_url)) for r in rows]
 
@@ -181,6 +195,12 @@ class Marketplace:
                 self.emit(conn, order_id, "order.expired", now, slot=idx)
             refresh_status(conn, order_id)
             return slots
+
+    def check_owner(self, order_id: str, account_id: str) -> None:
+        """404 unless the order belongs to the account (another's looks like a missing one)."""
+        row = self.store.one("SELECT account_id FROM orders WHERE id = ?", (order_id,))
+        if row is None or row["account_id"] != account_id:
+            raise SandboxError(404, "Not found", f"no order {order_id}")
 
     def events(self, order_id: str) -> list[dict]:
         with self.store.lock:

@@ -120,11 +120,10 @@ def _serve(
     host: str,
     port: int,
     db_path: str | Path,
-    secret: str,
     options: dict[str, Any],
     quiet: bool = False,
 ):
-    app = create_sandbox_app(db_path, secret, **options)
+    app = create_sandbox_app(db_path, **options)
     handler = _QuietHandler if quiet else None
     server = make_server(host, port, app, threaded=True, request_handler=handler)
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
@@ -135,14 +134,13 @@ def _serve(
 
 def start_sandbox_in_thread(
     db_path: str | Path,
-    secret: str,
     host: str = "127.0.0.1",
     port: int = 0,
     loop_interval: float = 0.02,
     **options: Any,
 ) -> RunningSandbox:
     """Serve the sandbox from a thread (port 0 picks a free port); call .stop() when done."""
-    app, server, base_url = _serve(host, port, db_path, secret, options, quiet=True)
+    app, server, base_url = _serve(host, port, db_path, options, quiet=True)
     loops = Loops(app.extensions[EXTENSION], interval=loop_interval).start()
     thread = threading.Thread(
         target=server.serve_forever, args=(0.05,), name="sandbox-http", daemon=True
@@ -152,10 +150,10 @@ def start_sandbox_in_thread(
 
 
 def run_sandbox(
-    host: str, port: int, db_path: str | Path, secret: str, options: dict[str, Any] | None = None
+    host: str, port: int, db_path: str | Path, options: dict[str, Any] | None = None
 ) -> None:
     """Serve the sandbox until interrupted (the `dispatcher sandbox` command)."""
-    app, server, base_url = _serve(host, port, db_path, secret, dict(options or {}))
+    app, server, base_url = _serve(host, port, db_path, dict(options or {}))
     market: Marketplace = app.extensions[EXTENSION]
     loops = Loops(market).start()
     if threading.current_thread() is threading.main_thread():

@@ -29,6 +29,9 @@ class JobUpdateSchema(Schema):
     price_cents = cents_field(metadata={"description": "pay per assignment, integer cents"})
     mode = fields.String(validate=validate.OneOf(MODES))
     channel = Text(allow_none=True, validate=validate.Length(min=1, max=60))
+    connection_id = fields.Integer(
+        strict=True, allow_none=True, metadata={"description": "one of your connections"}
+    )
     channel_options = fields.Dict(keys=fields.String())
     assignments = count_field(
         1, MAX_ASSIGNMENTS, metadata={"description": "how many workers should do it"}
@@ -55,12 +58,23 @@ class SplitSchema(Schema):
 
 
 class DelegateSchema(Schema):
+    connection_id = fields.Integer(
+        strict=True,
+        metadata={"description": "one of your connections (GET /connections)", "example": 1},
+    )
     channel = Text(
-        required=True,
         validate=validate.Length(min=1, max=60),
-        metadata={"description": "an installed adapter's name", "example": "sandbox"},
+        metadata={
+            "description": "an adapter's name: your connection of that channel is used",
+            "example": "sandbox",
+        },
     )
     channel_options = fields.Dict(keys=fields.String(), load_default=dict)
+
+    @validates_schema
+    def _one_channel(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("connection_id") is None and not data.get("channel"):
+            raise ValidationError("give connection_id (or channel)", "connection_id")
 
 
 class JobSchema(Schema):
@@ -80,6 +94,7 @@ class JobSchema(Schema):
     currency = fields.String(attribute="goal.currency")
     mode = fields.String()
     channel = fields.String(allow_none=True)
+    connection_id = fields.Integer(allow_none=True)
     channel_options = fields.Dict()
     assignments = fields.Integer()
     version = fields.Integer(

@@ -7,7 +7,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Blueprint, current_app, flash, redirect, request
+from flask import Blueprint, flash, redirect, request
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -61,8 +61,14 @@ def _refusal_text(exc: Exception) -> str:
     return str(exc)[:1].upper() + str(exc)[1:]
 
 
-def channel_names() -> list[str]:
-    return current_app.extensions["dispatcher.adapters"].names()
+def channel_choices() -> list[tuple[str, str, str]]:
+    """The owner's connections as a channel picker shows them: (id, label, adapter)."""
+    from dispatcher import connections
+
+    return [
+        (str(c.id), f"{c.label} ({c.adapter})", c.adapter)
+        for c in connections.for_owner(owner_id())
+    ]
 
 
 # --- template helpers -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from dispatcher.forms import GoalForm, ModeForm, SplitForm, TitleForm, amount_te
 from dispatcher.models import Goal, MicroJob
 from dispatcher.planning import tree
 from dispatcher.scoping import get_owned, owned
-from dispatcher.web.common import REFUSALS, actor, channel_names, owner_id, refuse
+from dispatcher.web.common import REFUSALS, actor, channel_choices, owner_id, refuse
 from dispatcher.web.jobview import Button, job_buttons
 
 bp = Blueprint("goals", __name__)
@@ -71,7 +71,7 @@ def render_goal(
     """The goal page; `node_forms` puts a failed form (with its errors and typed values) back
     on its node: {job id or None for the top level: {"add"|"split"|"mode": form}}."""
     nodes = tree.goal_tree(goal)
-    channels = channel_names()
+    channels = channel_choices()
     node_forms = node_forms or {}
     # A blank form renders the same on every node but for the ids the template gives its
     # fields, so the nodes share one per kind (and per mode and channel) instead of building
@@ -81,7 +81,7 @@ def render_goal(
     mode_forms: dict[tuple[str, str], SharedForm] = {}
 
     def mode_form(job: MicroJob) -> SharedForm:
-        key = (job.mode, job.channel or "")
+        key = (job.mode, str(job.connection_id or ""))
         if key not in mode_forms:
             mode_forms[key] = SharedForm(
                 ModeForm(formdata=None, channels=channels, data={"mode": key[0], "channel": key[1]})

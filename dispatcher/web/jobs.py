@@ -27,7 +27,7 @@ from dispatcher.web.common import (
     REFUSALS,
     actor,
     back,
-    channel_names,
+    channel_choices,
     owner_id,
     refuse,
     safe_next,
@@ -208,10 +208,10 @@ def mode(job_id: int):
     if job.children or job.status not in MODE_EDITABLE:
         refuse(ValueError(f"“{job.title}” is {job.status}: who does it can no longer change"))
         return back(goal_url(job.goal, job.id))
-    form = ModeForm(channels=channel_names())
+    form = ModeForm(channels=channel_choices())
     if form.validate_on_submit():
         try:
-            tree.set_mode(job, form.mode.data, form.channel.data or None, actor=actor())
+            tree.set_mode(job, form.mode.data, connection_id=form.connection_id, actor=actor())
         except ValueError as exc:
             db.session.rollback()
             form.mode.errors.append(str(exc))

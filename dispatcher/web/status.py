@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import login_required
 from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy import select
 
+from dispatcher import connections
 from dispatcher.dispatch import service
-from dispatcher.dispatch.breaker import BreakerState, breaker_for
+from dispatcher.dispatch.breaker import BreakerState, breaker_for, breaker_key
 from dispatcher.errors import NotFound
 from dispatcher.extensions import db
 from dispatcher.inbound.apply import dispatches_of, retry_quarantined
@@ -53,7 +54,10 @@ class Quarantined:
 def index():
     redis_error = None
     try:
-        breakers = [breaker_for(name).snapshot() for name in _adapter_names()]
+        breakers = [
+            (c, breaker_for(breaker_key(c.adapter, c.id)).snapshot())
+            for c in connections.for_owner(owner_id())
+        ]
         queues = queue_depths()
     except RedisError as exc:
         breakers, queues, redis_error = [], [], str(exc)
@@ -99,10 +103,6 @@ def retry_inbound(inbound_id: int):
     else:
         flash(f"Webhook {inbound.event_id} is being applied again.", "success")
     return redirect(url_for("status.index"), code=303)
-
-
-def _adapter_names() -> list[str]:
-    return current_app.extensions["dispatcher.adapters"].names()
 
 
 def queue_depths() -> list[QueueDepth]:

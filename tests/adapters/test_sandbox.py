@@ -6,8 +6,9 @@ import json
 from datetime import date
 
 import pytest
-from fakes.sandbox_fixture import make_settings, wait_until
+from fakes.sandbox_fixture import SECRET, make_settings, sandbox_account, wait_until
 
+from adapters import standard_webhooks
 from adapters.base import Capability, DeliveryRef, EventKind, JobSpec, discover
 from adapters.sandbox import STATUS_MAP, SandboxAdapter
 from dispatcher.errors import (
@@ -42,7 +43,11 @@ def order(sandbox, external_id):
 def test_declares_itself_and_is_registered():
     assert discover()["sandbox"] is SandboxAdapter
     assert SandboxAdapter.name == "sandbox"
-    assert SandboxAdapter.secret_settings == ("sandbox_webhook_secret",)
+    assert SandboxAdapter.secret_settings == ()  # nothing global: every secret is per connection
+    assert (SandboxAdapter.credential_fields, SandboxAdapter.option_fields) == (
+        ("api_key",),
+        ("base_url",),
+    )
     assert {Capability.WEBHOOKS, Capability.POLL, Capability.FIND} <= SandboxAdapter.capabilities
     assert set(STATUS_MAP.values()) <= set(EventKind) - {EventKind.UNKNOWN}
 
@@ -114,7 +119,8 @@ def test_422_is_permanent_with_the_platforms_reason(sandbox, sandbox_adapter):
 
 def test_stall_past_the_read_timeout_is_retryable_and_the_order_is_found(sandbox, tmp_path):
     adapter = SandboxAdapter(
-        make_settings(tmp_path, sandbox_url=sandbox.base_url, http_read_timeout=0.15)
+        make_settings(tmp_path, sandbox_url=sandbox.base_url, http_read_timeout=0.15),
+        credentials={"api_key": sandbox_account(sandbox.base_url)},
     )
     sandbox.control(stall_rate=1.0, stall_seconds=0.5)
     with pytest.raises(RetryableAdapterError, match="Timeout"):
@@ -260,3 +266,30 @@ def test_event_id_requires_the_header(sandbox_adapter):
     assert sandbox_adapter.event_id({"Webhook-Id": "evt_1"}, b"") == "evt_1"
     with pytest.raises(SignatureError, match="missing webhook-id"):
         sandbox_adapter.event_id({}, b"")
+
+
+def test_the_base_url_option_wins_over_settings_and_a_wrong_key_is_refused(sandbox, tmp_path):
+    key = sandbox_account(sandbox.base_url)
+    adapter = SandboxAdapter(
+        make_settings(tmp_path, sandbox_url="http://127.0.0.1:9"),
+        credentials={"api_key": key},
+        options={"base_url": sandbox.base_url},
+    )
+    assert "tests" in adapter.check()
+    receipt = adapter.dispatch(job(), "key-option")
+    assert order(sandbox, receipt.external_id)["status"] == "open"
+    wrong = SandboxAdapter(
+        make_settings(tmp_path, sandbox_url=sandbox.base_url), credentials={"api_key": "sbx_no"}
+    )
+    with pytest.raises(AdapterError) as caught:
+        wrong.check()
+    assert caught.value.status == 401 and "sbx_no" not in str(caught.value)
+    adapter.session.close()
+    wrong.session.close()
+
+
+def test_verify_needs_the_connections_secret(tmp_path):
+    adapter = SandboxAdapter(make_settings(tmp_path))  # a connection without a secret
+    headers = standard_webhooks.sign(SECRET, "msg_1", None, b"{}")
+    with pytest.raises(SignatureError):
+        adapter.verify(headers, b"{}")

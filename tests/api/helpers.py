@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fakes.connections import connect_sandbox
+
 from dispatcher.extensions import db
 from dispatcher.models import Owner
 
@@ -13,6 +15,7 @@ def make_owner(email: str) -> Owner:
     owner.set_password(PASSWORD)
     db.session.add(owner)
     db.session.commit()
+    connect_sandbox(owner.id)  # delegating to "sandbox" means the owner's connection
     return owner
 
 

@@ -201,8 +201,9 @@ def test_dispatch_a_job_not_delegated_is_409(api, new_job):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({}, "channel"),
+        ({}, "connection_id"),
         ({"channel": ""}, "channel"),
+        ({"connection_id": 999_999}, "connection_id"),
         ({"channel": "nowhere"}, "channel"),
         ({"channel": "sandbox", "channel_options": "x"}, "channel_options"),
     ],

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from fakes.connections import connect_sandbox
 
 from dispatcher.extensions import db
 from dispatcher.models import Owner
@@ -13,6 +14,7 @@ def owner(app):
     owner.set_password("correct horse")
     db.session.add(owner)
     db.session.commit()
+    connect_sandbox(owner.id)
     return owner
 
 

@@ -23,6 +23,7 @@ def main(spec: dict) -> dict:
             "instance_path": spec["instance"],
             "database_url": spec["database_url"],
             "redis_url": spec["redis_url"],
+            "encryption_key": spec["encryption_key"],
             "testing": True,
         }
     )

@@ -4,7 +4,8 @@ loopback, an owner with a goal, and the sandbox's own records to check against."
 from __future__ import annotations
 
 import pytest
-from fakes.sandbox_fixture import SECRET, sandbox  # noqa: F401
+from fakes.connections import connect_sandbox
+from fakes.sandbox_fixture import sandbox  # noqa: F401
 
 from dispatch.helpers import make_owner
 from dispatcher.planning import tree
@@ -15,7 +16,6 @@ def app_config(app_config, sandbox):  # noqa: F811
     return {
         **app_config,
         "sandbox_url": sandbox.base_url,
-        "sandbox_webhook_secret": SECRET,
         "http_connect_timeout": 1.0,
         "http_read_timeout": 1.0,
         "dispatch_max_attempts": 4,
@@ -23,8 +23,10 @@ def app_config(app_config, sandbox):  # noqa: F811
 
 
 @pytest.fixture
-def owner(app):
-    return make_owner()
+def owner(app, sandbox):  # noqa: F811
+    owner = make_owner()
+    connect_sandbox(owner.id, sandbox.base_url)
+    return owner
 
 
 @pytest.fixture

@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fakes.sandbox_fixture import SECRET
+from sqlalchemy import select
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from adapters import standard_webhooks
+from dispatcher import connections
 from dispatcher.extensions import db
-from dispatcher.models import Owner
+from dispatcher.models import Connection, Owner
 from dispatcher.planning import tree
 
 
@@ -27,6 +29,14 @@ def make_owner(email: str = "ann@example.com") -> Owner:
     db.session.add(owner)
     db.session.commit()
     return owner
+
+
+def hook_url(owner_id: int | None = None) -> str:
+    """The webhook path of the (owner's) first sandbox connection."""
+    query = select(Connection).where(Connection.adapter == "sandbox").order_by(Connection.id)
+    if owner_id is not None:
+        query = query.where(Connection.owner_id == owner_id)
+    return connections.webhook_path(db.session.scalars(query).first())
 
 
 def delegated(goal, title: str = "job", price: int = 1000, **fields):

@@ -216,7 +216,7 @@ def test_an_approval_at_the_platform_that_beats_our_reject_is_paid_in_the_books(
     dispatch = service.dispatch_job(job)
     assert tasks.send_dispatch(dispatch.id) == "placed"
     db.session.refresh(dispatch)
-    adapter = tasks.guarded_adapter("sandbox")
+    adapter = tasks.guarded_adapter(dispatch)
     from fakes.sandbox_fixture import wait_until
 
     wait_until(
@@ -262,7 +262,7 @@ def test_a_cancel_that_ran_while_the_order_was_being_placed_is_owed_again(goal, 
     with db.session.no_autoflush:
         service.cancel_job(db.session.get(MicroJob, job.id))  # the owner cancels
     assert tasks.cancel_at_platform(dispatch.id) == "no order at the platform"  # worker 2
-    receipt = tasks.guarded_adapter("sandbox").dispatch(spec, key)  # worker 1's call lands
+    receipt = tasks.guarded_adapter(claimed).dispatch(spec, key)  # worker 1's call lands
     outcome = tasks._retry_later(  # ...but its answer was lost
         claimed, RetryableAdapterError("sandbox", "read timed out"), max_attempts=4
     )

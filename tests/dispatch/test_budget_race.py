@@ -20,7 +20,7 @@ JOBS_EACH = 12
 
 
 def test_concurrent_reservations_from_several_processes_never_overspend(
-    owner, app_config, tmp_path
+    app, owner, app_config, tmp_path
 ):
     goal = tree.create_goal(owner.id, title="tight", budget_cents=10_000)
     price, assignments = 350, 2  # 700 a job: 14 fit (9,800), 34 must be refused
@@ -39,6 +39,8 @@ def test_concurrent_reservations_from_several_processes_never_overspend(
                         "database_url": app_config["database_url"],
                         "redis_url": app_config["redis_url"],
                         "instance": str(tmp_path / f"child{n}"),
+                        # every process of one deployment shares the key credentials need
+                        "encryption_key": app.config["SETTINGS"].encryption_key,
                         "start_at": start_at,
                         # interleaved, so every process races for every part of the budget
                         "job_ids": [j.id for j in jobs[n::PROCESSES]],

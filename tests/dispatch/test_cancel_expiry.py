@@ -83,7 +83,7 @@ def test_an_order_placed_while_the_owner_cancelled_is_cancelled_too(goal, paused
     job = delegated(goal)
     dispatch = service.dispatch_job(job)
     claimed = tasks.claim(dispatch.id)  # a worker is mid-call...
-    adapter = tasks.guarded_adapter("sandbox")
+    adapter = tasks.guarded_adapter(claimed)
     receipt = adapter.dispatch(service.job_spec(job, claimed), claimed.idempotency_key)
     db.session.rollback()
     service.cancel_job(job)  # ...when the owner cancels

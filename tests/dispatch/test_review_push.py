@@ -56,7 +56,7 @@ def delivered(goal, sandbox):
         assert tasks.send_dispatch(dispatch.id) == "placed"
         get_queue(DISPATCH).empty()  # the send ran here, not through a worker
         db.session.refresh(dispatch)
-        adapter = tasks.guarded_adapter("sandbox")
+        adapter = tasks.guarded_adapter(dispatch)
 
         def all_delivered():
             try:
@@ -141,7 +141,7 @@ def test_a_push_that_reached_the_platform_before_its_worker_died_is_adopted(
     # A worker counted its attempt and told the platform, then died before recording it.
     db.session.execute(update(Review).where(Review.id == decided.id).values(push_attempts=1))
     db.session.commit()
-    adapter = tasks.guarded_adapter("sandbox")
+    adapter = tasks.guarded_adapter(delivery.dispatch)
     if decision == "reject":
         adapter.reject(ref(delivery), decided.feedback)
     else:
@@ -164,7 +164,7 @@ def test_a_platform_that_refuses_a_repeat_is_asked_what_it_holds(app, delivered,
     )
     (same,) = delivered()
     (other,) = delivered()
-    adapter = tasks.guarded_adapter("sandbox")
+    adapter = tasks.guarded_adapter(same.dispatch)
     adapter.reject(ref(same), "off topic")  # the platform has our decision already...
     adapter.accept(ref(other), 1000)  # ...and, for the other, someone accepted it there
 

@@ -9,7 +9,7 @@ from rq import Retry
 
 from dispatch.helpers import delegated
 from dispatcher.dispatch import service, tasks
-from dispatcher.dispatch.breaker import breaker_for
+from dispatcher.dispatch.breaker import breaker_for, breaker_key
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
 from dispatcher.models import Dispatch, DispatchState, Event
@@ -54,7 +54,7 @@ def test_a_worker_that_died_mid_call_is_recovered_by_look_up(goal, paused):
     dispatch = service.dispatch_job(job)
     # A worker claims it, the platform makes the order, and the worker dies before recording.
     claimed = tasks.claim(dispatch.id)
-    adapter = tasks.guarded_adapter("sandbox")
+    adapter = tasks.guarded_adapter(claimed)
     adapter.dispatch(service.job_spec(job, claimed), claimed.idempotency_key)
     db.session.rollback()
 
@@ -152,7 +152,7 @@ def test_429_waits_at_least_retry_after(goal, paused):
 def test_an_open_circuit_pauses_without_using_up_attempts(goal, paused):
     job = delegated(goal)
     dispatch = service.dispatch_job(job)
-    breaker = breaker_for("sandbox")
+    breaker = breaker_for(breaker_key("sandbox", dispatch.connection_id))
     for _ in range(breaker.threshold):
         breaker.record_failure()
     outcome = tasks.send_dispatch(dispatch.id)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 import redis
+from fakes.connections import connect_sandbox
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from dispatch.helpers import delegated, make_owner
 from dispatcher.dispatch import service, tasks
-from dispatcher.dispatch.breaker import breaker_for
+from dispatcher.dispatch.breaker import breaker_for, breaker_key
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
 from dispatcher.models import DispatchState, InboundEvent
@@ -53,12 +54,16 @@ def test_it_needs_a_login(client):
 
 def test_breakers_and_queues(browser, goal, sandbox):
     sandbox.control(pause_workers=True)
-    service.dispatch_job(delegated(goal, title="waiting its turn"))
-    breaker = breaker_for("sandbox")
+    dispatch = service.dispatch_job(delegated(goal, title="waiting its turn"))
+    breaker = breaker_for(breaker_key("sandbox", dispatch.connection_id))
     for _ in range(breaker.threshold):
         breaker.record_failure()
     page = browser.get("/status").get_data(as_text=True)
-    assert 'id="breaker-sandbox"' in page and ">open<" in page and "calls paused" in page
+    assert (
+        f'id="breaker-{dispatch.connection_id}"' in page
+        and ">open<" in page
+        and "calls paused" in page
+    )
     assert 'id="queue-dispatch"' in page
     assert "waiting its turn" in page  # pending, with its (empty) last answer
 
@@ -94,6 +99,7 @@ def test_a_quarantined_webhook_can_be_tried_again(browser, goal, sandbox):
 def test_another_owners_rows_are_not_shown_nor_retried(browser, sandbox):
     sandbox.control(pause_workers=True)
     bob = make_owner("bob@example.com")
+    connect_sandbox(bob.id, sandbox.base_url)
     bobs_goal = tree.create_goal(bob.id, title="Bob's", budget_cents=10_000)
     _, bobs_failed = failed_dispatch(bobs_goal, sandbox, title="bob's refused")
     placed = service.dispatch_job(delegated(bobs_goal, title="bob's placed"))

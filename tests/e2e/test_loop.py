@@ -202,6 +202,7 @@ class Api:
         self.base = f"{web_url}/api/v1"
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
+        self.connection: dict = {}  # the owner's sandbox connection, as the API made it
 
     def get(self, path: str, status: int = 200) -> Any:
         return call(self.session, "GET", self.base + path, status)
@@ -221,6 +222,13 @@ class Market:
 
     def __init__(self, url: str):
         self.url = url
+        self.session = requests.Session()
+
+    def sign_up(self, name: str = "e2e owner") -> str:
+        """An account at the sandbox, as the owner makes one on its site; its API key."""
+        made = call(requests, "POST", f"{self.url}/accounts", 201, json={"name": name})
+        self.session.headers["Authorization"] = f"Bearer {made['api_key']}"
+        return made["api_key"]
 
     def control(self, **knobs: Any) -> dict:
         return call(requests, "POST", f"{self.url}/_control", 200, json=knobs)
@@ -229,10 +237,12 @@ class Market:
         return call(requests, "GET", f"{self.url}/_stats", 200)
 
     def order(self, order_id: str) -> dict:
-        return call(requests, "GET", f"{self.url}/orders/{order_id}", 200)
+        return call(self.session, "GET", f"{self.url}/orders/{order_id}", 200)
 
     def orders_by_key(self, key: str) -> list[dict]:
-        found = call(requests, "GET", f"{self.url}/orders", 200, params={"idempotency_key": key})
+        found = call(
+            self.session, "GET", f"{self.url}/orders", 200, params={"idempotency_key": key}
+        )
         return found["orders"]
 
 
@@ -343,6 +353,18 @@ class Plan:
         return sum(leaf.assignments for leaf in self.delegated.values())
 
 
+def connect_sandbox(api: Api, market: Market) -> dict:
+    """The owner connects their sandbox account through the API; the connection registers
+    its own webhook URL and secret at the sandbox."""
+    made = api.post(
+        "/connections", 201, adapter="sandbox", label="My sandbox",
+        credentials={"api_key": market.sign_up()},
+    )  # fmt: skip
+    assert made["webhook_secret"].startswith("whsec_")
+    assert api.post(f"/connections/{made['id']}/check", 200)["ok"] is True
+    return made
+
+
 def make_plan(api: Api) -> Plan:
     """A goal with a budget; one job split in three: one kept (and done), two delegated."""
     goal = api.post("/goals", 201, title="52 guest posts this year", budget_cents=BUDGET, target=52)
@@ -365,6 +387,7 @@ def test_the_whole_loop_delegate_deliver_review_pay(stack: Stack):
     with stack.logs_on_failure():
         token = sign_up_and_make_token(stack.web_url)
         api, market = Api(stack.web_url, token), Market(stack.sandbox_url)
+        api.connection = connect_sandbox(api, market)
         try:
             run_loop(stack, api, market)
         finally:
@@ -485,7 +508,7 @@ def check_timelines(
         order = market.order(placed["data"]["external_id"])
         assert (order["idempotency_key"], order["client_ref"]) == (keys[job_id], f"job-{job_id}")
         assert (order["price_cents"], order["assignments"]) == (leaf.price, leaf.assignments)
-        assert order["callback_url"] == f"{api.web_url}/webhooks/sandbox"
+        assert order["callback_url"] == api.connection["webhook_url"]
         paid = [(x["status"], x["payout_cents"]) for x in order["submissions"]]
         assert paid == [("accepted", leaf.payout)] * leaf.assignments
         assert [o["id"] for o in market.orders_by_key(keys[job_id])] == [order["id"]]

@@ -23,7 +23,7 @@ from adapters.microworkers import MicroworkersAdapter
 from adapters.sandbox import SandboxAdapter
 from fakes.microworkers import API_KEY as MW_KEY
 from fakes.microworkers import FakeMicroworkers
-from fakes.sandbox_fixture import SECRET, make_settings, start_sandbox
+from fakes.sandbox_fixture import SECRET, make_settings, sandbox_account, start_sandbox
 
 
 @dataclass
@@ -66,7 +66,10 @@ class ContractFake:
 @contextmanager
 def sandbox_fake(tmp_path: Path) -> Iterator[ContractFake]:
     running = start_sandbox(tmp_path / "sandbox.db", pause_workers=True)
-    adapter = SandboxAdapter(make_settings(tmp_path, sandbox_url=running.base_url))
+    adapter = SandboxAdapter(
+        make_settings(tmp_path, sandbox_url=running.base_url),
+        credentials={"api_key": sandbox_account(running.base_url), "webhook_secret": SECRET},
+    )
 
     def signed_event(
         status: str,

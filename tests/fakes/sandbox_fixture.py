@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from adapters.sandbox import SandboxAdapter
 from dispatcher.config import Settings
@@ -37,7 +38,6 @@ def make_settings(instance: Path, **overrides: Any) -> Settings:
         "database_url": "sqlite://",
         "redis_url": "embedded",
         "secret_key": "test",
-        "sandbox_webhook_secret": SECRET,
         "http_connect_timeout": 1.0,
         "http_read_timeout": 2.0,
         "testing": True,
@@ -47,7 +47,23 @@ def make_settings(instance: Path, **overrides: Any) -> Settings:
 
 
 def start_sandbox(db_path: Path, **options: Any) -> RunningSandbox:
-    return start_sandbox_in_thread(db_path, SECRET, **{**FAST, **options})
+    return start_sandbox_in_thread(db_path, **{**FAST, **options})
+
+
+def sandbox_account(base_url: str, name: str = "tests", secret: str | None = SECRET) -> str:
+    """A new account at a running sandbox (its webhook secret registered); its API key."""
+    response = requests.post(f"{base_url}/accounts", json={"name": name}, timeout=5)
+    response.raise_for_status()
+    key = response.json()["api_key"]
+    if secret:
+        response = requests.put(
+            f"{base_url}/account/webhook",
+            json={"url": "", "secret": secret},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=5,
+        )
+        response.raise_for_status()
+    return key
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
@@ -84,6 +100,9 @@ def webhook_receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def sandbox_adapter(sandbox, tmp_path_factory) -> Iterator[SandboxAdapter]:
     settings = make_settings(tmp_path_factory.mktemp("instance"), sandbox_url=sandbox.base_url)
-    adapter = SandboxAdapter(settings)
+    adapter = SandboxAdapter(
+        settings,
+        credentials={"api_key": sandbox_account(sandbox.base_url), "webhook_secret": SECRET},
+    )
     yield adapter
     adapter.session.close()

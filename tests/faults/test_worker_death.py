@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from fakes.connections import connect_sandbox
 
 from bench.stack import free_port, wait_http
 from dispatcher import create_app
@@ -127,6 +128,7 @@ def test_a_job_whose_worker_died_mid_call_is_recovered_with_one_order(procs):
             owner.set_password("x")
             db.session.add(owner)
             db.session.commit()
+            connect_sandbox(owner.id, procs.sandbox_url)
             goal = tree.create_goal(owner.id, title="g", budget_cents=1000)
             job = tree.add_job(
                 goal, title="one job", price_cents=500, mode="delegate", channel="sandbox"

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from dispatch.helpers import delegated, signed_webhook
+from dispatch.helpers import delegated, hook_url, signed_webhook
 from fakes.sandbox_fixture import SECRET, wait_until
 from rq import Retry
 
@@ -22,8 +22,6 @@ from dispatcher.lifecycle import Status
 from dispatcher.models import Delivery, DispatchState, Event, InboundEvent
 from dispatcher.models._base import utcnow
 
-URL = "/webhooks/sandbox"
-
 
 @pytest.fixture
 def placed(goal, sandbox):
@@ -37,7 +35,7 @@ def placed(goal, sandbox):
 
 def deliver(client, type_, order_id, **kw) -> InboundEvent:
     headers, body = signed_webhook(type_, order_id, **kw)
-    response = client.post(URL, data=body, headers=headers)
+    response = client.post(hook_url(), data=body, headers=headers)
     assert response.status_code in (200, 202), response.json
     return db.session.query(InboundEvent).order_by(InboundEvent.id.desc()).first()
 
@@ -88,7 +86,7 @@ def forward(client, sandbox, order_id: str, type_: str) -> None:
     )
     body = json.dumps(event).encode()
     headers = standard_webhooks.sign(SECRET, event["id"], None, body)
-    assert client.post(URL, data=body, headers=headers).status_code in (200, 202)
+    assert client.post(hook_url(), data=body, headers=headers).status_code in (200, 202)
 
 
 def test_paid_from_the_webhook_and_from_the_push_pays_once(client, goal, sandbox, run_jobs):
@@ -131,7 +129,7 @@ def test_an_event_for_an_order_not_recorded_yet_waits_for_it(client, goal, sandb
     job = delegated(goal)
     dispatch = service.dispatch_job(job)
     claimed = tasks.claim(dispatch.id)  # the worker makes the order, then dies
-    receipt = tasks.guarded_adapter("sandbox").dispatch(
+    receipt = tasks.guarded_adapter(claimed).dispatch(
         service.job_spec(job, claimed), claimed.idempotency_key
     )
     db.session.rollback()
@@ -195,7 +193,7 @@ def test_quarantine_is_noted_on_the_job(app, client, placed):
     db.session.commit()
     original = apply.apply_event
 
-    def broken(adapter_name, event):
+    def broken(adapter_name, event, **where):
         raise RuntimeError("bug in apply")
 
     apply.apply_event = broken

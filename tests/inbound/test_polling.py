@@ -29,21 +29,19 @@ def mw_fake():
     fake.stop()
 
 
-@pytest.fixture
-def app_config(app_config, mw_fake):
-    return {
-        **app_config,
-        "extra": {
-            **app_config["extra"],
-            "adapter_connections": {
-                "sandbox": {"options": {"polling": True}},
-                "microworkers": {
-                    "credentials": {"api_key": API_KEY},
-                    "options": {"base_url": mw_fake.url, "template_id": "tpl1", "ttr_days": 3},
-                },
-            },
-        },
-    }
+@pytest.fixture(autouse=True)
+def polled_connections(owner, mw_fake):
+    """The owner's sandbox connection asks for polling; a Microworkers account is connected
+    (the fake's), polled as that platform has no webhooks."""
+    from dispatcher import connections
+
+    sandbox_connection = connections.for_adapter(owner.id, "sandbox")
+    connections.change(sandbox_connection, options={"polling": True})
+    connections.create(
+        owner.id, "microworkers", "Microworkers", {"api_key": API_KEY},
+        {"base_url": mw_fake.url, "template_id": "tpl1", "ttr_days": 3},
+    )  # fmt: skip
+    db.session.commit()
 
 
 def _inbound(**where) -> list[InboundEvent]:
@@ -123,13 +121,14 @@ def test_looks_back_off_while_nothing_changes_and_reset_on_news(goal, sandbox, r
 def test_only_due_open_orders_of_polled_channels_are_queued(goal, sandbox, run_jobs):
     sandbox.control(send_webhooks=False, pause_workers=True)
     dispatch = _placed(goal, run_jobs)
-    assert polling.poll_due() == {"sandbox": 1}
+    batch = f"sandbox-{dispatch.connection_id}"  # one batch per connection
+    assert polling.poll_due() == {batch: 1}
     run_jobs()
     assert polling.poll_due() == {}  # looked at just now: not due yet
     state = db.session.get(PollState, dispatch.id)
     state.next_poll_at = state.next_poll_at - timedelta(hours=1)
     db.session.commit()
-    assert polling.poll_due() == {"sandbox": 1}
+    assert polling.poll_due() == {batch: 1}
     run_jobs()
     service.cancel_job(dispatch.job)
     state = db.session.get(PollState, dispatch.id)

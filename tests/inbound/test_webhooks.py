@@ -1,20 +1,25 @@
-"""POST /webhooks/<adapter>: 401, 400, 404, 413, duplicates, and what gets stored."""
+"""POST /webhooks/<adapter>/<connection path>: 401, 400, 404, 410, 413, duplicates, ignored
+event types, per-connection secrets, and what gets stored."""
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
-from dispatch.helpers import signed_webhook
+from dispatch.helpers import hook_url, make_owner, signed_webhook
+from fakes.connections import connect_sandbox
 
+from dispatcher import connections
 from dispatcher.extensions import db
 from dispatcher.models import InboundEvent
 from dispatcher.queues import INBOUND, get_queue
 
-URL = "/webhooks/sandbox"
+BOB_SECRET = "whsec_" + base64.b64encode(b"bob's own secret for his account").decode()
 
 
-def post(client, headers, body, url=URL):
+def post(client, headers, body, url=None):
+    url = url or hook_url()
     return client.post(url, data=body, headers=headers)
 
 
@@ -72,6 +77,45 @@ def test_unknown_adapter_is_404(client):
     headers, body = signed_webhook("order.taken", "ord_1")
     response = post(client, headers, body, url="/webhooks/nosuch")
     assert response.status_code == 404 and "nosuch" in response.json["detail"]
+    response = post(client, headers, body, url="/webhooks/nosuch/abc")
+    assert response.status_code == 404
+
+
+def test_an_unknown_connection_path_is_404_and_not_stored(client):
+    headers, body = signed_webhook("order.taken", "ord_1")
+    response = post(client, headers, body, url="/webhooks/sandbox/not-a-connection")
+    assert response.status_code == 404 and response.mimetype == "application/problem+json"
+    assert stored() == []
+
+
+def test_the_old_per_adapter_url_is_gone_with_a_clear_problem(client):
+    headers, body = signed_webhook("order.taken", "ord_1")
+    response = post(client, headers, body, url="/webhooks/sandbox")
+    assert response.status_code == 410
+    assert "/webhooks/sandbox/<connection path>" in response.json["detail"]
+    assert stored() == []
+
+
+def test_one_connections_secret_is_refused_on_another(client, owner):
+    bobs = connect_sandbox(make_owner("bob@example.com").id, secret=BOB_SECRET)
+    bob_url = connections.webhook_path(bobs)
+    headers, body = signed_webhook("order.taken", "ord_1")  # signed with Ann's secret
+    assert post(client, headers, body, url=bob_url).status_code == 401
+    assert stored() == []
+    headers, body = signed_webhook("order.taken", "ord_1", secret=BOB_SECRET, msg_id="msg_b")
+    assert post(client, headers, body, url=bob_url).status_code == 202
+    assert post(client, headers, body).status_code == 401  # Bob's secret on Ann's URL
+    [row] = stored()
+    assert (row.connection_id, row.event_id) == (bobs.id, "msg_b")
+
+
+def test_the_same_event_id_on_two_connections_is_two_events(client, owner):
+    bobs = connect_sandbox(make_owner("bob@example.com").id, secret=BOB_SECRET)
+    headers, body = signed_webhook("order.taken", "ord_1", msg_id="msg_same")
+    assert post(client, headers, body).status_code == 202
+    headers, body = signed_webhook("order.taken", "ord_1", secret=BOB_SECRET, msg_id="msg_same")
+    assert post(client, headers, body, url=connections.webhook_path(bobs)).status_code == 202
+    assert len(stored()) == 2
 
 
 def test_malformed_json_is_400_stored_for_inspection_and_stays_400(client):
@@ -85,13 +129,15 @@ def test_malformed_json_is_400_stored_for_inspection_and_stays_400(client):
     assert get_queue(INBOUND).get_job_ids() == []
 
 
-def test_an_unknown_event_type_is_400_and_stored(client):
-    headers, body = signed_webhook("order.exploded", "ord_1")
+def test_an_authentic_event_of_an_unknown_type_is_2xx_and_stored_as_ignored(client):
+    headers, body = signed_webhook("order.exploded", "ord_1", msg_id="msg_new_kind")
     response = post(client, headers, body)
-    assert response.status_code == 400
-    assert "unknown event type: order.exploded" in response.json["detail"]
+    assert response.status_code == 200 and response.json["status"] == "ignored"
     [row] = stored()
-    assert row.status == "invalid" and "order.exploded" in row.error
+    assert row.status == "ignored" and "order.exploded" in row.error
+    assert get_queue(INBOUND).get_job_ids() == []  # nothing to apply
+    again = post(client, headers, body)  # a redelivery: answered 2xx again, stored once
+    assert again.status_code == 200 and len(stored()) == 1
 
 
 def test_an_event_missing_fields_is_400(client):
@@ -136,9 +182,19 @@ def test_the_webhook_route_is_exempt_from_csrf(csrf_client):
     assert refused.status_code == 400
     assert "CSRF" in refused.get_data(as_text=True)
     # the webhook gets past CSRF to the signature check, which decides
-    unsigned = csrf_client.post(URL, data=b"{}", headers={"Content-Type": "application/json"})
+    unsigned = csrf_client.post(
+        hook_url(), data=b"{}", headers={"Content-Type": "application/json"}
+    )
     assert unsigned.status_code == 401
     assert unsigned.get_json()["title"] == "Signature rejected"
     headers, body = signed_webhook("order.taken", "ord_1", msg_id="msg_csrf")
     assert post(csrf_client, headers, body).status_code == 202
     assert [row.event_id for row in stored()] == ["msg_csrf"]
+
+
+def test_the_old_public_default_sandbox_secret_opens_nothing(client):
+    public = "whsec_ZGlzcGF0Y2hlci1zYW5kYm94LXNlY3JldC0wMDE="  # shipped in settings before
+    headers, body = signed_webhook("order.taken", "ord_1", secret=public)
+    assert post(client, headers, body, url="/webhooks/sandbox").status_code == 410
+    assert post(client, headers, body).status_code == 401
+    assert stored() == []

@@ -36,13 +36,16 @@ class HelperChannel(SandboxAdapter):
 
 
 @pytest.fixture
-def two_channels(app):
+def two_channels(app, owner):
     from adapters.base import AdapterRegistry
+    from dispatcher import connections
 
     settings = app.config["SETTINGS"]
     app.extensions["dispatcher.adapters"] = AdapterRegistry(
         settings, {"sandbox": SandboxAdapter, "helper": HelperChannel}
     )
+    connections.create(owner.id, "helper", "Helper", {"api_key": "sbx_unused"})
+    db.session.commit()
 
 
 def test_turnaround_and_acceptance_per_channel(goal, flow, two_channels):

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from adapters.sandbox import SandboxAdapter
-from dispatcher import results
+from dispatcher import connections, results
 from dispatcher.dispatch import service
 from dispatcher.errors import BudgetExceeded, InvalidTransition
 from dispatcher.extensions import db
@@ -152,6 +152,8 @@ def test_personal_goals_never_delegate_to_paid_channels(app, owner, flow):
     app.extensions["dispatcher.adapters"] = AdapterRegistry(
         app.config["SETTINGS"], {"sandbox": SandboxAdapter, "free": FreeChannel}
     )
+    connections.create(owner.id, "free", "Grandma's", {"api_key": "sbx_unused"})
+    db.session.commit()
     family = tree.create_goal(owner.id, title="Family", personal=True, budget_cents=5000)
     paid = flow.delegated(family, "Hire a tutor", price=1000, channel="sandbox")
     free = flow.delegated(family, "Ask grandma", price=0, channel="free")

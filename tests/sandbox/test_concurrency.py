@@ -5,19 +5,21 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+from fakes.sandbox_fixture import sandbox_account
 
 BODY = {"title": "Proofread", "price_cents": 300, "currency": "USD"}
 
 
 def test_concurrent_posts_with_one_key_create_one_order(sandbox):
     sandbox.control(pause_workers=True)
+    api_key = sandbox_account(sandbox.base_url)
 
     def post(_):
         with requests.Session() as session:
             response = session.post(
                 f"{sandbox.base_url}/orders",
                 json=BODY,
-                headers={"Idempotency-Key": "same-key"},
+                headers={"Idempotency-Key": "same-key", "Authorization": f"Bearer {api_key}"},
                 timeout=5,
             )
             return response.status_code, response.json()["id"]

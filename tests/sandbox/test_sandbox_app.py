@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from dispatcher.errors import ConfigurationError
 from dispatcher.sandbox import create_sandbox_app, workers
 from dispatcher.sandbox.app import EXTENSION
 from dispatcher.sandbox.options import OptionsError
@@ -43,7 +42,7 @@ def make_app(db_path):
 
     def _make(**options):
         app = create_sandbox_app(
-            db_path, SECRET, **{"take_delay": 0, "deliver_delay": 0, "seed": 7, **options}
+            db_path, **{"take_delay": 0, "deliver_delay": 0, "seed": 7, **options}
         )
         apps.append(app)
         return app
@@ -58,9 +57,20 @@ def app(make_app):
     return make_app()
 
 
+def authed(app, like=None):
+    """A client of one sandbox account (a new one, or `like`'s): every call carries its key."""
+    client = app.test_client()
+    if like is not None:
+        client.environ_base["HTTP_AUTHORIZATION"] = like.environ_base["HTTP_AUTHORIZATION"]
+        return client
+    key = client.post("/accounts", json={"name": "tests"}).get_json()["api_key"]
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return client
+
+
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    return authed(app)
 
 
 @pytest.fixture
@@ -192,7 +202,7 @@ def test_unknown_order_and_unknown_route_are_404_problem_json(client):
 
 
 def test_fail_rate_answers_503_without_creating(make_app):
-    client = make_app(fail_rate=1.0).test_client()
+    client = authed(make_app(fail_rate=1.0))
     response = post_order(client)
     assert response.status_code == 503
     assert client.get("/orders?idempotency_key=key-1").get_json() == {"orders": []}
@@ -200,7 +210,7 @@ def test_fail_rate_answers_503_without_creating(make_app):
 
 def test_fail_after_create_creates_then_answers_503(make_app):
     app = make_app(fail_after_create_rate=1.0)
-    client = app.test_client()
+    client = authed(app)
     assert post_order(client).status_code == 503
     assert post_order(client).status_code == 503  # the retry replays, still no second order
     found = client.get("/orders?idempotency_key=key-1").get_json()["orders"]
@@ -211,7 +221,7 @@ def test_fail_after_create_creates_then_answers_503(make_app):
 
 
 def test_rate_limit_answers_429_with_retry_after(make_app):
-    client = make_app(rate_limit_rate=1.0).test_client()
+    client = authed(make_app(rate_limit_rate=1.0))
     response = post_order(client)
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "1"
@@ -219,7 +229,7 @@ def test_rate_limit_answers_429_with_retry_after(make_app):
 
 
 def test_stall_sleeps_after_creating(make_app):
-    client = make_app(stall_rate=1.0, stall_seconds=0.15).test_client()
+    client = authed(make_app(stall_rate=1.0, stall_seconds=0.15))
     started = time.monotonic()
     response = post_order(client)
     assert time.monotonic() - started >= 0.15
@@ -246,17 +256,15 @@ def test_control_refuses_unknown_and_out_of_range_knobs_all_or_nothing(client):
     assert client.get("/_control").get_json()["take_delay"] == 0  # nothing applied
 
 
-def test_bad_options_at_start_and_bad_secret_fail_fast(db_path):
+def test_bad_options_at_start_fail_fast(db_path):
     with pytest.raises(OptionsError, match="fail_rate"):
-        create_sandbox_app(db_path, SECRET, fail_rate=3)
-    with pytest.raises(ConfigurationError):
-        create_sandbox_app(db_path, "whsec_!!!")
+        create_sandbox_app(db_path, fail_rate=3)
 
 
 def test_seeded_faults_are_repeatable(tmp_path):
     def statuses(path):
-        app = create_sandbox_app(path, SECRET, fail_rate=0.5, seed=42)
-        client = app.test_client()
+        app = create_sandbox_app(path, fail_rate=0.5, seed=42)
+        client = authed(app)
         try:
             return [post_order(client, key=f"k{i}").status_code for i in range(20)]
         finally:
@@ -272,11 +280,11 @@ def test_seeded_faults_are_repeatable(tmp_path):
 
 def test_orders_survive_a_restart_on_the_same_file(make_app, db_path):
     first = make_app()
-    client = first.test_client()
+    client = authed(first)
     order = delivered_order(client, first.extensions[EXTENSION])
     first.extensions[EXTENSION].close()
 
-    second = make_app().test_client()
+    second = authed(make_app(), like=client)
     assert second.get(f"/orders/{order['id']}").get_json() == order
     replay = post_order(second)  # the key is still known after the restart
     assert replay.status_code == 200 and replay.get_json()["id"] == order["id"]
@@ -319,7 +327,7 @@ def test_workers_take_then_deliver_one_submission_per_assignment(client, market)
 def test_delays_are_respected(make_app):
     app = make_app(take_delay=30, deliver_delay=30)
     market = app.extensions[EXTENSION]
-    order = post_order(app.test_client()).get_json()
+    order = post_order(authed(app)).get_json()
     assert workers.step(market) == 0
     assert workers.step(market, now=time.time() + 31) == 1
     assert market.get_order(order["id"])["status"] == "taken"
@@ -459,3 +467,38 @@ def test_home_page_lists_orders_with_escaping(client):
     page = client.get("/")
     assert page.status_code == 200
     assert b"&lt;script&gt;" in page.data and b"<script>" not in page.data
+
+
+def test_orders_need_an_account_key(app):
+    anonymous = app.test_client()
+    response = anonymous.post("/orders", json=order_body(), headers={"Idempotency-Key": "k"})
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"
+    wrong = anonymous.get("/orders", headers={"Authorization": "Bearer sbx_guessed"})
+    assert wrong.status_code == 401
+
+
+def test_an_account_sees_only_its_own_orders(app, client):
+    order = post_order(client, key="mine").get_json()
+    other = app.test_client()
+    key = other.post("/accounts", json={"name": "other"}).get_json()["api_key"]
+    other.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    assert other.get(f"/orders/{order['id']}").status_code == 404
+    assert other.post(f"/orders/{order['id']}/cancel").status_code == 404
+    assert other.get("/orders", query_string={"idempotency_key": "mine"}).json == {"orders": []}
+    assert client.get(f"/orders/{order['id']}").status_code == 200
+
+
+def test_the_account_registers_a_webhook_and_never_shows_key_or_secret(app):
+    client = app.test_client()
+    created = client.post("/accounts", json={"name": "shop"}).get_json()
+    auth = {"Authorization": f"Bearer {created['api_key']}"}
+    secret = "whsec_" + "c2VjcmV0LWZvci10aGUtc2hvcC1hY2NvdW50LTEyMw=="
+    response = client.put(
+        "/account/webhook", json={"url": "http://127.0.0.1:9/hook", "secret": secret}, headers=auth
+    )
+    assert response.status_code == 200
+    shown = client.get("/account", headers=auth).get_data(as_text=True)
+    assert "webhook_secret_set" in shown and secret not in shown
+    assert created["api_key"] not in shown
+    bad = client.put("/account/webhook", json={"secret": "plain"}, headers=auth)
+    assert bad.status_code == 422

@@ -3,6 +3,7 @@ the same webhook-id, attempts recorded, duplicates and reordering on demand."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 
@@ -10,7 +11,8 @@ import pytest
 from fakes.sandbox_fixture import SECRET, wait_until
 
 from adapters import standard_webhooks
-from dispatcher.sandbox import workers
+from dispatcher.errors import SignatureError
+from dispatcher.sandbox import accounts, workers
 from dispatcher.sandbox.market import Marketplace
 from dispatcher.sandbox.options import SandboxOptions
 from dispatcher.sandbox.sender import WebhookSender
@@ -31,9 +33,17 @@ FIELDS = {
 @pytest.fixture
 def market(tmp_path):
     options = SandboxOptions(take_delay=0, deliver_delay=0, webhook_retry_delay=0.01, seed=3)
-    market = Marketplace(tmp_path / "sandbox.db", SECRET, options)
+    market = Marketplace(tmp_path / "sandbox.db", options)
     yield market
     market.close()
+
+
+@pytest.fixture(autouse=True)
+def account(market) -> str:
+    """An account that registered SECRET as its webhook secret."""
+    created = accounts.create(market.store, "tests")
+    accounts.set_webhook(market.store, created["id"], "", SECRET)
+    return created["id"]
 
 
 @pytest.fixture
@@ -43,9 +53,11 @@ def sender(market):
     sender.close()
 
 
-def place(market, callback_url, key="k1", **overrides):
+def place(market, callback_url, key="k1", account_id=None, **overrides):
+    if account_id is None:
+        account_id = market.store.one("SELECT id FROM accounts ORDER BY created_at")["id"]
     fields = {**FIELDS, "callback_url": callback_url, **overrides}
-    order, _ = market.create_order(key, fields, fields)
+    order, _ = market.create_order(key, fields, fields, account_id=account_id)
     return order["id"]
 
 
@@ -164,10 +176,31 @@ def test_orders_without_callback_send_nothing(market, sender):
 
 def test_running_sandbox_delivers_webhooks_by_itself(sandbox, webhook_receiver):
     fields = {**FIELDS, "callback_url": webhook_receiver.url}
-    sandbox.market.create_order("auto", fields, fields)
+    created = accounts.create(sandbox.market.store, "live")
+    accounts.set_webhook(sandbox.market.store, created["id"], "", SECRET)
+    sandbox.market.create_order("auto", fields, fields, account_id=created["id"])
     received = webhook_receiver.wait_for(2)
     assert [json.loads(r.body)["type"] for r in received[:2]] == [
         "order.taken",
         "order.delivered",
     ]
     wait_until(lambda: sandbox.stats()["webhooks_sent"] == 2)
+
+
+def test_each_account_signs_with_its_own_secret_and_none_without_one(
+    market, sender, webhook_receiver
+):
+    other_secret = "whsec_" + base64.b64encode(b"another account's own secret!!!!").decode()
+    other = accounts.create(market.store, "other")["id"]
+    accounts.set_webhook(market.store, other, "", other_secret)
+    silent = accounts.create(market.store, "no secret")["id"]
+    place(market, webhook_receiver.url, key="k-other", account_id=other)
+    place(market, webhook_receiver.url, key="k-silent", account_id=silent)
+    workers.step(market)
+    sender.send_due()
+    [request] = webhook_receiver.wait_for(1)
+    standard_webhooks.verify(other_secret, request.headers, request.body)
+    with pytest.raises(SignatureError):
+        standard_webhooks.verify(SECRET, request.headers, request.body)
+    failed = market.store.query("SELECT error FROM webhook_attempts WHERE ok = 0")
+    assert failed and "no webhook secret" in failed[0]["error"]

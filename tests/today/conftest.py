@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from fakes.connections import connect_sandbox
 
 from dispatcher.extensions import db, login_manager
 from dispatcher.models import Owner
@@ -28,6 +29,7 @@ def make_owner(email: str, *, timezone: str = "UTC", digest_hour: int | None = N
     owner.set_password("correct horse battery")
     db.session.add(owner)
     db.session.commit()
+    connect_sandbox(owner.id)  # delegating to "sandbox" means the owner's connection
     return owner
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from fakes.connections import connect_sandbox
 from fakes.work import deliver
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -91,7 +92,9 @@ def ann(client) -> Owner:
     """Ann, signed up through the form; `client` is logged in as her."""
     response = signup_with(client)
     assert response.status_code == 303, response.get_data(as_text=True)
-    return owner_by_email("ann@example.com")
+    owner = owner_by_email("ann@example.com")
+    connect_sandbox(owner.id)  # delegating to "sandbox" means her sandbox connection
+    return owner
 
 
 @pytest.fixture

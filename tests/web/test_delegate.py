@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from dispatcher import connections
 from dispatcher.dispatch import service as dispatch_service
 from dispatcher.dispatch import tasks
 from dispatcher.extensions import db
@@ -19,10 +20,11 @@ def _dispatches():
     return db.session.scalars(select(Dispatch).order_by(Dispatch.id)).all()
 
 
-def test_delegate_needs_a_known_channel(client, goal, make_job):
+def test_delegate_needs_a_known_channel(client, ann, goal, make_job):
     job = make_job()
     html = page(client.get(f"/goals/{goal.id}"))
-    assert '<option value="sandbox">sandbox</option>' in html  # from the adapter registry
+    mine = connections.for_adapter(ann.id, "sandbox")
+    assert f'<option value="{mine.id}">Sandbox (sandbox)</option>' in html  # her connections
 
     response = client.post(f"/jobs/{job.id}/mode", data={"mode": "delegate", "channel": ""})
     assert response.status_code == 400
@@ -30,7 +32,7 @@ def test_delegate_needs_a_known_channel(client, goal, make_job):
 
     response = client.post(f"/jobs/{job.id}/mode", data={"mode": "delegate", "channel": "fiverr"})
     assert response.status_code == 400
-    assert "no channel named" in page(response)
+    assert "no connection “fiverr”" in page(response)
     assert reload(job).mode == "undecided"
 
 

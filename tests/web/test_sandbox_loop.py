@@ -4,9 +4,10 @@ let the real worker place the orders, and see what the platform said on the job 
 from __future__ import annotations
 
 import pytest
-from fakes.sandbox_fixture import SECRET, sandbox  # noqa: F401
+from fakes.sandbox_fixture import sandbox, sandbox_account  # noqa: F401
 from sqlalchemy import select
 
+from dispatcher import connections
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
 from dispatcher.models import Dispatch, Goal, MicroJob
@@ -19,17 +20,25 @@ def app_config(app_config, sandbox):  # noqa: F811
     return {
         **app_config,
         "sandbox_url": sandbox.base_url,
-        "sandbox_webhook_secret": SECRET,
         "http_connect_timeout": 1.0,
         "http_read_timeout": 2.0,
     }
+
+
+@pytest.fixture
+def live_ann(ann, sandbox):  # noqa: F811
+    """Ann, whose sandbox connection holds a real account's key at the running sandbox."""
+    connection = connections.for_adapter(ann.id, "sandbox")
+    connections.change(connection, credentials={"api_key": sandbox_account(sandbox.base_url)})
+    db.session.commit()
+    return ann
 
 
 def _job(title: str) -> MicroJob:
     return db.session.scalars(select(MicroJob).where(MicroJob.title == title)).one()
 
 
-def test_dispatch_from_the_page_and_see_the_platforms_answer(client, ann, run_jobs):
+def test_dispatch_from_the_page_and_see_the_platforms_answer(client, live_ann, run_jobs):
     client.post("/goals", data={"title": "Launch", "budget": "250000", "currency": "USD"})
     goal = db.session.scalars(select(Goal)).one()
     client.post(f"/goals/{goal.id}/jobs", data={"title": "Proofread the landing page"})

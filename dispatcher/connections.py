@@ -1,0 +1,275 @@
+"""Connections: each owner's channels, and the one place adapters are built from them.
+
+An adapter gets its credentials per connection, never from global settings (DESIGN rule 7).
+`adapter_for_connection` builds it once per process and rebuilds it when the connection
+changes (its `version`). The rules that guard a connection (what may be deleted) live here,
+so the settings page and the API cannot disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy import update as sql_update
+
+from adapters.base import Adapter, AdapterRegistry
+from dispatcher import secretbox
+from dispatcher.errors import AdapterError, DispatcherError, NotFound, Unsupported
+from dispatcher.extensions import db
+from dispatcher.models import Connection, Dispatch, InboundEvent, MicroJob
+from dispatcher.models._base import utcnow
+from dispatcher.scoping import get_owned, owned
+
+log = logging.getLogger(__name__)
+
+CACHE = "dispatcher.connection_adapters"
+
+
+class ConnectionInUse(DispatcherError):
+    """Deleting a connection that jobs with money held still use."""
+
+
+def registry() -> AdapterRegistry:
+    return current_app.extensions["dispatcher.adapters"]
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def webhook_path(connection: Connection) -> str:
+    """The path a platform posts this connection's webhooks to."""
+    return f"/webhooks/{connection.adapter}/{connection.webhook_path}"
+
+
+def webhook_url(connection: Connection) -> str:
+    base = current_app.config["SETTINGS"].public_base_url.rstrip("/")
+    return base + webhook_path(connection)
+
+
+def for_owner(owner_id: int) -> list[Connection]:
+    return list(db.session.scalars(owned(Connection, owner_id).order_by(Connection.id)))
+
+
+def get(connection_id: Any, owner_id: int) -> Connection:
+    """The owner's connection, or NotFound (a foreign one looks like a missing one)."""
+    return get_owned(Connection, connection_id, owner_id)
+
+
+def for_adapter(owner_id: int, adapter_name: str) -> Connection | None:
+    """The owner's first connection of that adapter (for a job that names only a channel)."""
+    return db.session.scalars(
+        owned(Connection, owner_id)
+        .where(Connection.adapter == adapter_name)
+        .order_by(Connection.id)
+    ).first()
+
+
+def create(
+    owner_id: int,
+    adapter_name: str,
+    label: str,
+    credentials: Mapping[str, str] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> tuple[Connection, str]:
+    """Store a new connection; returns it and its webhook secret (shown once, then never)."""
+    if adapter_name not in registry():
+        raise ValueError(f"no channel named {adapter_name!r}")
+    cls = registry().classes()[adapter_name]
+    missing = [f for f in cls.credential_fields if not (credentials or {}).get(f)]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} required")
+    secret = new_webhook_secret()
+    connection = Connection(
+        owner_id=owner_id,
+        adapter=adapter_name,
+        label=label.strip() or cls.title,
+        options={k: v for k, v in dict(options or {}).items() if k in cls.option_fields},
+        webhook_path=secrets.token_urlsafe(24),
+    )
+    connection.credentials = {k: v for k, v in dict(credentials or {}).items() if v}
+    connection.webhook_secret = secret
+    db.session.add(connection)
+    db.session.flush()
+    return connection, secret
+
+
+def rotate_secret(connection: Connection) -> str:
+    """A new webhook signing secret (shown once); the old one stops verifying at once."""
+    secret = new_webhook_secret()
+    connection.webhook_secret = secret
+    _touch(connection)
+    return secret
+
+
+def check(connection: Connection) -> tuple[bool, str]:
+    """ "Test connection": the adapter's harmless call with this connection's credentials.
+
+    The outcome is recorded on the row; what the platform said is kept short and never
+    contains the credentials (adapters do not echo them, and errors carry only the body)."""
+    adapter = adapter_for_connection(connection.id)
+    try:
+        message = adapter.check() or "ok"
+        ok = True
+        _register_webhook(adapter, connection)
+    except Unsupported as exc:
+        ok, message = True, str(exc)
+    except AdapterError as exc:
+        ok, message = False, str(exc)
+    return _record(connection, ok, message)
+
+
+def _record(connection: Connection, ok: bool, message: str) -> tuple[bool, str]:
+    message = scrub(message, connection)[:500]
+    connection.checked_at = utcnow()
+    connection.check_ok = ok
+    connection.check_message = message
+    return ok, message
+
+
+def _register_webhook(adapter: Adapter, connection: Connection) -> None:
+    """Give the platform this connection's webhook URL and secret where its API allows."""
+    with contextlib.suppress(Unsupported):
+        adapter.register_webhook(webhook_url(connection), connection.webhook_secret)
+
+
+def sync_webhook(connection: Connection) -> None:
+    """After a connect or a rotation: register the URL and secret now if the platform is
+    reachable; if not, the failure is recorded and "Test connection" registers them later."""
+    db.session.flush()
+    try:
+        _register_webhook(adapter_for_connection(connection.id), connection)
+    except AdapterError as exc:
+        _record(connection, False, f"webhook not registered yet: {exc}")
+
+
+def scrub(text: str, connection: Connection) -> str:
+    """`text` with every secret of the connection masked, for pages and logs."""
+    for value in [*connection.credentials.values(), connection.webhook_secret]:
+        if value and len(value) >= 4:
+            text = text.replace(value, "••••••••")
+    return text
+
+
+def delete(connection: Connection) -> None:
+    """Delete a connection, unless a job that uses it holds money (it must be settled first)."""
+    held = db.session.scalar(
+        select(func.count(MicroJob.id)).where(
+            MicroJob.connection_id == connection.id, MicroJob.reserved_cents > 0
+        )
+    )
+    if held:
+        raise ConnectionInUse(
+            f"{held} job{'s' if held != 1 else ''} with money held use{'s' if held == 1 else ''} "
+            f"“{connection.label}”: cancel or finish them first"
+        )
+    current_app.extensions.get(CACHE, {}).pop(connection.id, None)
+    # what the foreign keys say (ON DELETE SET NULL), also where SQLite does not enforce them
+    for model in (MicroJob, Dispatch, InboundEvent):
+        db.session.execute(
+            sql_update(model)
+            .where(model.connection_id == connection.id)
+            .values(connection_id=None)
+            .execution_options(synchronize_session="fetch")
+        )
+    db.session.delete(connection)
+
+
+def bind(job: MicroJob, connection_id: Any = None) -> None:
+    """Point a delegated job at one of its owner's connections and copy the adapter's name
+    into `job.channel`. A job that names only a channel gets the owner's connection of that
+    adapter, if any (a dispatch without one is refused: `require`)."""
+    if job.mode != "delegate":
+        return
+    if connection_id is not None:
+        connection = get(connection_id, job.owner_id)
+    elif job.connection_id is not None:
+        connection = db.session.get(Connection, job.connection_id)
+        if connection is not None and (
+            connection.owner_id != job.owner_id or connection.adapter != job.channel
+        ):
+            connection = None
+    else:
+        connection = None
+    if connection is None and job.channel:
+        connection = for_adapter(job.owner_id, job.channel)
+    job.connection_id = connection.id if connection is not None else None
+    if connection is not None:
+        job.channel = connection.adapter
+
+
+def require(job: MicroJob) -> Connection:
+    """The job's connection; NotFound with a clear reason when it has none (or not theirs)."""
+    bind(job)
+    if job.connection_id is None:
+        raise NotFound(
+            f"connect a {job.channel or 'channel'} account first (Settings → Connections)"
+        )
+    return db.session.get(Connection, job.connection_id)
+
+
+def adapter_for_connection(connection_id: int) -> Adapter:
+    """The adapter for one connection, with its credentials and options; cached per process
+    and rebuilt when the connection changes."""
+    connection = db.session.get(Connection, connection_id)
+    if connection is None:
+        raise NotFound(f"connection {connection_id} not found")
+    cache: dict[int, tuple[int, Adapter]] = current_app.extensions.setdefault(CACHE, {})
+    hit = cache.get(connection.id)
+    cls = registry().classes()[connection.adapter]
+    if hit is not None and hit[0] == connection.version and type(hit[1]) is cls:
+        return hit[1]
+    credentials = dict(connection.credentials)
+    credentials["webhook_secret"] = connection.webhook_secret
+    adapter = cls(registry().settings, credentials=credentials, options=connection.options)
+    adapter.connection_id = connection.id
+    if hit is not None:
+        hit[1].session.close()
+    cache[connection.id] = (connection.version, adapter)
+    return adapter
+
+
+def _touch(connection: Connection) -> None:
+    connection.version = (connection.version or 1) + 1
+    connection.updated_at = utcnow()
+
+
+def change(
+    connection: Connection,
+    *,
+    label: str | None = None,
+    credentials: Mapping[str, str] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> None:
+    """Change a connection; blank credential fields keep what is stored (never shown again)."""
+    cls = registry().classes()[connection.adapter]
+    if label is not None and label.strip():
+        connection.label = label.strip()
+    if credentials:
+        merged = dict(connection.credentials)
+        merged.update({k: v for k, v in credentials.items() if v and k in cls.credential_fields})
+        connection.credentials = merged
+    if options is not None:
+        connection.options = {k: v for k, v in options.items() if k in cls.option_fields}
+    _touch(connection)
+
+
+def rekey_all() -> int:
+    """Re-encrypt every connection's secrets under the first configured key (after a new key
+    was put first in DISPATCHER_ENCRYPTION_KEY), so the old key can then be dropped."""
+    rows = list(db.session.scalars(select(Connection).order_by(Connection.id)))
+    for row in rows:
+        if row.credentials_sealed:
+            row.credentials_sealed = secretbox.rotate(row.credentials_sealed)
+        if row.webhook_secret_sealed:
+            row.webhook_secret_sealed = secretbox.rotate(row.webhook_secret_sealed)
+    db.session.commit()
+    return len(rows)
