@@ -97,7 +97,7 @@ def event_details(event: Event, sent: dict[int, int] | None = None) -> list[tupl
     out = [(label, str(data[key])) for key, label in EVENT_DETAILS.items() if data.get(key)]
     if data.get("version"):
         out.append(("new version", f"v{data['version']}"))
-    if sent and data.get("dispatch_id") in sent:
+    if sent and event.kind in ("queue", "requeue") and data.get("dispatch_id") in sent:
         out.append(("order sent", f"v{sent[data['dispatch_id']]}"))
     if data.get("payout_cents") is not None:
         out.append(("paid", amount_text(data["payout_cents"])))

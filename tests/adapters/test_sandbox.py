@@ -46,7 +46,7 @@ def test_declares_itself_and_is_registered():
     assert SandboxAdapter.secret_settings == ()  # nothing global: every secret is per connection
     assert (SandboxAdapter.credential_fields, SandboxAdapter.option_fields) == (
         ("api_key",),
-        ("base_url",),
+        ("base_url", "polling"),
     )
     assert {Capability.WEBHOOKS, Capability.POLL, Capability.FIND} <= SandboxAdapter.capabilities
     assert set(STATUS_MAP.values()) <= set(EventKind) - {EventKind.UNKNOWN}

@@ -270,7 +270,13 @@ def test_a_change_that_came_by_webhook_is_not_stored_again_by_a_poll(
     headers, body = signed_webhook(
         "order.taken", dispatch.external_id, msg_id=event["id"], body=body
     )
-    assert client.post("/webhooks/sandbox", data=body, headers=headers).status_code == 202
+    from urllib.parse import urlparse
+
+    from dispatcher import connections
+    from dispatcher.models import Connection
+
+    url = urlparse(connections.webhook_url(db.session.get(Connection, dispatch.connection_id)))
+    assert client.post(url.path, data=body, headers=headers).status_code == 202
     assert polling.poll_dispatch(dispatch) == 0
     [row] = _inbound(adapter="sandbox")
     assert (row.event_id, row.source) == (event["id"], "webhook")
