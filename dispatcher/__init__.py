@@ -16,7 +16,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     `config` overrides settings by name (see `Settings`), e.g. {"database_url": ...}.
     """
     from adapters.base import AdapterRegistry
-    from dispatcher import queues
+    from dispatcher import queues, security
     from dispatcher.config import Settings
     from dispatcher.extensions import api, csrf, db, login_manager, migrate
 
@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         SESSION_COOKIE_SAMESITE="Lax",
     )
+    security.init_url_map(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
