@@ -62,6 +62,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhooks_bp)
     register_blueprints(app)
     http_errors.init_app(app)
+    security.init_app(app)
     return app
 
 

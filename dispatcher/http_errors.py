@@ -43,11 +43,15 @@ def change_status(exc: InvalidChange) -> tuple[int, str]:
     return 422, "Unprocessable Entity"
 
 
+def render_error(status: int, title: str, detail: str):
+    """An error as the caller reads it: problem+json for the API, else the HTML error page."""
+    if wants_json():
+        return problem(status, title, detail)
+    return render_template("error.html", status=status, title=title, detail=detail), status
+
+
 def init_app(app: Flask) -> None:
-    def _render(status: int, title: str, detail: str):
-        if wants_json():
-            return problem(status, title, detail)
-        return render_template("error.html", status=status, title=title, detail=detail), status
+    _render = render_error
 
     @app.errorhandler(NotFound)
     def _not_found(exc: NotFound):

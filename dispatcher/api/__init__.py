@@ -13,8 +13,8 @@ BEARER = {
     "scheme": "bearer",
     "bearerFormat": "dsp_<random>",
     "description": (
-        "A personal API token: `Authorization: Bearer dsp_...`. Make one with "
-        "POST /api/v1/tokens (email and password), or on your account page."
+        "A personal API token: `Authorization: Bearer dsp_...`. Make one on your account "
+        'page (/account, "API tokens"), or with POST /api/v1/tokens (email and password).'
     ),
 }
 SESSION = {

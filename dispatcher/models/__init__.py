@@ -1,6 +1,6 @@
 """All models, importable from one place; one module per aggregate."""
 
-from dispatcher.models.account import ApiToken, Owner
+from dispatcher.models.account import ApiToken, Owner, PasswordReset
 from dispatcher.models.dispatch import Delivery, Dispatch, DispatchState, PushState, Review
 from dispatcher.models.event import Event, InboundEvent
 from dispatcher.models.goal import Goal, MetricValue
@@ -24,6 +24,7 @@ __all__ = [
     "MicroJob",
     "Owner",
     "OwnerPlaybook",
+    "PasswordReset",
     "PushState",
     "Review",
 ]

@@ -10,3 +10,11 @@ def init_url_map(app: Flask) -> None:
     from dispatcher.security.converters import IdConverter
 
     app.url_map.converters["int"] = IdConverter
+
+
+def init_app(app: Flask) -> None:
+    """Throttling, response headers and cookie settings (after the blueprints)."""
+    from dispatcher.security import headers, limits
+
+    limits.init_app(app)
+    headers.init_app(app)
