@@ -18,7 +18,7 @@ def load_session_owner(session_id: str) -> Owner | None:
     """The owner a login session names, if that session has not been ended."""
     owner_part, sep, version_part = (session_id or "").partition(":")
     if not sep:
-        return None
+        version_part = "0"  # a session signed before versions existed: the first version
     try:
         owner_id, version = int(owner_part), int(version_part)
     except ValueError:

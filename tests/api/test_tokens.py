@@ -131,7 +131,7 @@ def session_login(monkeypatch):
 
     def _login(client, owner: Owner) -> None:
         with client.session_transaction() as session:
-            session["_user_id"] = owner.get_id()
+            session["_user_id"] = str(owner.id)
             session["_fresh"] = True
 
     return _login

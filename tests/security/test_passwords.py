@@ -212,3 +212,13 @@ def test_a_made_up_reset_link_goes_to_the_form(client):
     response = client.get("/password/reset/not-a-real-token")
     assert response.status_code == 303
     assert response.headers["Location"].endswith("/password/forgot")
+
+
+def test_a_session_signed_before_versions_ends_at_the_first_log_out(app, client, ann):
+    """Cookies from before this change hold only the owner id: they count as version 0."""
+    old = app.test_client()
+    with old.session_transaction() as session:
+        session["_user_id"] = str(ann.id)
+    assert old.get("/goals").status_code == 200
+    client.post("/logout")
+    assert old.get("/goals").status_code == 302
