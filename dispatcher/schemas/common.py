@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 #: Integer columns are 32-bit on PostgreSQL: anything larger would fail in the database.
 MAX_INT = 2**31 - 1
@@ -32,6 +32,24 @@ def cents_field(**kwargs: Any) -> fields.Integer:
 
 def count_field(minimum: int = 0, maximum: int = MAX_INT, **kwargs: Any) -> fields.Integer:
     return fields.Integer(strict=True, validate=validate.Range(min=minimum, max=maximum), **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """true or false, nothing else: 0, 1, "yes" and "true" are refused (422), not guessed."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class PatchSchema(Schema):
+    """A PATCH body: changes only the fields it names, and must name at least one."""
+
+    @validates_schema(pass_original=True)
+    def _not_empty(self, data: dict[str, Any], original: Any, **kwargs: Any) -> None:
+        if isinstance(original, dict) and not original:
+            raise ValidationError("send at least one field to change", "_schema")
 
 
 class Currency(Text):
