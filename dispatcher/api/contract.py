@@ -7,7 +7,9 @@ statuses that come from the shared machinery are added here, once for every oper
 - 401 for every operation (all need a token or, for reads, a session);
 - 404 for every operation with an id in its path (not found, or another owner's);
 - 400 and 422 for every operation that takes a body or query (unreadable JSON; bad fields);
-- 429 for the operations that are throttled (dispatcher.security.limits).
+- 429 for the operations that are throttled (dispatcher.security.limits);
+
+and a PATCH body is said to need at least one field.
 
 Each refers to the problem+json responses of dispatcher.api._document_errors.
 """
@@ -48,6 +50,16 @@ class StatusPlugin(BasePlugin):
                 add["429"] = "TOO_MANY_REQUESTS"
             for status, name in add.items():
                 responses.setdefault(status, name)
+            if method == "patch":
+                _at_least_one_field(operation)
+
+
+def _at_least_one_field(operation: dict) -> None:
+    """A PATCH body must name a field (dispatcher.schemas.common.PatchSchema): say so."""
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        schema = media.get("schema")
+        if schema is not None and "minProperties" not in schema:
+            media["schema"] = {"allOf": [schema], "minProperties": 1}
 
 
 def install(api: Api) -> None:
