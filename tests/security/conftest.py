@@ -6,6 +6,7 @@ from web.conftest import (  # noqa: F401  (fixtures, re-exported for pytest)
     ann,
     bob_client,
     client,
+    delivered,
     goal,
     login,
     make_job,
