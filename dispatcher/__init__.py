@@ -16,7 +16,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     `config` overrides settings by name (see `Settings`), e.g. {"database_url": ...}.
     """
     from adapters.base import AdapterRegistry
-    from dispatcher import queues
+    from dispatcher import queues, security
     from dispatcher.config import Settings
     from dispatcher.extensions import (
         api,
@@ -49,6 +49,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         SESSION_COOKIE_SAMESITE="Lax",
     )
+    security.init_url_map(app)
 
     db.init_app(app)
     enforce_sqlite_foreign_keys(app)
@@ -69,6 +70,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhooks_bp)
     register_blueprints(app)
     http_errors.init_app(app)
+    security.init_app(app)
     return app
 
 

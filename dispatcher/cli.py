@@ -114,7 +114,6 @@ def up(port: int | None) -> None:
     """Run the whole product: embedded Redis, migrations, web, workers, scheduler, sandbox."""
     from flask_migrate import upgrade
 
-    from dispatcher.config import EMBEDDED_REDIS
     from dispatcher.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo
     from dispatcher.queues import ALL_QUEUES, connect, redis_url_for_children
 
@@ -144,14 +143,7 @@ def up(port: int | None) -> None:
     children: dict[str, subprocess.Popen] = {}
     for name, cmd in commands.items():
         children[name] = subprocess.Popen(cmd, env=env)
-    redis_note = "embedded" if settings.redis_url == EMBEDDED_REDIS else settings.redis_url
-    click.echo(
-        f"\nDispatcher is up: http://127.0.0.1:{port}\n"
-        f"  demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
-        f"  sandbox marketplace: http://127.0.0.1:{settings.sandbox_port}\n"
-        f"  redis: {redis_note}; database: {settings.database_url}\n"
-        "  Ctrl-C stops everything.\n"
-    )
+    click.echo(up_banner(settings, port, DEMO_EMAIL, DEMO_PASSWORD))
     stopping = False
 
     def _stop(signum, frame):
@@ -171,6 +163,20 @@ def up(port: int | None) -> None:
     _terminate(children)
     redis_owner.shutdown(nosave=False) if hasattr(redis_owner, "socket_file") else None
     sys.exit(exit_code)
+
+
+def up_banner(settings, port: int, demo_email: str, demo_password: str) -> str:
+    """What `up` prints once everything started; every URL with its password masked."""
+    from dispatcher.config import EMBEDDED_REDIS, mask_password
+
+    redis_note = "embedded" if settings.redis_url == EMBEDDED_REDIS else settings.redis_url
+    return (
+        f"\nDispatcher is up: http://127.0.0.1:{port}\n"
+        f"  demo login: {demo_email} / {demo_password}\n"
+        f"  sandbox marketplace: http://127.0.0.1:{settings.sandbox_port}\n"
+        f"  redis: {mask_password(redis_note)}; database: {mask_password(settings.database_url)}\n"
+        "  Ctrl-C stops everything.\n"
+    )
 
 
 def _terminate(children: dict[str, subprocess.Popen]) -> None:

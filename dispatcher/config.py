@@ -12,10 +12,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from dispatcher.errors import ConfigurationError
 
 EMBEDDED_REDIS = "embedded"
+PRODUCTION = "production"
+#: secrets that production refuses when missing, short, or a value anyone could know
+PRODUCTION_SECRETS = ("secret_key", "encryption_key")
+MIN_SECRET_CHARS = 32
+#: values that ship in examples, docs and compose files: never a real secret
+KNOWN_DEFAULTS = frozenset(
+    {"change-me", "changeme", "change_me", "secret", "dev", "development", "default",
+     "please-change", "your-secret-key", "supersecret", "dispatcher", "test", "password"}
+)  # fmt: skip
 
 
 def _default_instance() -> Path:
@@ -44,6 +54,10 @@ class Settings:
     #: retry backoff: base * 2^(attempt-1) seconds, jittered, at most cap (dispatch/tasks.py)
     dispatch_backoff_base: float = 2.0
     dispatch_backoff_cap: float = 300.0
+    #: "production" turns on the start-up checks of check_production (DISPATCHER_ENV)
+    env: str = "development"
+    #: whether the sandbox marketplace may be used; production needs DISPATCHER_SANDBOX=1
+    sandbox_enabled: bool = True
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
     mail_from: str = "dispatcher@localhost"
@@ -79,8 +93,13 @@ class Settings:
         unknown = set(overrides) - known
         if unknown:
             raise ConfigurationError(f"unknown settings: {', '.join(sorted(unknown))}")
+        values["env"] = (env.get("DISPATCHER_ENV") or "development").strip().lower()
+        asked = env.get("DISPATCHER_SANDBOX", "").strip().lower() in ("1", "true", "yes")
+        values["sandbox_enabled"] = asked or values["env"] != PRODUCTION
         settings = cls(**values)
-        return replace(settings, **overrides) if overrides else settings
+        settings = replace(settings, **overrides) if overrides else settings
+        check_production(settings, env)
+        return settings
 
 
 _OPTIONAL: list[tuple[str, str, Any]] = [
@@ -97,6 +116,58 @@ _OPTIONAL: list[tuple[str, str, Any]] = [
     ("smtp_port", "SMTP_PORT", int),
     ("mail_from", "MAIL_FROM", str),
 ]
+
+
+def check_production(settings: Settings, env: Any = None) -> None:
+    """In production, refuse to start on a weak or well-known secret, or with the sandbox
+    (a simulated platform whose control endpoints accept anything) not asked for."""
+    if settings.env != PRODUCTION:
+        return
+    env = os.environ if env is None else env
+    if not env.get("SECRET_KEY"):
+        raise ConfigurationError(
+            "SECRET_KEY must be set in production (DISPATCHER_ENV=production): "
+            f"a random value of at least {MIN_SECRET_CHARS} characters"
+        )
+    for name in PRODUCTION_SECRETS:
+        value = getattr(settings, name, None)
+        if value is None:
+            continue
+        if len(value) < MIN_SECRET_CHARS or len(set(value)) < 10:
+            raise ConfigurationError(
+                f"{name.upper()} is too weak for production: use a random value of at least "
+                f"{MIN_SECRET_CHARS} characters (python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        if value.strip().lower() in KNOWN_DEFAULTS:
+            raise ConfigurationError(f"{name.upper()} is a default value: set a secret of your own")
+    sandbox_asked = settings.sandbox_enabled
+    if not sandbox_asked and "SANDBOX_URL" in env:
+        raise ConfigurationError(
+            "SANDBOX_URL is set but the sandbox is off in production: "
+            "set DISPATCHER_SANDBOX=1 to use it on purpose"
+        )
+    if not env.get("DISPATCHER_ENCRYPTION_KEY"):
+        raise ConfigurationError(
+            "DISPATCHER_ENCRYPTION_KEY must be set in production (DISPATCHER_ENV=production): "
+            "every process must share it to read connection credentials"
+        )
+
+
+def mask_password(url: str) -> str:
+    """`url` with any password replaced by ***, for printing (scheme://user:***@host/db)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
 def _fernet_key() -> str:

@@ -37,6 +37,7 @@ from wtforms.validators import (
 
 from dispatcher.models import DELIVERABLE_KINDS
 from dispatcher.money import parse_amount
+from dispatcher.security.passwords import MIN_LENGTH, password_problem
 
 #: The biggest amount a money field takes (10 million), so cents always fit the columns.
 MAX_CENTS = 1_000_000_000
@@ -95,6 +96,27 @@ def _finite(form: FlaskForm, field: Field) -> None:
 # --- accounts ---------------------------------------------------------------------------------
 
 
+def _strong(form: FlaskForm, field: Field) -> None:
+    """Refuse weak passwords (dispatcher.security.passwords), also the owner's email or name."""
+    from flask_login import current_user
+
+    email = getattr(getattr(form, "email", None), "data", None) or getattr(
+        current_user, "email", ""
+    )
+    name = getattr(getattr(form, "name", None), "data", None) or getattr(current_user, "name", "")
+    problem = password_problem(field.data or "", email=email or "", name=name or "")
+    if problem:
+        raise ValidationError(problem)
+
+
+def _new_password(label: str) -> PasswordField:
+    return PasswordField(
+        label,
+        description=f"at least {MIN_LENGTH} characters; a few unrelated words work well",
+        validators=[InputRequired("choose a password"), _strong],
+    )
+
+
 class SignupForm(FlaskForm):
     email = StringField(
         "Email",
@@ -108,14 +130,7 @@ class SignupForm(FlaskForm):
     name = StringField(
         "Your name", filters=[_strip], validators=[DataRequired("give your name"), Length(max=120)]
     )
-    password = PasswordField(
-        "Password",
-        description="at least 8 characters",
-        validators=[
-            InputRequired("choose a password"),
-            Length(min=8, max=200, message="use at least 8 characters"),
-        ],
-    )
+    password = _new_password("Password")
     confirm = PasswordField(
         "Password again",
         validators=[
@@ -133,16 +148,39 @@ class LoginForm(FlaskForm):
 
 class PasswordChangeForm(FlaskForm):
     current = PasswordField("Current password", validators=[InputRequired("give it")])
-    password = PasswordField(
-        "New password",
-        validators=[
-            InputRequired("choose a password"),
-            Length(min=8, max=200, message="use at least 8 characters"),
-        ],
-    )
+    password = _new_password("New password")
     confirm = PasswordField(
         "New password again",
         validators=[EqualTo("password", message="the two passwords differ")],
+    )
+
+
+class ForgotForm(FlaskForm):
+    email = StringField(
+        "Email",
+        filters=[_strip],
+        validators=[
+            DataRequired("give your email"),
+            Length(max=254),
+            Regexp(EMAIL, message="that does not look like an email address"),
+        ],
+    )
+
+
+class ResetForm(FlaskForm):
+    password = _new_password("New password")
+    confirm = PasswordField(
+        "New password again",
+        validators=[EqualTo("password", message="the two passwords differ")],
+    )
+
+
+class TokenForm(FlaskForm):
+    name = StringField(
+        "Token name",
+        filters=[_strip],
+        description="what will use it, e.g. deploy script",
+        validators=[DataRequired("give the token a name"), Length(max=120)],
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from dispatcher.errors import (
@@ -15,6 +15,8 @@ from dispatcher.errors import (
 )
 
 JSON_PREFIXES = ("/api/", "/webhooks/")
+#: headers of an HTTP error that its answer keeps
+PASSED_HEADERS = ("allow", "retry-after", "www-authenticate")
 
 
 def wants_json() -> bool:
@@ -43,11 +45,15 @@ def change_status(exc: InvalidChange) -> tuple[int, str]:
     return 422, "Unprocessable Entity"
 
 
+def render_error(status: int, title: str, detail: str):
+    """An error as the caller reads it: problem+json for the API, else the HTML error page."""
+    if wants_json():
+        return problem(status, title, detail)
+    return render_template("error.html", status=status, title=title, detail=detail), status
+
+
 def init_app(app: Flask) -> None:
-    def _render(status: int, title: str, detail: str):
-        if wants_json():
-            return problem(status, title, detail)
-        return render_template("error.html", status=status, title=title, detail=detail), status
+    _render = render_error
 
     @app.errorhandler(NotFound)
     def _not_found(exc: NotFound):
@@ -76,5 +82,10 @@ def init_app(app: Flask) -> None:
             extra = {}
             if isinstance(body, dict) and body.get("errors"):
                 extra["errors"] = body["errors"]
-            return problem(exc.code or 500, exc.name, exc.description or "", **extra)
-        return _render(exc.code or 500, exc.name, exc.description or "")
+            response = problem(exc.code or 500, exc.name, exc.description or "", **extra)
+        else:
+            response = make_response(_render(exc.code or 500, exc.name, exc.description or ""))
+        for name, value in exc.get_headers():
+            if name.lower() in PASSED_HEADERS:  # a 405 says what is allowed (RFC 9110)
+                response.headers[name] = value
+        return response

@@ -135,17 +135,17 @@ def request_revision(delivery: Delivery, *, feedback: str, actor: str = "owner")
 
 def check_revisable(delivery: Delivery) -> None:
     """Raise Unsupported when the delivery's channel cannot take a revision request: the
-    owner is told before anything is sent, and nothing is left waiting for ever."""
+    owner is told before anything is sent, and nothing is left waiting for ever. (What a
+    channel can do is declared on its adapter class: no connection is needed to know it.)"""
     if delivery.dispatch is None:
         return
     from adapters.base import Capability
-    from dispatcher.dispatch.service import adapter_for
+    from dispatcher.dispatch.service import registry
 
-    adapter = adapter_for(delivery.dispatch)
-    if not adapter.supports(Capability.REVISION):
-        raise Unsupported(
-            f"{adapter.title} does not take revision requests: accept or reject this work"
-        )
+    cls = registry().classes().get(delivery.dispatch.adapter)
+    if cls is None or Capability.REVISION not in cls.capabilities:
+        title = cls.title if cls is not None else delivery.dispatch.adapter
+        raise Unsupported(f"{title} does not take revision requests: accept or reject this work")
 
 
 def can_revise(delivery: Delivery) -> bool:

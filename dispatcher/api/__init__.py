@@ -13,8 +13,8 @@ BEARER = {
     "scheme": "bearer",
     "bearerFormat": "dsp_<random>",
     "description": (
-        "A personal API token: `Authorization: Bearer dsp_...`. Make one with "
-        "POST /api/v1/tokens (email and password), or on your account page."
+        "A personal API token: `Authorization: Bearer dsp_...`. Make one on your account "
+        'page (/account, "API tokens"), or with POST /api/v1/tokens (email and password).'
     ),
 }
 SESSION = {
@@ -27,10 +27,11 @@ SESSION = {
 
 def init_api(app: Flask, api: Api) -> None:
     """Register the API blueprints, the security schemes and the docs page."""
-    from dispatcher.api import connections, deliveries, docs, goals, jobs, tokens
+    from dispatcher.api import connections, contract, deliveries, docs, goals, jobs, tokens
     from dispatcher.extensions import csrf
 
     _document_errors(api)
+    contract.install(api)
     api.spec.components.security_scheme("bearerAuth", BEARER)
     api.spec.components.security_scheme("sessionCookie", SESSION)
     api.spec.options["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
@@ -53,7 +54,6 @@ def _document_errors(api: Api) -> None:
     for status in HTTPStatus:
         if status >= 400:
             api.spec.components.response(status.name, response(status.phrase), lazy=True)
-    api.spec.components.response("DEFAULT_ERROR", response("An error (problem+json)"), lazy=True)
     # flask-smorest's own error body and pagination header are never used here: keep them
     # out of the docs (tests check that every $ref still resolves).
     for unused in ("Error", "PaginationMetadata"):

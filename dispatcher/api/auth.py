@@ -36,7 +36,7 @@ def session_owner_id() -> int | None:
     if login_manager._user_callback is None and login_manager._request_callback is None:
         return None
     if current_user and current_user.is_authenticated:
-        return int(current_user.get_id())
+        return int(current_user.id)
     return None
 
 

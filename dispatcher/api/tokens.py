@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 from dispatcher import auth_tokens
 from dispatcher.api import auth, problems
 from dispatcher.schemas.tokens import TokenCreatedSchema, TokenCreateSchema, TokenSchema
+from dispatcher.security import limits
 
 blp = Blueprint(
     "Tokens",
@@ -51,6 +52,7 @@ def list_tokens():
 @blp.response(201, TokenCreatedSchema)
 @blp.alt_response(401, description="Wrong email or password, or no credentials")
 @blp.doc(security=[{}, {"bearerAuth": []}, {"sessionCookie": []}])
+@limits.account_limited("token")
 def create_token(data: dict):
     """Make a token
 

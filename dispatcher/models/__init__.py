@@ -1,6 +1,6 @@
 """All models, importable from one place; one module per aggregate."""
 
-from dispatcher.models.account import ApiToken, Owner
+from dispatcher.models.account import ApiToken, Owner, PasswordReset
 from dispatcher.models.connection import Connection
 from dispatcher.models.dispatch import (
     Assignment,
@@ -36,6 +36,7 @@ __all__ = [
     "MicroJob",
     "Owner",
     "OwnerPlaybook",
+    "PasswordReset",
     "PollState",
     "PushState",
     "Review",

@@ -23,8 +23,15 @@ class Owner(UserMixin, db.Model):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     digest_hour: Mapped[int | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: part of the login session's id: raising it ends every session (log-out, new password)
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="owner", cascade="all")
+
+    def get_id(self) -> str:
+        """The session's user id: "<id>:<session_version>", so an ended session stops
+        matching (dispatcher.web.auth.load_owner checks both)."""
+        return f"{self.id}:{self.session_version}"
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -48,3 +55,18 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     owner: Mapped[Owner] = relationship(back_populates="tokens")
+
+
+class PasswordReset(db.Model):
+    """A password-reset link sent by mail: single use, expiring, stored as a SHA-256 hash."""
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    owner: Mapped[Owner] = relationship()

@@ -8,7 +8,14 @@ from marshmallow import Schema, fields, validate
 
 from dispatcher.models import Goal
 from dispatcher.planning.tree import goal_progress
-from dispatcher.schemas.common import Currency, Text, cents_field, title_field
+from dispatcher.schemas.common import (
+    Currency,
+    PatchSchema,
+    StrictBoolean,
+    Text,
+    cents_field,
+    title_field,
+)
 
 
 class GoalCreateSchema(Schema):
@@ -20,10 +27,10 @@ class GoalCreateSchema(Schema):
     deadline = fields.Date(allow_none=True, metadata={"example": "2026-12-31"})
     currency = Currency()
     budget_cents = cents_field(metadata={"description": "the goal's budget, integer cents"})
-    personal = fields.Boolean(metadata={"description": "personal goals never go to paid channels"})
+    personal = StrictBoolean(metadata={"description": "personal goals never go to paid channels"})
 
 
-class GoalUpdateSchema(GoalCreateSchema):
+class GoalUpdateSchema(GoalCreateSchema, PatchSchema):
     """Every field optional: PATCH changes only what it names."""
 
     title = title_field(200)

@@ -8,13 +8,20 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from dispatcher.lifecycle import Status, allowed_actions, derived_status
 from dispatcher.models import DELIVERABLE_KINDS, MODES, MicroJob
-from dispatcher.schemas.common import MAX_INT, Text, cents_field, count_field, title_field
+from dispatcher.schemas.common import (
+    MAX_INT,
+    PatchSchema,
+    Text,
+    cents_field,
+    count_field,
+    title_field,
+)
 from dispatcher.schemas.goals import ProgressSchema
 
 MAX_ASSIGNMENTS = 1000
 
 
-class JobUpdateSchema(Schema):
+class JobUpdateSchema(PatchSchema):
     """Every field optional: PATCH changes only what it names."""
 
     title = title_field(300)

@@ -33,9 +33,9 @@ def owner_id() -> int:
 
 
 def safe_next(target: str | None) -> str | None:
-    """`target` if it is a path on this site (never another host), else None."""
-    if not target:
-        return None
+    """`target` if it is a path on this site (never another host, no control characters)."""
+    if not target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return None  # a CR/LF would split the Location header
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None

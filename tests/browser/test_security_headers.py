@@ -1,0 +1,151 @@
+"""In the real browser: every page keeps to the Content-Security-Policy (no violation, no
+script error), and the review page refuses to be framed by another site."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from dispatcher import lifecycle
+from dispatcher.dispatch import service as dispatch_service
+from dispatcher.extensions import db
+from dispatcher.models import Delivery, Goal
+from dispatcher.planning import tree
+from dispatcher.planning.playbooks import shipped_playbooks
+from dispatcher.security.resets import issue_reset
+
+pytestmark = pytest.mark.browser
+
+#: GET pages that are not HTML pages (data, downloads, files)
+NOT_PAGES = re.compile(r"^/(api/v1/|api/openapi|static/)|/export\.|/yaml$")
+#: report every CSP violation the page sees into window.__csp
+WATCH_CSP = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " @" + e.lineNumber);
+});
+"""
+
+
+def _seed(goal: Goal) -> dict[str, int | str]:
+    """Rows for every kind of id a page takes: a tree of jobs, a delivery waiting for review."""
+    parent = tree.add_job(goal, title="Launch the blog")
+    tree.add_job(parent, title="Write the first post", mode="keep")
+    job = tree.add_job(
+        goal, title="Write a guest post", mode="delegate", channel="sandbox", price_cents=2_500
+    )
+    dispatch = dispatch_service.dispatch_job(job)
+    dispatch.state = "placed"
+    dispatch.external_id = f"ord-{dispatch.id}"
+    lifecycle.transition(job, "dispatched", actor="test")
+    lifecycle.transition(job, "delivered", actor="test")
+    delivery = Delivery(
+        job_id=job.id, dispatch_id=dispatch.id, external_id="sub-1", worker_ref="w1",
+        content="The post.", url="https://example.com/draft/1",
+    )  # fmt: skip
+    db.session.add(delivery)
+    db.session.commit()
+    return {
+        "goal_id": goal.id,
+        "job_id": parent.id,
+        "delivery_id": delivery.id,
+        "key": shipped_playbooks()[0].key,
+    }
+
+
+def _pages(app, ids: dict) -> list[str]:
+    """Every GET page of the URL map, with real ids: a new page is visited without a test."""
+    urls = []
+    for rule in app.url_map.iter_rules():
+        if "GET" not in (rule.methods or ()) or NOT_PAGES.search(rule.rule):
+            continue
+        if "<token>" in rule.rule:
+            continue  # visited logged out, with a real reset link
+        url = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(ids[m.group(1)]), rule.rule)
+        urls.append(url)
+    return sorted(set(urls))
+
+
+def _visit(page, url: str) -> list[str]:
+    response = page.goto(url)
+    assert response is not None and response.status == 200, url
+    csp = response.headers.get("content-security-policy", "")
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp, url
+    page.wait_for_load_state("load")
+    return page.evaluate("window.__csp")
+
+
+def test_no_page_breaks_the_content_security_policy(page, owner, goal, live_server, log_in):
+    ids = _seed(goal)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if "Content Security" in m.text else None)
+    page.add_init_script(WATCH_CSP)
+    with live_server.app.app_context():
+        reset_link = "/password/reset/" + issue_reset(db.session.merge(owner))
+
+    visited, violations = [], {}
+    for url in ["/", "/login", "/signup", "/password/forgot", reset_link]:
+        violations[url] = _visit(page, url)
+        visited.append(url)
+    log_in(page, owner)
+    urls = _pages(live_server.app, ids)
+    assert len(urls) >= 20
+    for url in urls:
+        violations[url] = _visit(page, url)
+        visited.append(url)
+
+    assert {url: v for url, v in violations.items() if v} == {}
+    assert console == [] and page.js_errors == [] and page.offsite_requests == []
+    print(f"\nCSP: {len(visited)} pages visited, no violation")
+
+    # The scripts that replaced inline code work: bars get their width, trees their indent.
+    page.goto(f"/goals/{goal.id}/results")
+    widths = page.eval_on_selector_all("[data-pct]", "els => els.map(e => e.style.width)")
+    assert widths and all(w.endswith("%") for w in widths)
+    page.goto(f"/goals/{goal.id}")
+    depths = page.eval_on_selector_all(
+        "li.node[data-depth]",
+        "els => els.map(e => [e.dataset.depth, e.style.getPropertyValue('--depth').trim()])",
+    )
+    assert depths and all(data == css for data, css in depths)
+
+
+def test_review_page_refuses_to_be_framed(page, owner, goal, live_server, log_in):
+    ids = _seed(goal)
+    log_in(page, owner)
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/review") else None)
+    evil = "http://127.0.0.1:8999/clickjack.html"  # another origin (another port)
+    frame_html = f'<iframe id="f" src="{live_server.url}/review" width="800" height="600"></iframe>'
+    page.route(
+        evil, lambda route: route.fulfill(status=200, content_type="text/html", body=frame_html)
+    )
+    page.goto(evil)
+    page.wait_for_timeout(1000)
+
+    framed = [f for f in page.frames if f != page.main_frame]
+    assert framed, "the iframe was not created"
+    texts = []
+    for frame in framed:
+        try:
+            texts.append(frame.evaluate("document.body ? document.body.innerText : ''"))
+        except Exception:  # a refused frame may have no document to evaluate in
+            texts.append("")
+    assert not any("Accept" in t or "Review queue" in t for t in texts)
+    # The frame asked for the page, and the browser put its error page there instead.
+    assert asked == [f"{live_server.url}/review"]
+    assert [f.url for f in framed] == ["chrome-error://chromewebdata/"]
+    headers = page.request.get(f"{live_server.url}/review").headers
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
+    # The page itself is there for the owner in a top-level window.
+    page.goto(f"/deliveries/{ids['delivery_id']}")
+    assert "Accept" in page.content()
+
+
+def test_delivery_rows_exist_for_the_pages(goal):
+    """The seed builds what the page list needs (guards the test above)."""
+    ids = _seed(goal)
+    assert db.session.scalars(select(Delivery).where(Delivery.id == ids["delivery_id"])).one()
