@@ -8,6 +8,14 @@ from typing import Any
 from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+
+
+def asset_dir(name: str) -> Path:
+    """Where `templates` or `migrations` live: inside the package in an installed wheel
+    (setup.py copies them there), else at the root of the checkout."""
+    shipped = PACKAGE / name
+    return shipped if shipped.is_dir() else ROOT / name
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -24,7 +32,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_path=str(settings.instance_path),
-        template_folder=str(ROOT / "templates"),
+        template_folder=str(asset_dir("templates")),
         static_folder="static",
     )
     app.config.update(
@@ -44,7 +52,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    migrate.init_app(app, db, directory=str(asset_dir("migrations")))
     login_manager.init_app(app)
     csrf.init_app(app)
     queues.init_app(app)
