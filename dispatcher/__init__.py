@@ -58,7 +58,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     queues.init_app(app)
     app.extensions["dispatcher.adapters"] = AdapterRegistry(settings)
 
-    from dispatcher import http_errors, models  # noqa: F401  (models register their tables)
+    from dispatcher import http_errors, models, ops  # noqa: F401  (models register their tables)
     from dispatcher.api import init_api
     from dispatcher.inbound.webhooks import bp as webhooks_bp
     from dispatcher.web import register_blueprints
@@ -68,6 +68,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(webhooks_bp)
     app.register_blueprint(webhooks_bp)
     register_blueprints(app)
+    ops.init_app(app)
     http_errors.init_app(app)
     return app
 

@@ -15,7 +15,10 @@ from flask.cli import FlaskGroup, with_appcontext
 
 def _create_app():
     from dispatcher import create_app
+    from dispatcher.config import default_instance
+    from dispatcher.ops import prepare_process
 
+    prepare_process(default_instance())  # before anything imports prometheus-client
     return create_app()
 
 

@@ -30,6 +30,7 @@ from rq import Queue, SimpleWorker
 
 from dispatcher.dispatch import liveness
 from dispatcher.extensions import db
+from dispatcher.ops import logs
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,11 @@ class AppWorker(SimpleWorker):
 
     def perform_job(self, job, queue, *args, **kwargs):
         with self.flask_app.app_context():
+            logs.bind_rq_job(job)
             try:
                 return super().perform_job(job, queue, *args, **kwargs)
             finally:
+                logs.clear()
                 db.session.remove()
 
     def work(self, *args, **kwargs):

@@ -27,6 +27,7 @@ from dispatcher.errors import PayloadError, SignatureError, Unsupported
 from dispatcher.extensions import db
 from dispatcher.http_errors import problem
 from dispatcher.models import InboundEvent
+from dispatcher.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ APPLY_TIMEOUT = 60
 
 
 @bp.post("/<adapter_name>")
+@metrics.count_webhook
 def receive(adapter_name: str):
     registry = current_app.extensions["dispatcher.adapters"]
     if adapter_name not in registry:
