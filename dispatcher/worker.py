@@ -47,6 +47,7 @@ class AppWorker(SimpleWorker):
     flask_app: Flask
 
     def perform_job(self, job, queue, *args, **kwargs):
+        liveness.mark_started(self.connection, self.name, job.id)
         with self.flask_app.app_context():
             logs.bind_rq_job(job)
             try:
