@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -38,7 +41,8 @@ def _settings():
 @with_appcontext
 def web(host: str, port: int | None, workers: int) -> None:
     """Serve the web app with gunicorn."""
-    port = port or _settings().web_port
+    settings = _settings()
+    port = port or settings.web_port
     os.execv(
         sys.executable,
         [
@@ -47,9 +51,22 @@ def web(host: str, port: int | None, workers: int) -> None:
             "--bind", f"{host}:{port}",
             "--access-logfile", "-",
             "--graceful-timeout", "5",
+            "--control-socket", control_socket(settings.instance_path, port),
+            "--config", "python:dispatcher.ops.gunicorn_conf",
             "dispatcher:create_app()",
         ],
     )  # fmt: skip
+
+
+def control_socket(instance_path: Path, port: int) -> str:
+    """gunicorn's control socket, one per instance and port (its default is one per user, so
+    two `dispatcher web` on one host took each other's). Unix socket paths are short: a long
+    instance path gets a hashed name under the temp folder instead."""
+    path = instance_path / f"gunicorn-{port}.ctl"
+    if len(str(path)) < 100:
+        return str(path)
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    return str(Path(tempfile.gettempdir()) / f"dispatcher-{digest}.ctl")
 
 
 @main.command()
@@ -67,8 +84,8 @@ def worker(queue_names: tuple[str, ...], burst: bool) -> None:
 @main.command()
 @with_appcontext
 def scheduler() -> None:
-    """Enqueue the periodic jobs (dispatcher/periodic.py) on time."""
-    from dispatcher.worker import run_scheduler
+    """Enqueue the periodic jobs on time (one scheduler at a time holds the lease)."""
+    from dispatcher.scheduler import run_scheduler
 
     run_scheduler(current_app._get_current_object())
 
@@ -125,6 +142,7 @@ def up(port: int | None) -> None:
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}"),
         "PYTHONUNBUFFERED": "1",
     }
+    _clear_metrics()  # counters start from zero with the processes that write them
     click.echo("migrating the database...")
     upgrade()
     seed_demo()
@@ -165,6 +183,13 @@ def up(port: int | None) -> None:
     _terminate(children)
     redis_owner.shutdown(nosave=False) if hasattr(redis_owner, "socket_file") else None
     sys.exit(exit_code)
+
+
+def _clear_metrics() -> None:
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink(missing_ok=True)
 
 
 def _terminate(children: dict[str, subprocess.Popen]) -> None:

@@ -19,7 +19,10 @@ from dispatcher.config import EMBEDDED_REDIS, Settings
 DISPATCH = "dispatch"
 INBOUND = "inbound"
 MAINTENANCE = "maintenance"
-ALL_QUEUES = (DISPATCH, INBOUND, MAINTENANCE)
+#: slow work (mail and digests, imports, polling platforms) has its own queue and worker, so
+#: it never waits in line ahead of dispatch, webhook apply or the reconciler
+SLOW = "slow"
+ALL_QUEUES = (DISPATCH, INBOUND, MAINTENANCE, SLOW)
 
 _EXT_KEY = "dispatcher.redis"
 

@@ -132,27 +132,3 @@ def run_worker(app: Flask, queue_names: Sequence[str], *, burst: bool = False) -
             return
         log.warning("worker loop ended without a stop request; restarting in %ss", RESTART_DELAY)
         time.sleep(RESTART_DELAY)
-
-
-def run_scheduler(app: Flask) -> None:
-    """Enqueue the periodic jobs (dispatcher/periodic.py) on time; outlive Redis restarts."""
-    from rq.cron import CronScheduler
-    from rq.exceptions import SchedulerNotFound
-
-    from dispatcher.periodic import periodic_jobs
-    from dispatcher.queues import redis_connection
-
-    with app.app_context():
-        connection = redis_connection()
-    while True:
-        cron = CronScheduler(connection=connection)
-        for job in periodic_jobs():
-            cron.register(job.func, queue_name=job.queue, interval=job.interval, result_ttl=0)
-        try:
-            cron.start()  # returns on SIGTERM / SIGINT
-            return
-        except SchedulerNotFound:
-            return  # stopping after Redis was wiped: nothing left to unregister
-        except RedisError as exc:
-            log.warning("scheduler lost Redis (%s); restarting in %ss", exc, RESTART_DELAY)
-            time.sleep(RESTART_DELAY)
