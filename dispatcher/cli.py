@@ -119,6 +119,50 @@ def demo() -> None:
 
 
 @main.command()
+@with_appcontext
+def check() -> None:
+    """Check settings, database, Redis and migrations; exit 1 if any fails."""
+    from dispatcher.ops.checks import everything
+
+    checks = everything(current_app._get_current_object())
+    _table(
+        ["check", "ok", "detail"], [[c.name, "ok" if c.ok else "FAIL", c.detail] for c in checks]
+    )
+    if not all(c.ok for c in checks):
+        sys.exit(1)
+
+
+@main.command()
+@with_appcontext
+def stats() -> None:
+    """Queue depths, the oldest waiting job, and open dispatches per channel."""
+    from dispatcher.ops.stats import open_dispatches, queue_depths
+
+    depths = queue_depths()
+    _table(
+        ["queue", "queued", "running", "scheduled", "failed", "oldest (s)"],
+        [[q.name, q.queued, q.running, q.scheduled, q.failed, f"{q.oldest_seconds:.0f}"]
+         for q in depths],
+    )  # fmt: skip
+    click.echo()
+    open_ = open_dispatches()
+    _table(
+        ["channel", "pending", "placed"],
+        [[name, c.get("pending", 0), c.get("placed", 0)] for name, c in sorted(open_.items())]
+        or [["(none)", 0, 0]],
+    )
+
+
+def _table(header: list[str], rows: list[list]) -> None:
+    cells = [header, *[[str(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for n, row in enumerate(cells):
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            click.echo("  ".join("-" * w for w in widths))
+
+
+@main.command()
 @click.option("--port", type=int, default=None)
 @with_appcontext
 def up(port: int | None) -> None:

@@ -62,6 +62,22 @@ def check_migrations(app: Flask) -> Check:
     return Check("migrations", True, ", ".join(sorted(heads)))
 
 
+def check_settings(app: Flask) -> list[Check]:
+    """What the settings say, secrets masked: the first thing to read when something is off."""
+    settings = app.config["SETTINGS"]
+    return [
+        Check("instance folder", settings.instance_path.is_dir(), str(settings.instance_path)),
+        Check("public URL", True, settings.public_base_url),
+        Check("log format", True, settings.log_format),
+        Check("metrics", True, "token" if settings.metrics_token else "loopback only"),
+    ]
+
+
+def everything(app: Flask) -> list[Check]:
+    """`dispatcher check`: the settings, then what /readyz asks."""
+    return [*check_settings(app), *readiness(app)]
+
+
 def readiness(app: Flask) -> list[Check]:
     """Database, Redis and migrations: what a process needs before it takes traffic."""
     database = check_database()
