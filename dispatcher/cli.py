@@ -119,12 +119,14 @@ def demo() -> None:
 
 
 @main.command()
+@click.option("--alive", is_flag=True, help="only: is a worker or scheduler of this host alive")
 @with_appcontext
-def check() -> None:
+def check(alive: bool) -> None:
     """Check settings, database, Redis and migrations; exit 1 if any fails."""
-    from dispatcher.ops.checks import everything
+    from dispatcher.ops.checks import check_alive_here, everything
 
-    checks = everything(current_app._get_current_object())
+    app = current_app._get_current_object()
+    checks = [check_alive_here(app)] if alive else everything(app)
     _table(
         ["check", "ok", "detail"], [[c.name, "ok" if c.ok else "FAIL", c.detail] for c in checks]
     )

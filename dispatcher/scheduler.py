@@ -20,6 +20,8 @@ from flask import Flask
 from redis import Redis
 from redis.exceptions import RedisError
 
+from dispatcher.dispatch import liveness
+from dispatcher.ops.checks import scheduler_alive_name
 from dispatcher.ops.lease import Lease
 from dispatcher.periodic import Periodic, periodic_jobs
 from dispatcher.redis_clock import redis_now
@@ -71,6 +73,7 @@ def run_scheduler(app: Flask, stop: threading.Event | None = None) -> None:
             if now_held != held:
                 log.info("scheduler %s the lease", "took" if now_held else "lost")
                 held = now_held
+            liveness.mark_alive(connection, scheduler_alive_name(socket.gethostname()))
             if held:
                 tick(app, connection, jobs)
         except RedisError as exc:

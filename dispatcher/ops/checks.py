@@ -62,6 +62,33 @@ def check_migrations(app: Flask) -> Check:
     return Check("migrations", True, ", ".join(sorted(heads)))
 
 
+def check_alive_here(app: Flask) -> Check:
+    """A worker or scheduler of this host is alive by its key in Redis (for the container
+    health checks: a hung process stops refreshing it)."""
+    import socket
+
+    from rq import Worker
+
+    from dispatcher.dispatch import liveness
+
+    host = socket.gethostname()
+    try:
+        conn = probe_redis(app)
+        if liveness.is_alive(conn, scheduler_alive_name(host)):
+            return Check("alive", True, f"scheduler on {host}")
+        workers = [w.name for w in Worker.all(connection=conn) if w.hostname == host]
+    except RedisError as exc:
+        return Check("alive", False, f"redis unreachable: {_first_line(exc)}")
+    alive = [name for name in workers if liveness.is_alive(conn, name)]
+    if alive:
+        return Check("alive", True, f"worker {alive[0]} on {host}")
+    return Check("alive", False, f"no live worker or scheduler on {host}")
+
+
+def scheduler_alive_name(host: str) -> str:
+    return f"scheduler@{host}"
+
+
 def check_settings(app: Flask) -> list[Check]:
     """What the settings say, secrets masked: the first thing to read when something is off."""
     settings = app.config["SETTINGS"]

@@ -13,6 +13,7 @@ as it is.
 from __future__ import annotations
 
 import functools
+import glob
 import logging
 import os
 import time
@@ -173,11 +174,25 @@ class RedisCollector:
         yield from (up, depth, oldest, breaker)
 
 
+class FolderCollector:
+    """prometheus-client's multiprocess files under a folder and its sub-folders, summed.
+
+    One host shares one folder; containers share a volume with one sub-folder each (their
+    pids repeat, and the files are named by pid), and the web service reads from the top."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def collect(self):
+        files = glob.glob(os.path.join(self.path, "**", "*.db"), recursive=True)
+        return MultiProcessCollector.merge(files, accumulate=True)
+
+
 def render(app) -> bytes:
     """The exposition text for this host: every process's counters plus Redis's facts."""
     registry = CollectorRegistry()
     if MULTIPROCESS:
-        MultiProcessCollector(registry)
+        registry.register(FolderCollector(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
     else:  # one process (tests, `flask run`): its own counters
         for collector in (DISPATCHED, DISPATCH_SECONDS, WEBHOOKS):
             registry.register(collector)

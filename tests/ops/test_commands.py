@@ -42,3 +42,17 @@ def test_two_instances_get_their_own_gunicorn_control_socket(tmp_path):
     deep = tmp_path / ("x" * 120)
     assert len(control_socket(deep, 5000)) < 100  # unix socket paths are short
     assert control_socket(deep, 5000) == control_socket(deep, 5000)
+
+
+def test_check_alive_needs_a_live_process_on_this_host(app):
+    import socket
+
+    from dispatcher.dispatch import liveness
+    from dispatcher.ops.checks import scheduler_alive_name
+    from dispatcher.queues import redis_connection
+
+    runner = app.test_cli_runner()
+    assert runner.invoke(main, ["check", "--alive"]).exit_code == 1
+    liveness.mark_alive(redis_connection(), scheduler_alive_name(socket.gethostname()))
+    result = runner.invoke(main, ["check", "--alive"])
+    assert result.exit_code == 0 and "scheduler on" in result.output
