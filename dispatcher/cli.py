@@ -155,6 +155,14 @@ def stats() -> None:
     )
 
 
+@main.command()
+def machines() -> None:
+    """Print every state machine's transition table as Markdown (docs/state-machines.md)."""
+    from dispatcher.ops.machines_doc import render_markdown
+
+    click.echo(render_markdown(), nl=False)
+
+
 def _table(header: list[str], rows: list[list]) -> None:
     cells = [header, *[[str(v) for v in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
