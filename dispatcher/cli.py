@@ -138,9 +138,14 @@ def check(alive: bool) -> None:
 @with_appcontext
 def stats() -> None:
     """Queue depths, the oldest waiting job, and open dispatches per channel."""
+    from redis.exceptions import RedisError
+
     from dispatcher.ops.stats import open_dispatches, queue_depths
 
-    depths = queue_depths()
+    try:
+        depths = queue_depths()
+    except RedisError as exc:
+        raise click.ClickException(f"Redis is unreachable: {exc}") from exc
     _table(
         ["queue", "queued", "running", "scheduled", "failed", "oldest (s)"],
         [[q.name, q.queued, q.running, q.scheduled, q.failed, f"{q.oldest_seconds:.0f}"]

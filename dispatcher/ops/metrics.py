@@ -76,9 +76,7 @@ def observe_dispatch(func: Callable[[int], Any]) -> Callable[[int], Any]:
 
     @functools.wraps(func)
     def wrapper(dispatch_id: int, *args: Any, **kwargs: Any) -> Any:
-        from dispatcher.ops import logs
-
-        adapter = _describe_dispatch(dispatch_id)
+        adapter = _describe_dispatch(dispatch_id)  # the worker clears the bound ids after the job
         started = time.perf_counter()
         outcome = "crashed"
         try:
@@ -88,7 +86,6 @@ def observe_dispatch(func: Callable[[int], Any]) -> Callable[[int], Any]:
         finally:
             DISPATCHED.labels(adapter, outcome).inc()
             DISPATCH_SECONDS.labels(adapter).observe(time.perf_counter() - started)
-            logs.unbind("job_id", "connection_id")
 
     return wrapper
 
