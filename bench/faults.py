@@ -50,7 +50,7 @@ class Plan:
     seed: int
     timeout: float
     workers: dict[str, int] = field(
-        default_factory=lambda: {"dispatch": 3, "inbound": 2, "maintenance": 1}
+        default_factory=lambda: {"dispatch": 3, "inbound": 2, "maintenance": 1, "slow": 1}
     )
     connect_timeout: float = 1.0
     read_timeout: float = 2.0
