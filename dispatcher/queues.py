@@ -15,6 +15,7 @@ from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
 from dispatcher.config import EMBEDDED_REDIS, Settings
+from dispatcher.redis_urls import connect_url
 
 DISPATCH = "dispatch"
 INBOUND = "inbound"
@@ -36,7 +37,7 @@ def connect(settings: Settings) -> Redis:
             str(settings.embedded_redis_path),
             serverconfig={"maxmemory-policy": "noeviction"},
         )
-    return Redis.from_url(settings.redis_url)
+    return connect_url(settings.redis_url)
 
 
 def redis_url_for_children(conn: Redis, settings: Settings) -> str:

@@ -31,6 +31,7 @@ from rq import Queue, SimpleWorker
 from dispatcher.dispatch import liveness
 from dispatcher.extensions import db
 from dispatcher.ops import logs
+from dispatcher.redis_urls import is_sentinel
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +122,15 @@ def run_worker(app: Flask, queue_names: Sequence[str], *, burst: bool = False) -
     from dispatcher.queues import get_queue, redis_connection
 
     reconcile_now(app)
+    # RQ's scheduler rebuilds its connection from the pool's class and arguments, which a
+    # Sentinel-managed pool cannot be rebuilt from: behind Sentinel, the maintenance pass
+    # (liveness.rescue_overdue, every few seconds) moves due retries instead.
+    rq_scheduler = not is_sentinel(app.config["SETTINGS"].redis_url)
     while True:
         with app.app_context():
             worker = make_worker(app, [get_queue(n) for n in queue_names], redis_connection())
         try:
-            worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+            worker.work(burst=burst, with_scheduler=rq_scheduler, logging_level="INFO")
         except RedisError as exc:  # e.g. while registering, before the loop runs
             log.warning("worker could not start (%s); retrying", exc)
         if burst or worker._shutdown_requested_date is not None:  # SIGTERM / SIGINT

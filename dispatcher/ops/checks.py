@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dispatcher.config import EMBEDDED_REDIS
 from dispatcher.extensions import db
+from dispatcher.redis_urls import connect_url
 
 #: how long a readiness probe waits on Redis before calling it unreachable
 REDIS_TIMEOUT = 2.0
@@ -123,7 +124,7 @@ def probe_redis(app: Flask) -> Redis:
         return redis_connection(app)
     client = app.extensions.get("dispatcher.redis_probe")
     if client is None:
-        client = Redis.from_url(
+        client = connect_url(
             settings.redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
         )
         app.extensions["dispatcher.redis_probe"] = client
