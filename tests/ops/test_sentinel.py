@@ -98,7 +98,9 @@ def sentinel_cluster(tmp_path):
 
 @needs_redis
 def test_the_app_follows_a_failover(app_config, sentinel_cluster):
-    from dispatcher.queues import redis_connection
+    from dispatcher.ops import logs
+    from dispatcher.queues import MAINTENANCE, get_queue, redis_connection
+    from dispatcher.worker import run_worker
 
     app = create_app({**app_config, "redis_url": sentinel_cluster["url"]})
     with app.app_context():
@@ -106,6 +108,9 @@ def test_the_app_follows_a_failover(app_config, sentinel_cluster):
         conn.set("before", "1")
         assert conn.connection_pool.get_master_address()[1] == sentinel_cluster["master_port"]
         assert app.test_client().get("/readyz").status_code == 200
+        job = get_queue(MAINTENANCE).enqueue(logs.clear)
+        run_worker(app, [MAINTENANCE], burst=True)  # a real worker, through the Sentinel
+        assert job.get_status(refresh=True) == "finished"
         time.sleep(0.5)  # replication is asynchronous: give it a moment before the crash
 
         sentinel_cluster["master"].send_signal(signal.SIGKILL)
