@@ -59,7 +59,7 @@ def sentinel_cluster(tmp_path):
     import redis
 
     master, replica, sentinel = _port(), _port(), _port()
-    common = f'bind 127.0.0.1\nsave ""\ndaemonize no\nrequirepass {PASSWORD}\n'
+    common = f'bind 127.0.0.1\nsave ""\ndaemonize no\nrequirepass {PASSWORD}\ndir {tmp_path}\n'
     common += f"masterauth {PASSWORD}\nrepl-diskless-sync-delay 0\n"
     procs = [
         _start("redis-server", f"port {master}\n{common}", tmp_path / "master.conf"),
@@ -74,7 +74,7 @@ def sentinel_cluster(tmp_path):
     procs.append(
         _start(
             "redis-sentinel",
-            f"port {sentinel}\nbind 127.0.0.1\ndaemonize no\n"
+            f"port {sentinel}\nbind 127.0.0.1\ndaemonize no\ndir {tmp_path}\n"
             f"sentinel monitor main 127.0.0.1 {master} 1\n"
             f"sentinel auth-pass main {PASSWORD}\n"
             "sentinel down-after-milliseconds main 1000\n"
