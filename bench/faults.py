@@ -62,6 +62,11 @@ class Plan:
     )
     #: the wipe right after accepting loses every push to the platform still queued
     payment_events: list[tuple[float, str]] = field(default_factory=lambda: [(0.0, "wipe")])
+    #: "hosts": process groups with their own instance folder, web, scheduler and workers,
+    #: sharing the database and Redis; with several, the last one is SIGKILLed whole (every
+    #: process at once, never restarted) when this fraction of the jobs is delivered
+    hosts: int = 1
+    kill_host_at: float | None = None
 
     def sandbox_faults(self) -> dict:
         return {
@@ -129,6 +134,7 @@ class Suite:
         self.kills = 0
         self.crashes: list[str] = []
         self.redis_log: list[str] = []
+        self.host_killed = ""
         self.app = None
 
     # -- set-up ----------------------------------------------------------------------------
@@ -168,11 +174,24 @@ class Suite:
             self.procs[name].start()
 
         add("sandbox", "sandbox", "--port", str(self.sandbox_port))
-        add("web", "web", "--port", str(self.web_port), "--workers", "2")
-        add("scheduler", "scheduler")
-        for queue, count in self.plan.workers.items():
-            for i in range(count):
-                add(f"worker-{queue}-{i}", "worker", "--queue", queue)
+        for host in range(self.plan.hosts):
+            prefix = self.host_prefix(host)
+            env = self.env
+            if host:  # its own instance folder and port, as on another machine
+                port = str(free_port())
+                env = {**self.env, "DISPATCHER_INSTANCE": str(self.dir / f"instance-{host}")}
+                env["PORT"] = port
+            self.procs[f"{prefix}web"] = Proc(
+                f"{prefix}web", ["web", "--port", env["PORT"], "--workers", "2"], env, logs
+            )
+            self.procs[f"{prefix}scheduler"] = Proc(f"{prefix}scheduler", ["scheduler"], env, logs)
+            for queue, count in self.plan.workers.items():
+                for i in range(count):
+                    name = f"{prefix}worker-{queue}-{i}"
+                    self.procs[name] = Proc(name, ["worker", "--queue", queue], env, logs)
+        for proc in self.procs.values():
+            if not proc.alive():
+                proc.start()
         wait_http(f"http://127.0.0.1:{self.sandbox_port}/_control")
         wait_http(f"http://127.0.0.1:{self.web_port}/")
         response = requests.post(
@@ -251,6 +270,9 @@ class Suite:
                 paid = counts.get("paid", 0)
                 if phase == "delivery":
                     self.redis_chaos(redis_events, done / self.plan.jobs)
+                    at = self.plan.kill_host_at
+                    if at is not None and not self.host_killed and done >= at * self.plan.jobs:
+                        self.kill_host(done / self.plan.jobs)
                     if done == self.plan.jobs:
                         phase = "payment"
                         print(f"all delivered after {now - started:.1f} s; accepting", flush=True)
@@ -317,6 +339,19 @@ class Suite:
                 db.session.rollback()
                 print(f"  could not accept delivery {delivery.id}: {exc}", flush=True)
 
+    def host_prefix(self, host: int) -> str:
+        return f"h{host}-" if self.plan.hosts > 1 else ""
+
+    def kill_host(self, progress: float) -> None:
+        """SIGKILL every process of the last host at once; it never comes back."""
+        prefix = self.host_prefix(self.plan.hosts - 1)
+        victims = [p for n, p in self.procs.items() if n.startswith(prefix)]
+        for proc in victims:
+            proc.kill()
+            self.restart_at[proc.name] = float("inf")
+        self.host_killed = f"{prefix.rstrip('-')} ({len(victims)} processes) at {progress:.0%}"
+        print(f"  host {self.host_killed} SIGKILLed for good", flush=True)
+
     # -- chaos -----------------------------------------------------------------------------
     def supervise(self, now: float) -> None:
         """Restart what we killed once its pause is over, and anything that died by itself."""
@@ -329,7 +364,7 @@ class Suite:
                 proc.start()
 
     def kill_one(self, now: float) -> None:
-        workers = [p for n, p in self.procs.items() if n.startswith("worker-") and p.alive()]
+        workers = [p for n, p in self.procs.items() if "worker-" in n and p.alive()]
         if not workers:
             return
         # Most kills land on a worker in the middle of a job (watched for up to 3 s);
@@ -480,6 +515,17 @@ class Suite:
             flush=True,
         )
 
+    def print_metrics(self) -> None:
+        """The counters /metrics shows at the end (host 0's web: its own processes' files)."""
+        try:
+            text = requests.get(f"http://127.0.0.1:{self.web_port}/metrics", timeout=10).text
+        except requests.RequestException as exc:
+            print(f"  -- /metrics unreachable: {exc}")
+            return
+        wanted = ("dispatcher_dispatch_attempts_total", "dispatcher_webhooks_total")
+        lines = [line for line in text.splitlines() if line.startswith(wanted)]
+        print("  -- /metrics (host 0):\n     " + "\n     ".join(lines))
+
     def report(self, result: figures.Figures, stats: dict) -> int:
         mode = "PostgreSQL" if self.scratch_db else "SQLite"
         print()
@@ -503,13 +549,16 @@ class Suite:
             f"payments {result.extra['paid_at_platform']}, double payments "
             f"{result.double_payments}; budget/reserved/spent {result.extra['budget']}"
         )
+        if self.plan.hosts > 1:
+            print(f"  -- {self.plan.hosts} hosts; killed whole: {self.host_killed or 'none'}")
+        self.print_metrics()
         if self.crashes:
             print(f"  -- processes that exited by themselves: {self.crashes}")
         problems = result.failures()
         if problems:
             print("FAILED: " + "; ".join(problems))
             for proc in self.procs.values():
-                if proc.name.startswith("worker-dispatch") or proc.name == "web":
+                if "worker-dispatch" in proc.name or proc.name.endswith("web"):
                     print(f"--- {proc.name}\n{proc.tail(20)}")
             return 1
         print("OK: nothing lost, nothing ordered or applied twice, nothing overspent")
@@ -523,12 +572,20 @@ def parse(argv: list[str]) -> tuple[Plan, argparse.Namespace]:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=None, help="seconds (default: by N)")
     parser.add_argument("--keep", action="store_true", help="keep the instance folder and logs")
+    parser.add_argument("--hosts", type=int, default=1, help="process groups sharing DB/Redis")
+    parser.add_argument(
+        "--kill-host", type=float, default=None, metavar="FRACTION",
+        help="SIGKILL the last host whole when this fraction is delivered",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     seed = args.seed if args.seed is not None else random.randrange(10**6)
     timeout = args.timeout or (200.0 if args.short else 600.0 + 1.2 * args.jobs)
     plan = Plan(jobs=args.jobs, short=args.short, seed=seed, timeout=timeout)
+    plan.hosts, plan.kill_host_at = max(1, args.hosts), args.kill_host
+    if plan.hosts > 1:  # the same machine plays every host: fewer workers on each
+        plan.workers = {"dispatch": 2, "inbound": 1, "maintenance": 1, "slow": 1}
     if args.short:
         plan.kill_every = (1.5, 4.0)
         plan.restart_after = (0.5, 5.0)
