@@ -34,7 +34,7 @@ from pathlib import Path
 import requests
 
 from bench import figures
-from bench.stack import Proc, RedisServer, cli, environment, free_port, wait_http
+from bench.stack import Proc, RedisServer, SentinelRedis, cli, environment, free_port, wait_http
 
 PRICE = 500
 #: statuses that count as "delivered or further"
@@ -67,6 +67,9 @@ class Plan:
     #: process at once, never restarted) when this fraction of the jobs is delivered
     hosts: int = 1
     kill_host_at: float | None = None
+    #: Redis behind Sentinel (Debian's redis-server and redis-sentinel): every Redis event
+    #: becomes a failover (the master SIGKILLed, the replica promoted)
+    sentinel: bool = False
 
     def sandbox_faults(self) -> dict:
         return {
@@ -114,7 +117,7 @@ class Suite:
         self.rng = random.Random(plan.seed)
         self.dir = Path(tempfile.mkdtemp(prefix="dispatcher-faults-"))
         self.keep = keep
-        self.redis = RedisServer(self.dir / "redis")
+        self.redis = (SentinelRedis if plan.sentinel else RedisServer)(self.dir / "redis")
         self.scratch_db: str | None = None
         self.database_url = self._database(database_url)
         self.web_port, self.sandbox_port = free_port(), free_port()
@@ -495,6 +498,9 @@ class Suite:
             if what == "restart":
                 down = self.redis.restart()
                 note = f"restarted (data kept, {down:.1f} s down)"
+            elif what == "failover":
+                down = self.redis.failover()
+                note = f"master SIGKILLed, replica promoted ({down:.1f} s to the first write)"
             elif what == "crash":
                 down = self.redis.crash()
                 note = f"crashed and restarted empty ({down:.1f} s down)"
@@ -574,6 +580,9 @@ def parse(argv: list[str]) -> tuple[Plan, argparse.Namespace]:
     parser.add_argument("--keep", action="store_true", help="keep the instance folder and logs")
     parser.add_argument("--hosts", type=int, default=1, help="process groups sharing DB/Redis")
     parser.add_argument(
+        "--sentinel", action="store_true", help="Redis behind Sentinel; Redis chaos = failovers"
+    )
+    parser.add_argument(
         "--kill-host", type=float, default=None, metavar="FRACTION",
         help="SIGKILL the last host whole when this fraction is delivered",
     )  # fmt: skip
@@ -584,6 +593,10 @@ def parse(argv: list[str]) -> tuple[Plan, argparse.Namespace]:
     timeout = args.timeout or (200.0 if args.short else 600.0 + 1.2 * args.jobs)
     plan = Plan(jobs=args.jobs, short=args.short, seed=seed, timeout=timeout)
     plan.hosts, plan.kill_host_at = max(1, args.hosts), args.kill_host
+    if args.sentinel:
+        plan.sentinel = True
+        plan.redis_events = [(0.3, "failover"), (0.7, "failover")]
+        plan.payment_events = [(0.3, "failover")]
     if plan.hosts > 1:  # the same machine plays every host: fewer workers on each
         plan.workers = {"dispatch": 2, "inbound": 1, "maintenance": 1, "slow": 1}
     if args.short:

@@ -127,13 +127,15 @@ def run_worker(app: Flask, queue_names: Sequence[str], *, burst: bool = False) -
     # (liveness.rescue_overdue, every few seconds) moves due retries instead.
     rq_scheduler = not is_sentinel(app.config["SETTINGS"].redis_url)
     while True:
-        with app.app_context():
-            worker = make_worker(app, [get_queue(n) for n in queue_names], redis_connection())
+        worker = None
         try:
+            with app.app_context():
+                worker = make_worker(app, [get_queue(n) for n in queue_names], redis_connection())
             worker.work(burst=burst, with_scheduler=rq_scheduler, logging_level="INFO")
-        except RedisError as exc:  # e.g. while registering, before the loop runs
+        except RedisError as exc:  # e.g. while registering, or no master during a failover
             log.warning("worker could not start (%s); retrying", exc)
-        if burst or worker._shutdown_requested_date is not None:  # SIGTERM / SIGINT
+        stopped = worker is not None and worker._shutdown_requested_date is not None
+        if burst or stopped:  # SIGTERM / SIGINT
             return
         log.warning("worker loop ended without a stop request; restarting in %ss", RESTART_DELAY)
         time.sleep(RESTART_DELAY)
