@@ -14,7 +14,7 @@ STATUS_MAP). Anything else becomes EventKind.UNKNOWN with the platform's word ke
 answers a repeated identical accept / reject / revision with 200 (a no-op), a different one
 with 409; ``decision`` reads what a submission holds from ``GET /orders/<id>`` (see
 DECISION_MAP). Copy this module when adding a platform that pushes webhooks (see
-ADDING_AN_ADAPTER.md).
+docs/adapters.md).
 """
 
 from __future__ import annotations

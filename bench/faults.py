@@ -41,7 +41,7 @@ from pathlib import Path
 import requests
 
 from bench import figures
-from bench.stack import Proc, RedisServer, cli, environment, free_port, wait_http
+from bench.stack import Proc, RedisServer, SentinelRedis, cli, environment, free_port, wait_http
 
 PRICE = 500
 MAX_PLACES = 5
@@ -66,7 +66,7 @@ class Plan:
     seed: int
     timeout: float
     workers: dict[str, int] = field(
-        default_factory=lambda: {"dispatch": 2, "inbound": 2, "maintenance": 1}
+        default_factory=lambda: {"dispatch": 2, "inbound": 2, "maintenance": 1, "slow": 1}
     )
     connect_timeout: float = 1.0
     read_timeout: float = 2.0
@@ -78,6 +78,14 @@ class Plan:
     )
     #: the wipe right after accepting loses every push to the platform still queued
     payment_events: list[tuple[float, str]] = field(default_factory=lambda: [(0.0, "wipe")])
+    #: "hosts": process groups with their own instance folder, web, scheduler and workers,
+    #: sharing the database and Redis; with several, the last one is SIGKILLed whole (every
+    #: process at once, never restarted) when this fraction of the jobs is delivered
+    hosts: int = 1
+    kill_host_at: float | None = None
+    #: Redis behind Sentinel (Debian's redis-server and redis-sentinel): every Redis event
+    #: becomes a failover (the master SIGKILLed, the replica promoted)
+    sentinel: bool = False
 
     def sandbox_faults(self) -> dict:
         return {
@@ -126,7 +134,7 @@ class Suite:
         self.rng = random.Random(plan.seed)
         self.dir = Path(tempfile.mkdtemp(prefix="dispatcher-faults-"))
         self.keep = keep
-        self.redis = RedisServer(self.dir / "redis")
+        self.redis = (SentinelRedis if plan.sentinel else RedisServer)(self.dir / "redis")
         self.scratch_db: str | None = None
         self.database_url = self._database(database_url)
         self.web_port, self.sandbox_port = free_port(), free_port()
@@ -146,6 +154,7 @@ class Suite:
         self.kills = 0
         self.crashes: list[str] = []
         self.redis_log: list[str] = []
+        self.host_killed = ""
         self.app = None
         self.scenarios: dict[int, set[str]] = {}
         self.observed: dict[str, int] = defaultdict(int)
@@ -188,11 +197,24 @@ class Suite:
             self.procs[name].start()
 
         add("sandbox", "sandbox", "--port", str(self.sandbox_port))
-        add("web", "web", "--port", str(self.web_port), "--workers", "2")
-        add("scheduler", "scheduler")
-        for queue, count in self.plan.workers.items():
-            for i in range(count):
-                add(f"worker-{queue}-{i}", "worker", "--queue", queue)
+        for host in range(self.plan.hosts):
+            prefix = self.host_prefix(host)
+            env = self.env
+            if host:  # its own instance folder and port, as on another machine
+                port = str(free_port())
+                env = {**self.env, "DISPATCHER_INSTANCE": str(self.dir / f"instance-{host}")}
+                env["PORT"] = port
+            self.procs[f"{prefix}web"] = Proc(
+                f"{prefix}web", ["web", "--port", env["PORT"], "--workers", "2"], env, logs
+            )
+            self.procs[f"{prefix}scheduler"] = Proc(f"{prefix}scheduler", ["scheduler"], env, logs)
+            for queue, count in self.plan.workers.items():
+                for i in range(count):
+                    name = f"{prefix}worker-{queue}-{i}"
+                    self.procs[name] = Proc(name, ["worker", "--queue", queue], env, logs)
+        for proc in self.procs.values():
+            if not proc.alive():
+                proc.start()
         wait_http(f"http://127.0.0.1:{self.sandbox_port}/_control")
         wait_http(f"http://127.0.0.1:{self.web_port}/")
         response = requests.post(
@@ -285,6 +307,9 @@ class Suite:
                 counts = self.statuses(goal_id)
                 settled = counts.get("paid", 0) + counts.get("cancelled", 0)
                 self.redis_chaos(redis_events, settled / self.plan.jobs)
+                at = self.plan.kill_host_at
+                if at is not None and not self.host_killed and settled >= at * self.plan.jobs:
+                    self.kill_host(settled / self.plan.jobs)
                 if now >= next_kill:
                     self.kill_one(now)
                     next_kill = now + self.rng.uniform(*self.plan.kill_every)
@@ -549,6 +574,19 @@ class Suite:
     def settled(self, goal_id: int) -> bool:
         return not self.unsettled(goal_id)
 
+    def host_prefix(self, host: int) -> str:
+        return f"h{host}-" if self.plan.hosts > 1 else ""
+
+    def kill_host(self, progress: float) -> None:
+        """SIGKILL every process of the last host at once; it never comes back."""
+        prefix = self.host_prefix(self.plan.hosts - 1)
+        victims = [p for n, p in self.procs.items() if n.startswith(prefix)]
+        for proc in victims:
+            proc.kill()
+            self.restart_at[proc.name] = float("inf")
+        self.host_killed = f"{prefix.rstrip('-')} ({len(victims)} processes) at {progress:.0%}"
+        print(f"  host {self.host_killed} SIGKILLed for good", flush=True)
+
     # -- chaos -----------------------------------------------------------------------------
     def supervise(self, now: float) -> None:
         """Restart what we killed once its pause is over, and anything that died by itself."""
@@ -561,7 +599,7 @@ class Suite:
                 proc.start()
 
     def kill_one(self, now: float) -> None:
-        workers = [p for n, p in self.procs.items() if n.startswith("worker-") and p.alive()]
+        workers = [p for n, p in self.procs.items() if "worker-" in n and p.alive()]
         if not workers:
             return
         # Most kills land on a worker in the middle of a job (watched for up to 3 s);
@@ -692,6 +730,9 @@ class Suite:
             if what == "restart":
                 down = self.redis.restart()
                 note = f"restarted (data kept, {down:.1f} s down)"
+            elif what == "failover":
+                down = self.redis.failover()
+                note = f"master SIGKILLed, replica promoted ({down:.1f} s to the first write)"
             elif what == "crash":
                 down = self.redis.crash()
                 note = f"crashed and restarted empty ({down:.1f} s down)"
@@ -712,6 +753,17 @@ class Suite:
             f"(jobs hit {len(self.killed)}, waiting {waiting}) redis={len(self.redis_log)}",
             flush=True,
         )
+
+    def print_metrics(self) -> None:
+        """The counters /metrics shows at the end (host 0's web: its own processes' files)."""
+        try:
+            text = requests.get(f"http://127.0.0.1:{self.web_port}/metrics", timeout=10).text
+        except requests.RequestException as exc:
+            print(f"  -- /metrics unreachable: {exc}")
+            return
+        wanted = ("dispatcher_dispatch_attempts_total", "dispatcher_webhooks_total")
+        lines = [line for line in text.splitlines() if line.startswith(wanted)]
+        print("  -- /metrics (host 0):\n     " + "\n     ".join(lines))
 
     def report(self, result: figures.Figures, stats: dict) -> int:
         mode = "PostgreSQL" if self.scratch_db else "SQLite"
@@ -737,13 +789,16 @@ class Suite:
             f"late deliveries {result.extra['late deliveries']}"
         )
         print(f"  -- jobs {result.extra['statuses']}; assignments {result.extra['places']}")
+        if self.plan.hosts > 1:
+            print(f"  -- {self.plan.hosts} hosts; killed whole: {self.host_killed or 'none'}")
+        self.print_metrics()
         if self.crashes:
             print(f"  -- processes that exited by themselves: {self.crashes}")
         problems = result.failures()
         if problems:
             print("FAILED: " + "; ".join(problems))
             for proc in self.procs.values():
-                if proc.name.startswith("worker-dispatch") or proc.name == "web":
+                if "worker-dispatch" in proc.name or proc.name.endswith("web"):
                     print(f"--- {proc.name}\n{proc.tail(20)}")
             return 1
         print("OK: every counter 0, and every kind of chaos happened")
@@ -757,12 +812,27 @@ def parse(argv: list[str]) -> tuple[Plan, argparse.Namespace]:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=None, help="seconds (default: by N)")
     parser.add_argument("--keep", action="store_true", help="keep the instance folder and logs")
+    parser.add_argument("--hosts", type=int, default=1, help="process groups sharing DB/Redis")
+    parser.add_argument(
+        "--sentinel", action="store_true", help="Redis behind Sentinel; Redis chaos = failovers"
+    )
+    parser.add_argument(
+        "--kill-host", type=float, default=None, metavar="FRACTION",
+        help="SIGKILL the last host whole when this fraction is delivered",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     seed = args.seed if args.seed is not None else random.randrange(10**6)
     timeout = args.timeout or (200.0 if args.short else 600.0 + 1.2 * args.jobs)
     plan = Plan(jobs=args.jobs, short=args.short, seed=seed, timeout=timeout)
+    plan.hosts, plan.kill_host_at = max(1, args.hosts), args.kill_host
+    if args.sentinel:
+        plan.sentinel = True
+        plan.redis_events = [(0.3, "failover"), (0.7, "failover")]
+        plan.payment_events = [(0.3, "failover")]
+    if plan.hosts > 1:  # the same machine plays every host: fewer workers on each
+        plan.workers = {"dispatch": 2, "inbound": 1, "maintenance": 1, "slow": 1}
     if args.short:
         plan.kill_every = (1.5, 4.0)
         plan.restart_after = (0.5, 5.0)

@@ -213,3 +213,111 @@ def environment(**values: str) -> dict[str, str]:
     env.update(values)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+class SentinelRedis:
+    """Debian's redis-server as master and replica, watched by one redis-sentinel, all on
+    loopback TCP ports. `failover()` SIGKILLs the current master: Sentinel promotes the
+    replica (a couple of seconds) and every client of the `redis+sentinel://` URL follows it.
+    Recent writes may be lost on the way (replication is asynchronous): Redis is a transport,
+    the database the truth."""
+
+    SERVICE = "main"
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.ports = {"a": free_port(), "b": free_port(), "sentinel": free_port()}
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.failovers: list[float] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.ports['sentinel']}/{self.SERVICE}"
+
+    def client(self) -> redis.Redis:
+        from redis.sentinel import Sentinel
+
+        sentinel = Sentinel([("127.0.0.1", self.ports["sentinel"])], socket_timeout=2)
+        return sentinel.master_for(self.SERVICE, socket_timeout=10, retry=Retry(NoBackoff(), 0))
+
+    def _run(self, name: str, binary: str, config: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{name}.conf"
+        path.write_text(config)
+        log = self.directory / f"{name}.log"
+        self.procs[name] = subprocess.Popen(
+            [binary, str(path)], stdout=log.open("ab"), stderr=subprocess.STDOUT
+        )
+
+    def _server(self, name: str, replica_of: int | None = None) -> None:
+        config = (
+            f'port {self.ports[name]}\nbind 127.0.0.1\ndaemonize no\nsave ""\n'
+            f"dir {self.directory}\ndbfilename {name}.rdb\nmaxmemory-policy noeviction\n"
+            "repl-diskless-sync-delay 0\n"
+        )
+        if replica_of:
+            config += f"replicaof 127.0.0.1 {replica_of}\n"
+        self._run(name, "redis-server", config)
+
+    def start(self) -> None:
+        self._server("a")
+        self._server("b", replica_of=self.ports["a"])
+        replica = redis.Redis(port=self.ports["b"], socket_timeout=2)
+        _until(lambda: replica.info("replication").get("master_link_status") == "up", 20)
+        self._run(
+            "sentinel",
+            "redis-sentinel",
+            f"port {self.ports['sentinel']}\nbind 127.0.0.1\ndaemonize no\n"
+            f"dir {self.directory}\n"
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.ports['a']} 1\n"
+            f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+            f"sentinel failover-timeout {self.SERVICE} 5000\n",
+        )
+        _until(lambda: self.client().ping(), 20)
+
+    def master(self) -> str:
+        port = self.client().connection_pool.get_master_address()[1]
+        return next(name for name, p in self.ports.items() if p == port)
+
+    def failover(self) -> float:
+        """SIGKILL the master; return seconds until the promoted replica takes writes. The
+        killed server comes back as a replica of the new master, so a later failover works."""
+        old = self.master()
+        started = time.monotonic()
+        self.procs[old].kill()
+        self.procs[old].wait(timeout=30)
+        _until(lambda: self.master() != old and self.client().set("failover-probe", "1"), 60)
+        took = time.monotonic() - started
+        self._server(old, replica_of=self.ports[self.master()])
+        self.failovers.append(took)
+        return took
+
+    def restart(self) -> float:
+        return self.failover()
+
+    def crash(self) -> float:
+        return self.failover()
+
+    def wipe(self) -> None:
+        with self.client() as conn:
+            conn.flushall()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _until(probe, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(RedisError, OSError):
+            if probe():
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"not ready after {seconds}s")

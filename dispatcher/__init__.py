@@ -8,6 +8,14 @@ from typing import Any
 from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+
+
+def asset_dir(name: str) -> Path:
+    """Where `templates` or `migrations` live: inside the package in an installed wheel
+    (setup.py copies them there), else at the root of the checkout."""
+    shipped = PACKAGE / name
+    return shipped if shipped.is_dir() else ROOT / name
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -31,7 +39,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_path=str(settings.instance_path),
-        template_folder=str(ROOT / "templates"),
+        template_folder=str(asset_dir("templates")),
         static_folder="static",
     )
     app.config.update(
@@ -53,13 +61,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     enforce_sqlite_foreign_keys(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    migrate.init_app(app, db, directory=str(asset_dir("migrations")))
     login_manager.init_app(app)
     csrf.init_app(app)
     queues.init_app(app)
     app.extensions["dispatcher.adapters"] = AdapterRegistry(settings)
 
-    from dispatcher import http_errors, models  # noqa: F401  (models register their tables)
+    from dispatcher import http_errors, models, ops  # noqa: F401  (models register their tables)
     from dispatcher.api import init_api
     from dispatcher.inbound.webhooks import bp as webhooks_bp
     from dispatcher.web import register_blueprints
@@ -69,6 +77,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(webhooks_bp)
     app.register_blueprint(webhooks_bp)
     register_blueprints(app)
+    ops.init_app(app)
     http_errors.init_app(app)
     security.init_app(app)
     return app

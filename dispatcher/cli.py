@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -15,7 +18,10 @@ from flask.cli import FlaskGroup, with_appcontext
 
 def _create_app():
     from dispatcher import create_app
+    from dispatcher.config import default_instance
+    from dispatcher.ops import prepare_process
 
+    prepare_process(default_instance())  # before anything imports prometheus-client
     return create_app()
 
 
@@ -35,7 +41,8 @@ def _settings():
 @with_appcontext
 def web(host: str, port: int | None, workers: int) -> None:
     """Serve the web app with gunicorn."""
-    port = port or _settings().web_port
+    settings = _settings()
+    port = port or settings.web_port
     os.execv(
         sys.executable,
         [
@@ -44,9 +51,22 @@ def web(host: str, port: int | None, workers: int) -> None:
             "--bind", f"{host}:{port}",
             "--access-logfile", "-",
             "--graceful-timeout", "5",
+            "--control-socket", control_socket(settings.instance_path, port),
+            "--config", "python:dispatcher.ops.gunicorn_conf",
             "dispatcher:create_app()",
         ],
     )  # fmt: skip
+
+
+def control_socket(instance_path: Path, port: int) -> str:
+    """gunicorn's control socket, one per instance and port (its default is one per user, so
+    two `dispatcher web` on one host took each other's). Unix socket paths are short: a long
+    instance path gets a hashed name under the temp folder instead."""
+    path = instance_path / f"gunicorn-{port}.ctl"
+    if len(str(path)) < 100:
+        return str(path)
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    return str(Path(tempfile.gettempdir()) / f"dispatcher-{digest}.ctl")
 
 
 @main.command()
@@ -64,8 +84,8 @@ def worker(queue_names: tuple[str, ...], burst: bool) -> None:
 @main.command()
 @with_appcontext
 def scheduler() -> None:
-    """Enqueue the periodic jobs (dispatcher/periodic.py) on time."""
-    from dispatcher.worker import run_scheduler
+    """Enqueue the periodic jobs on time (one scheduler at a time holds the lease)."""
+    from dispatcher.scheduler import run_scheduler
 
     run_scheduler(current_app._get_current_object())
 
@@ -108,6 +128,65 @@ def demo() -> None:
 
 
 @main.command()
+@click.option("--alive", is_flag=True, help="only: is a worker or scheduler of this host alive")
+@with_appcontext
+def check(alive: bool) -> None:
+    """Check settings, database, Redis and migrations; exit 1 if any fails."""
+    from dispatcher.ops.checks import check_alive_here, everything
+
+    app = current_app._get_current_object()
+    checks = [check_alive_here(app)] if alive else everything(app)
+    _table(
+        ["check", "ok", "detail"], [[c.name, "ok" if c.ok else "FAIL", c.detail] for c in checks]
+    )
+    if not all(c.ok for c in checks):
+        sys.exit(1)
+
+
+@main.command()
+@with_appcontext
+def stats() -> None:
+    """Queue depths, the oldest waiting job, and open dispatches per channel."""
+    from redis.exceptions import RedisError
+
+    from dispatcher.ops.stats import open_dispatches, queue_depths
+
+    try:
+        depths = queue_depths()
+    except RedisError as exc:
+        raise click.ClickException(f"Redis is unreachable: {exc}") from exc
+    _table(
+        ["queue", "queued", "running", "scheduled", "failed", "oldest (s)"],
+        [[q.name, q.queued, q.running, q.scheduled, q.failed, f"{q.oldest_seconds:.0f}"]
+         for q in depths],
+    )  # fmt: skip
+    click.echo()
+    open_ = open_dispatches()
+    _table(
+        ["channel", "pending", "placed"],
+        [[name, c.get("pending", 0), c.get("placed", 0)] for name, c in sorted(open_.items())]
+        or [["(none)", 0, 0]],
+    )
+
+
+@main.command()
+def machines() -> None:
+    """Print every state machine's transition table as Markdown (docs/state-machines.md)."""
+    from dispatcher.ops.machines_doc import render_markdown
+
+    click.echo(render_markdown(), nl=False)
+
+
+def _table(header: list[str], rows: list[list]) -> None:
+    cells = [header, *[[str(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for n, row in enumerate(cells):
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            click.echo("  ".join("-" * w for w in widths))
+
+
+@main.command()
 @click.option("--port", type=int, default=None)
 @with_appcontext
 def up(port: int | None) -> None:
@@ -130,6 +209,7 @@ def up(port: int | None) -> None:
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}"),
         "PYTHONUNBUFFERED": "1",
     }
+    _clear_metrics()  # counters start from zero with the processes that write them
     click.echo("migrating the database...")
     upgrade()
     seed_demo()
@@ -177,6 +257,13 @@ def up_banner(settings, port: int, demo_email: str, demo_password: str) -> str:
         f"  redis: {mask_password(redis_note)}; database: {mask_password(settings.database_url)}\n"
         "  Ctrl-C stops everything.\n"
     )
+
+
+def _clear_metrics() -> None:
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink(missing_ok=True)
 
 
 def _terminate(children: dict[str, subprocess.Popen]) -> None:

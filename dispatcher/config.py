@@ -28,6 +28,11 @@ KNOWN_DEFAULTS = frozenset(
 )  # fmt: skip
 
 
+def default_instance() -> Path:
+    """The instance folder before settings are read (the `dispatcher` command needs it first)."""
+    return _default_instance()
+
+
 def _default_instance() -> Path:
     return Path(os.environ.get("DISPATCHER_INSTANCE", Path.cwd() / "instance")).resolve()
 
@@ -61,6 +66,10 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
     mail_from: str = "dispatcher@localhost"
+    #: "plain" (text for people) or "json" (one object per line, for log shippers)
+    log_format: str = "plain"
+    #: bearer token /metrics asks for; without one it answers loopback clients only
+    metrics_token: str = ""
     testing: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -115,6 +124,8 @@ _OPTIONAL: list[tuple[str, str, Any]] = [
     ("smtp_host", "SMTP_HOST", str),
     ("smtp_port", "SMTP_PORT", int),
     ("mail_from", "MAIL_FROM", str),
+    ("log_format", "LOG_FORMAT", lambda v: _choice(v, ("plain", "json"))),
+    ("metrics_token", "METRICS_TOKEN", str),
 ]
 
 
@@ -168,6 +179,13 @@ def mask_password(url: str) -> str:
         host = f"[{host}]"
     port = f":{parts.port}" if parts.port else ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def _choice(value: str, allowed: tuple[str, ...]) -> str:
+    value = value.strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+    return value
 
 
 def _fernet_key() -> str:

@@ -1,4 +1,4 @@
-"""Every periodic job, in one list, registered with RQ's CronScheduler by `dispatcher scheduler`."""
+"""Every periodic job, in one list, enqueued on time by `dispatcher scheduler` (scheduler.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from dispatcher.queues import MAINTENANCE
 
-#: Modules that expose PERIODIC_JOBS = [(func, interval_seconds), ...]
+#: Modules that expose PERIODIC_JOBS = [(func, interval_seconds[, queue]), ...]
 SOURCES = (
     "dispatcher.dispatch.maintenance",
     "dispatcher.inbound.polling",
@@ -34,5 +34,5 @@ def periodic_jobs() -> list[Periodic]:
             if exc.name != name:
                 raise
             continue
-        jobs.extend(Periodic(func, int(interval)) for func, interval in module.PERIODIC_JOBS)
+        jobs.extend(Periodic(entry[0], int(entry[1]), *entry[2:]) for entry in module.PERIODIC_JOBS)
     return jobs

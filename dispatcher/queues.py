@@ -15,11 +15,15 @@ from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
 from dispatcher.config import EMBEDDED_REDIS, Settings
+from dispatcher.redis_urls import connect_url
 
 DISPATCH = "dispatch"
 INBOUND = "inbound"
 MAINTENANCE = "maintenance"
-ALL_QUEUES = (DISPATCH, INBOUND, MAINTENANCE)
+#: slow work (mail and digests, imports, polling platforms) has its own queue and worker, so
+#: it never waits in line ahead of dispatch, webhook apply or the reconciler
+SLOW = "slow"
+ALL_QUEUES = (DISPATCH, INBOUND, MAINTENANCE, SLOW)
 
 _EXT_KEY = "dispatcher.redis"
 
@@ -33,7 +37,7 @@ def connect(settings: Settings) -> Redis:
             str(settings.embedded_redis_path),
             serverconfig={"maxmemory-policy": "noeviction"},
         )
-    return Redis.from_url(settings.redis_url)
+    return connect_url(settings.redis_url)
 
 
 def redis_url_for_children(conn: Redis, settings: Settings) -> str:

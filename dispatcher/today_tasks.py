@@ -15,4 +15,4 @@ def send_digests() -> int:
     return len(send_due_digests())
 
 
-PERIODIC_JOBS = [(send_digests, DIGEST_INTERVAL_SECONDS)]
+PERIODIC_JOBS = [(send_digests, DIGEST_INTERVAL_SECONDS, "slow")]  # SMTP waits: queues.SLOW

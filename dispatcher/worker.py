@@ -30,6 +30,8 @@ from rq import Queue, SimpleWorker
 
 from dispatcher.dispatch import liveness
 from dispatcher.extensions import db
+from dispatcher.ops import logs
+from dispatcher.redis_urls import is_sentinel
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,13 @@ class AppWorker(SimpleWorker):
     flask_app: Flask
 
     def perform_job(self, job, queue, *args, **kwargs):
+        liveness.mark_started(self.connection, self.name, job.id)
         with self.flask_app.app_context():
+            logs.bind_rq_job(job)
             try:
                 return super().perform_job(job, queue, *args, **kwargs)
             finally:
+                logs.clear()
                 db.session.remove()
 
     def work(self, *args, **kwargs):
@@ -117,38 +122,20 @@ def run_worker(app: Flask, queue_names: Sequence[str], *, burst: bool = False) -
     from dispatcher.queues import get_queue, redis_connection
 
     reconcile_now(app)
+    # RQ's scheduler rebuilds its connection from the pool's class and arguments, which a
+    # Sentinel-managed pool cannot be rebuilt from: behind Sentinel, the maintenance pass
+    # (liveness.rescue_overdue, every few seconds) moves due retries instead.
+    rq_scheduler = not is_sentinel(app.config["SETTINGS"].redis_url)
     while True:
-        with app.app_context():
-            worker = make_worker(app, [get_queue(n) for n in queue_names], redis_connection())
+        worker = None
         try:
-            worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
-        except RedisError as exc:  # e.g. while registering, before the loop runs
+            with app.app_context():
+                worker = make_worker(app, [get_queue(n) for n in queue_names], redis_connection())
+            worker.work(burst=burst, with_scheduler=rq_scheduler, logging_level="INFO")
+        except RedisError as exc:  # e.g. while registering, or no master during a failover
             log.warning("worker could not start (%s); retrying", exc)
-        if burst or worker._shutdown_requested_date is not None:  # SIGTERM / SIGINT
+        stopped = worker is not None and worker._shutdown_requested_date is not None
+        if burst or stopped:  # SIGTERM / SIGINT
             return
         log.warning("worker loop ended without a stop request; restarting in %ss", RESTART_DELAY)
         time.sleep(RESTART_DELAY)
-
-
-def run_scheduler(app: Flask) -> None:
-    """Enqueue the periodic jobs (dispatcher/periodic.py) on time; outlive Redis restarts."""
-    from rq.cron import CronScheduler
-    from rq.exceptions import SchedulerNotFound
-
-    from dispatcher.periodic import periodic_jobs
-    from dispatcher.queues import redis_connection
-
-    with app.app_context():
-        connection = redis_connection()
-    while True:
-        cron = CronScheduler(connection=connection)
-        for job in periodic_jobs():
-            cron.register(job.func, queue_name=job.queue, interval=job.interval, result_ttl=0)
-        try:
-            cron.start()  # returns on SIGTERM / SIGINT
-            return
-        except SchedulerNotFound:
-            return  # stopping after Redis was wiped: nothing left to unregister
-        except RedisError as exc:
-            log.warning("scheduler lost Redis (%s); restarting in %ss", exc, RESTART_DELAY)
-            time.sleep(RESTART_DELAY)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from dispatcher.errors import CircuitOpen
+from dispatcher.redis_clock import redis_now
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,7 @@ class CircuitBreaker:
         threshold: int = 10,
         reset_seconds: float = 30.0,
         probe_seconds: float = 30.0,
-        clock=time.time,
+        clock=None,
     ):
         if threshold < 1:
             raise ValueError("threshold must be at least 1")
@@ -109,7 +111,8 @@ class CircuitBreaker:
         self.threshold = threshold
         self.reset_seconds = reset_seconds
         self.probe_seconds = probe_seconds
-        self.clock = clock
+        #: Redis's clock by default: the breaker's timers are judged by workers on any host
+        self.clock = clock or (lambda: redis_now(self.connection))
         self.key = KEY_PREFIX + name
         self._skip_until = 0.0
         self._before = connection.register_script(_BEFORE)
@@ -137,16 +140,16 @@ class CircuitBreaker:
             )
 
     def record_success(self) -> None:
-        self._run(self._success, [])
+        self._run(self._success, list)
 
     def record_failure(self) -> None:
-        self._run(self._failure, [self.clock(), self.threshold])
+        self._run(self._failure, lambda: [self.clock(), self.threshold])
 
-    def _run(self, script, args: list[Any]) -> None:
+    def _run(self, script, args: Callable[[], list[Any]]) -> None:
         if self._redis_down():
             return
         try:
-            script(keys=[self.key], args=args)
+            script(keys=[self.key], args=args())
         except RedisError as exc:
             self._skip_redis(exc)
 

@@ -13,7 +13,6 @@ reconciler then sees no live job for the row and enqueues it again.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 
 from redis import Redis
@@ -26,10 +25,12 @@ from rq.utils import now as utcnow
 from rq.utils import parse_composite_key, utcformat, utcparse
 
 from dispatcher.queues import ALL_QUEUES
+from dispatcher.redis_clock import redis_now
 
 log = logging.getLogger(__name__)
 
 ALIVE_PREFIX = "dispatcher:alive:"
+YOUNG_PREFIX = "dispatcher:young:"
 HEARTBEAT_SECONDS = 3
 ALIVE_TTL = 10
 #: a job that says queued but is not in its queue after this long is treated as lost
@@ -40,7 +41,16 @@ OVERDUE_SECONDS = 5
 
 
 def mark_alive(connection: Redis, worker_name: str) -> None:
-    connection.set(ALIVE_PREFIX + worker_name, str(time.time()), ex=ALIVE_TTL)
+    connection.set(ALIVE_PREFIX + worker_name, "1", ex=ALIVE_TTL)
+
+
+def mark_started(connection: Redis, worker_name: str, job_id: str) -> None:
+    """At the start of a job: the worker is alive, and the job is young for ALIVE_TTL
+    seconds. Both expire on Redis's clock, so no host's clock is compared with another's."""
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.set(ALIVE_PREFIX + worker_name, "1", ex=ALIVE_TTL)
+        pipe.set(YOUNG_PREFIX + job_id, worker_name, ex=ALIVE_TTL)
+        pipe.execute()
 
 
 def is_alive(connection: Redis, worker_name: str) -> bool:
@@ -49,7 +59,6 @@ def is_alive(connection: Redis, worker_name: str) -> bool:
 
 def recover_abandoned(connection: Redis, queue_names: Iterable[str] = ALL_QUEUES) -> list[str]:
     """Hand the jobs of dead workers to RQ's abandoned-job handling; return their ids."""
-    now = time.time()
     abandoned: list[str] = []
     for name in queue_names:
         registry = StartedJobRegistry(name, connection=connection)
@@ -61,10 +70,11 @@ def recover_abandoned(connection: Redis, queue_names: Iterable[str] = ALL_QUEUES
             if not data:
                 continue  # no record to judge by: RQ's own expiry will handle it
             worker = data.get(b"worker_name", b"").decode()
-            started = float(data.get(b"created_at", now))
             # A job younger than the key's TTL may belong to a worker whose key was just lost
             # with a wiped Redis and is not beaten back yet: wait that long before judging.
-            if now - started < ALIVE_TTL or is_alive(connection, worker):
+            # "Younger" is a key that Redis expires, not the started time that the worker's
+            # host wrote compared with this host's clock.
+            if connection.exists(YOUNG_PREFIX + job_id) or is_alive(connection, worker):
                 continue
             log.warning("job %s: worker %s is gone; recovering it", job_id, worker or "?")
             # Its run has ended (with its worker): recorded, so that a retry asked to go to
@@ -87,7 +97,7 @@ def live_job_ids(connection: Redis, job_ids: list[str]) -> set[str]:
     for job_id in job_ids:
         pipe.hmget(Job.key_for(job_id), "status", "origin", "enqueued_at")
     rows = pipe.execute()
-    now = time.time()
+    now = redis_now(connection)
     live: set[str] = set()
     for job_id, (status, origin, enqueued_at) in zip(job_ids, rows, strict=True):
         status = status.decode() if status else None
@@ -110,7 +120,7 @@ def rescue_overdue(connection: Redis, queue_names: Iterable[str] = ALL_QUEUES) -
 
     Racing a scheduler that wakes up at the same moment can queue a job twice; every task
     here is safe to run twice (leases, conditional updates), so that costs one no-op run."""
-    cutoff = time.time() - OVERDUE_SECONDS
+    cutoff = redis_now(connection) - OVERDUE_SECONDS
     rescued: list[str] = []
     for name in queue_names:
         registry = ScheduledJobRegistry(name, connection=connection)

@@ -44,6 +44,7 @@ from dispatcher.journal import note
 from dispatcher.lifecycle import AssignmentState
 from dispatcher.models import Dispatch, DispatchState, PushState, Review
 from dispatcher.models._base import utcnow
+from dispatcher.ops import metrics
 from dispatcher.queues import DISPATCH, enqueue_once
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ def claim(dispatch_id: int) -> Dispatch | None:
     return dispatch
 
 
+@metrics.observe_dispatch
 def send_dispatch(dispatch_id: int) -> str | Retry:
     """Place one dispatch at its platform, safely under retries and worker deaths."""
     dispatch = claim(dispatch_id)

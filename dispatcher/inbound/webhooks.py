@@ -31,6 +31,7 @@ from dispatcher.errors import PayloadError, SignatureError, Unsupported
 from dispatcher.extensions import db
 from dispatcher.http_errors import problem
 from dispatcher.models import Connection, InboundEvent
+from dispatcher.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ APPLY_TIMEOUT = 60
 
 
 @bp.post("/<adapter_name>")
+@metrics.count_webhook
 def receive_unscoped(adapter_name: str):
     """The per-adapter URL of old: every connection has its own URL and secret now."""
     if adapter_name not in current_app.extensions["dispatcher.adapters"]:
@@ -55,6 +57,7 @@ def receive_unscoped(adapter_name: str):
 
 
 @bp.post("/<adapter_name>/<path>")
+@metrics.count_webhook
 def receive(adapter_name: str, path: str):
     connection = db.session.scalars(
         select(Connection).where(

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import login_required
 from redis.exceptions import RedisError
-from rq import Queue
 from sqlalchemy import select
 
 from dispatcher import connections
@@ -24,7 +23,7 @@ from dispatcher.errors import NotFound
 from dispatcher.extensions import db
 from dispatcher.inbound.apply import dispatches_of, retry_quarantined
 from dispatcher.models import Dispatch, DispatchState, InboundEvent
-from dispatcher.queues import ALL_QUEUES, redis_connection
+from dispatcher.ops.stats import QueueDepth, queue_depths
 from dispatcher.scoping import get_owned, owned
 from dispatcher.web.common import REFUSALS, actor, owner_id, refuse
 
@@ -32,15 +31,6 @@ bp = Blueprint("status", __name__)
 
 #: how many rows of each list the page shows
 LIMIT = 100
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    name: str
-    queued: int
-    running: int
-    scheduled: int
-    failed: int
 
 
 @dataclass(frozen=True)
@@ -103,23 +93,6 @@ def retry_inbound(inbound_id: int):
     else:
         flash(f"Webhook {inbound.event_id} is being applied again.", "success")
     return redirect(url_for("status.index"), code=303)
-
-
-def queue_depths() -> list[QueueDepth]:
-    conn = redis_connection()
-    depths = []
-    for name in ALL_QUEUES:
-        queue = Queue(name, connection=conn)
-        depths.append(
-            QueueDepth(
-                name=name,
-                queued=queue.count,
-                running=queue.started_job_registry.count,
-                scheduled=queue.scheduled_job_registry.count,
-                failed=queue.failed_job_registry.count,
-            )
-        )
-    return depths
 
 
 def _owned_dispatches(state: str, order) -> list[Dispatch]:

@@ -184,3 +184,25 @@ def test_scheduled_jobs_on_time_are_left_to_the_scheduler(three, redis_server):
     queue.schedule_job(job, datetime.now(UTC) + timedelta(seconds=30))
     assert job.id in liveness.live_job_ids(conn, [job.id])
     assert liveness.rescue_overdue(conn) == []
+
+
+def test_a_host_whose_clock_runs_ahead_leaves_a_just_started_job_alone(
+    three, redis_server, monkeypatch
+):
+    """Issue 13: liveness is judged by Redis's clock. A job that started a moment ago on a
+    worker whose key was lost (Redis wiped, the heartbeat not back yet) is left alone, even
+    by a host whose own clock runs 30 s ahead of the worker's."""
+    conn = redis_connection()
+    queue = Queue(DISPATCH, connection=conn)
+    job = queue.fetch_job(queued_ids(DISPATCH)[0])
+    with conn.pipeline() as pipe:
+        queue.remove(job, pipeline=pipe)
+        job.set_status(JobStatus.STARTED, pipeline=pipe)
+        Execution.create(job, ttl=600, pipeline=pipe, worker_name="w-new")
+        pipe.execute()
+    liveness.mark_started(conn, "w-new", job.id)
+    conn.delete(liveness.ALIVE_PREFIX + "w-new")  # the worker's key is lost; it lives on
+    ahead = time.time() + 30
+    monkeypatch.setattr(time, "time", lambda: ahead)  # this host only; Redis keeps its own
+    assert liveness.recover_abandoned(conn) == []
+    assert job.get_status(refresh=True) == JobStatus.STARTED
