@@ -295,6 +295,8 @@ class TreeNode:
     children: list[TreeNode] = field(default_factory=list)
     progress: Progress = field(default_factory=Progress)
     status: Status = Status.DRAFT
+    #: a parent's leaves, group by group (None for a leaf): what pages show for a parent
+    summary: lifecycle.Summary | None = None
 
     @property
     def is_leaf(self) -> bool:
@@ -319,6 +321,7 @@ def goal_tree(goal: Goal) -> list[TreeNode]:
                 node.progress.add(child.progress)
                 leaves.extend(_leaf_statuses(child))
             node.status = lifecycle.derived_status(leaves)
+            node.summary = lifecycle.summarize(leaves)
         else:
             node.status = Status(job.status)
             if job.status != Status.CANCELLED:

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from dispatcher.lifecycle import Status, allowed_actions, derived_status
+from dispatcher.lifecycle import Status, allowed_actions, derived_status, summarize
 from dispatcher.models import DELIVERABLE_KINDS, MODES, MicroJob
 from dispatcher.schemas.common import MAX_INT, Text, cents_field, count_field, title_field
 from dispatcher.schemas.goals import ProgressSchema
@@ -85,6 +85,11 @@ class JobSchema(Schema):
     status = fields.String(
         metadata={"description": "a leaf's own status; a parent's is derived from its leaves"}
     )
+    summary = fields.Nested(
+        lambda: SummarySchema(),
+        allow_none=True,
+        metadata={"description": "a parent's leaves group by group (null for a leaf)"},
+    )
     allowed_actions = fields.List(
         fields.String(), metadata={"description": "lifecycle actions possible now (leaves)"}
     )
@@ -98,9 +103,16 @@ class JobSchema(Schema):
 
     def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
         # A parent's stored status is ignored (DESIGN rule 2): show the one its leaves give.
-        if isinstance(obj, MicroJob) and attr in ("status", "allowed_actions", "is_leaf"):
+        if isinstance(obj, MicroJob) and attr in (
+            "status",
+            "allowed_actions",
+            "is_leaf",
+            "summary",
+        ):
             if attr == "is_leaf":
                 return not obj.children
+            if attr == "summary":
+                return summarize(_leaf_statuses(obj)).as_dict() if obj.children else None
             if obj.children:
                 return derived_status(_leaf_statuses(obj)) if attr == "status" else []
             return obj.status if attr == "status" else allowed_actions(obj.status)
@@ -111,6 +123,19 @@ def _leaf_statuses(job: MicroJob) -> list[str]:
     if not job.children:
         return [job.status]
     return [s for child in job.children for s in _leaf_statuses(child)]
+
+
+class SummarySchema(Schema):
+    """A parent's leaves by group, and the same as the pages say it."""
+
+    text = fields.String(metadata={"example": "2 out, 1 to review, 3 to do"})
+    total = fields.Integer(metadata={"description": "leaves counted (cancelled ones are not)"})
+    out = fields.Integer()
+    to_review = fields.Integer()
+    in_progress = fields.Integer()
+    to_retry = fields.Integer()
+    to_do = fields.Integer()
+    done = fields.Integer()
 
 
 class TreeNodeSchema(Schema):
@@ -128,6 +153,11 @@ class TreeNodeSchema(Schema):
     status = fields.String(
         validate=validate.OneOf([s.value for s in Status]),
         metadata={"description": "a leaf's own status, or derived from the leaves below"},
+    )
+    summary = fields.Function(
+        lambda node: node.summary.as_dict() if node.summary is not None else None,
+        allow_none=True,
+        metadata={"description": "a parent's leaves group by group (null for a leaf)"},
     )
     depth = fields.Integer()
     is_leaf = fields.Boolean()
