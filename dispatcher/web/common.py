@@ -61,6 +61,11 @@ def _refusal_text(exc: Exception) -> str:
     return str(exc)[:1].upper() + str(exc)[1:]
 
 
+def counted(n: int, word: str) -> str:
+    """ "1 job", "7 jobs": how confirmations count what an action made."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def channel_names() -> list[str]:
     return current_app.extensions["dispatcher.adapters"].names()
 

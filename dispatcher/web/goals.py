@@ -205,6 +205,7 @@ def add_top_job(goal_id: int):
     if not form.validate_on_submit():
         return render_goal(goal, 400, {None: {"add": form}})
     job = tree.add_job(goal, title=form.title.data, actor=actor())
+    flash(f"Added “{job.title}”. Split it into smaller jobs, or keep or delegate it.", "success")
     return redirect(goal_url(goal, job.id), code=303)
 
 

@@ -27,6 +27,7 @@ from dispatcher.web.common import (
     actor,
     back,
     channel_names,
+    counted,
     owner_id,
     refuse,
     safe_next,
@@ -112,6 +113,7 @@ def add_child(job_id: int):
     except REFUSALS as exc:
         refuse(exc)
         return back(goal_url(job.goal, job.id))
+    flash(f"Added “{child.title}” under “{job.title}”.", "success")
     return back(goal_url(job.goal, child.id))
 
 
@@ -122,7 +124,7 @@ def split(job_id: int):
     form = SplitForm()
     if form.validate_on_submit():
         try:
-            children = outline.split_outline(job, form.titles.data, actor=actor())
+            added = outline.split_outline(job, form.titles.data, actor=actor())
         except InvalidTransition as exc:
             refuse(exc)
             return back(goal_url(job.goal, job.id))
@@ -130,7 +132,7 @@ def split(job_id: int):
             db.session.rollback()
             form.titles.errors.append(str(exc))
         else:
-            flash(f"Split into {len(children)} jobs.", "success")  # top-level children
+            flash(f"Split “{job.title}” into {counted(added.count, 'job')}.", "success")
             return back(goal_url(job.goal, job.id))
     return render_goal(job.goal, 400, {job.id: {"split": form}})
 
@@ -190,8 +192,17 @@ def mode(job_id: int):
             db.session.rollback()
             form.mode.errors.append(str(exc))
         else:
+            flash(_mode_saved(job), "success")
             return back(goal_url(job.goal, job.id))
     return render_goal(job.goal, 400, {job.id: {"mode": form}})
+
+
+def _mode_saved(job: MicroJob) -> str:
+    if job.mode == "delegate":
+        return f"Saved: “{job.title}” goes to {job.channel} when you dispatch it."
+    if job.mode == "keep":
+        return f"Saved: you do “{job.title}” yourself."
+    return f"Saved: who does “{job.title}” is undecided."
 
 
 # --- kept jobs --------------------------------------------------------------------------------
