@@ -17,7 +17,7 @@ from adapters.base import Adapter, AdapterRegistry, JobSpec
 from dispatcher import lifecycle
 from dispatcher.dispatch import budget
 from dispatcher.dispatch.locking import lock_job
-from dispatcher.errors import ConfigurationError, InvalidTransition
+from dispatcher.errors import ConfigurationError, InvalidChange, InvalidTransition
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
 from dispatcher.models import Dispatch, DispatchState, Goal, MicroJob
@@ -80,6 +80,12 @@ def check_delegable(job: MicroJob, goal: Goal) -> Adapter:
     if goal.personal and adapter.paid:
         raise InvalidTransition(
             job.id, job.status, "dispatch", ["personal goals never go to paid channels"]
+        )
+    if adapter.paid and not job.price_cents and not job.free:
+        raise InvalidChange(
+            "price_cents",
+            f"“{job.title}” has no price and {job.channel} is a paid channel: set a price, "
+            "or mark the job free if it really pays nothing",
         )
     return adapter
 

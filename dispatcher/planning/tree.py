@@ -29,13 +29,14 @@ GOAL_FIELDS = {
 GOAL_MONEY_FIELDS = ("budget_cents", "currency")
 JOB_FIELDS = {
     "title", "brief", "acceptance_criteria", "deliverable_kind", "estimate_minutes",
-    "due_date", "planned_for", "price_cents", "mode", "channel", "channel_options",
+    "due_date", "planned_for", "price_cents", "free", "mode", "channel", "channel_options",
     "assignments", "budget_cents",
 }  # fmt: skip
 #: What a job's order at its channel is made of: fixed while money is held for it there.
-ORDER_TERMS = ("price_cents", "assignments", "channel", "channel_options", "mode")
+ORDER_TERMS = ("price_cents", "free", "assignments", "channel", "channel_options", "mode")
 TERM_LABELS = {
     "price_cents": "price",
+    "free": "free mark",
     "assignments": "assignments",
     "channel": "channel",
     "channel_options": "channel options",
@@ -200,6 +201,12 @@ def _check_money_change(job: MicroJob, changed: dict[str, Any]) -> None:
                 "cannot change while money is reserved for it; cancel it first"
             )
         raise TermsFixed(terms[0], reason)
+    if changed.get("free", job.free) and changed.get("price_cents", job.price_cents):
+        db.session.rollback()
+        raise InvalidChange(
+            "free" if "free" in changed else "price_cents",
+            f"“{job.title}” is marked free: a free job has no price (clear one or the other)",
+        )
     envelope = changed.get("budget_cents")
     held = job.reserved_cents + job.spent_cents
     if envelope is not None and envelope < held:

@@ -27,6 +27,12 @@ class JobUpdateSchema(Schema):
     due_date = fields.Date(allow_none=True)
     planned_for = fields.Date(allow_none=True, metadata={"description": "the day to do it"})
     price_cents = cents_field(metadata={"description": "pay per assignment, integer cents"})
+    free = fields.Boolean(
+        metadata={
+            "description": "the job pays nothing, said explicitly: a paid channel refuses a "
+            "job with price_cents 0 unless free is true (422)"
+        }
+    )
     mode = fields.String(validate=validate.OneOf(MODES))
     channel = Text(allow_none=True, validate=validate.Length(min=1, max=60))
     channel_options = fields.Dict(keys=fields.String())
@@ -41,6 +47,8 @@ class JobUpdateSchema(Schema):
     def _cost_fits(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("price_cents", 0) * data.get("assignments", 1) > MAX_INT:
             raise ValidationError("price x assignments is too large", "price_cents")
+        if data.get("free") and data.get("price_cents"):
+            raise ValidationError("a free job has no price: send price_cents 0", "price_cents")
 
 
 class JobCreateSchema(JobUpdateSchema):
@@ -76,6 +84,7 @@ class JobSchema(Schema):
     due_date = fields.Date(allow_none=True)
     planned_for = fields.Date(allow_none=True)
     price_cents = fields.Integer()
+    free = fields.Boolean(metadata={"description": "stated to pay nothing"})
     cost_cents = fields.Integer(metadata={"description": "price x assignments"})
     currency = fields.String(attribute="goal.currency")
     mode = fields.String()

@@ -154,6 +154,7 @@ def edit(job_id: int):
             # The page showed no price (the job was under way): leave both as they are.
             del form.price
             del form.assignments
+            del form.free
     if form.validate_on_submit():
         # A price and assignments sent while the job is out at its channel are refused by
         # the service (the owner must cancel first), never silently dropped.
