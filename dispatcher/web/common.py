@@ -4,6 +4,8 @@ the template helpers (money, times, status labels, the review count in the nav).
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
+from importlib.resources import files
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -68,6 +70,20 @@ def counted(n: int, word: str) -> str:
 
 def channel_names() -> list[str]:
     return current_app.extensions["dispatcher.adapters"].names()
+
+
+@bp.get("/favicon.ico", endpoint="favicon")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico on every site whatever the page links; answer it."""
+    response = Response(_favicon_bytes(), mimetype="image/vnd.microsoft.icon")
+    response.cache_control.public = True
+    response.cache_control.max_age = 86400
+    return response
+
+
+@cache
+def _favicon_bytes() -> bytes:
+    return (files("dispatcher") / "static" / "favicon.ico").read_bytes()
 
 
 # --- template helpers -------------------------------------------------------------------------

@@ -42,7 +42,9 @@ def index():
 def _render_index(form: GoalForm, status: int = 200):
     goals = db.session.scalars(owned(Goal, owner_id()).order_by(Goal.created_at.desc())).all()
     rows = [(goal, tree.goal_progress(goal)) for goal in goals]
-    return render_template("goals/index.html", rows=rows, form=form), status
+    return render_template(
+        "goals/index.html", rows=rows, form=form, channels=[] if rows else channel_names()
+    ), status
 
 
 @bp.post("/goals")
