@@ -31,7 +31,7 @@ def goal_page_layout(page) -> list[tuple[int, str]]:
         for x in page.eval_on_selector_all(
             "#tree li.node",
             """els => els.map(el => [
-                Number(el.style.getPropertyValue('--depth')),
+                Number(getComputedStyle(el).getPropertyValue('--depth')),
                 el.querySelector('.node-line a.title').textContent,
             ])""",
         )
