@@ -23,6 +23,7 @@ from dispatcher.lifecycle.job import (
     can,
     derived_status,
     summarize,
+    summarize_counts,
     target,
     transition,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "derived_status",
     "record",
     "summarize",
+    "summarize_counts",
     "target",
     "transition",
 ]

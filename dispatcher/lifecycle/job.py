@@ -8,7 +8,7 @@ and an `Event` row in the caller's transaction. Parents' status is derived from 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -182,13 +182,21 @@ class Summary:
 
 def summarize(leaf_statuses: Iterable[str]) -> Summary:
     """The summary of a parent from its leaves' statuses; cancelled leaves are not counted."""
+    tally: dict[str, int] = {}
+    for status in leaf_statuses:
+        tally[status] = tally.get(status, 0) + 1
+    return summarize_counts(tally)
+
+
+def summarize_counts(leaves_by_status: Mapping[str, int]) -> Summary:
+    """`summarize` from a count of leaves per status (what a rollup over a big tree keeps)."""
     counts = {key: 0 for key, _, _ in SUMMARY_GROUPS}
     total = 0
-    for raw in leaf_statuses:
+    for raw, n in leaves_by_status.items():
         status = Status(raw)
         for key, _, members in SUMMARY_GROUPS:
             if status in members:
-                counts[key] += 1
-                total += 1
+                counts[key] += n
+                total += n
                 break
     return Summary(counts=counts, total=total)

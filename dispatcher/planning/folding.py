@@ -9,7 +9,6 @@ children and reveals its ancestors, so a link to any job (after an action, say) 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -67,19 +66,28 @@ class FoldedTree:
         return path
 
 
-@dataclass
 class _Row:
-    id: int
-    parent_id: int | None
-    status: str
-    mode: str
-    channel: str | None
-    minutes: int
-    reserved_cents: int
-    spent_cents: int
-    children: list[_Row] = field(default_factory=list)
-    progress: Progress = field(default_factory=Progress)
-    leaf_statuses: list[str] = field(default_factory=list)
+    """One job's numbers, and its subtree's once rolled up: plain slots, as thousands are
+    made per page view."""
+
+    __slots__ = (
+        "id", "parent_id", "status", "mode", "channel", "minutes", "reserved", "spent",
+        "children", "done", "total", "minutes_done", "minutes_total", "sub_reserved",
+        "sub_spent", "statuses",
+    )  # fmt: skip
+
+    def __init__(self, id, parent_id, status, mode, channel, minutes, reserved, spent) -> None:  # noqa: A002
+        self.id, self.parent_id, self.status, self.mode = id, parent_id, status, mode
+        self.channel, self.minutes = channel, minutes or 0
+        self.reserved, self.spent = reserved, spent
+        self.children: list[_Row] = []
+
+    @property
+    def progress(self) -> Progress:
+        return Progress(
+            self.done, self.total, self.minutes_done, self.minutes_total,
+            self.sub_reserved, self.sub_spent,
+        )  # fmt: skip
 
 
 def parse_open(raw: str | None) -> set[int]:
@@ -97,19 +105,16 @@ def folded_tree(goal: Goal, opened: Iterable[int] = (), *, under: int | None = N
     shown nodes to that job's descendants (a subtree loaded when it is opened)."""
     rows = _rows(goal)
     by_id = {row.id: row for row in rows}
-    by_parent: dict[int | None, list[_Row]] = defaultdict(list)
+    tops: list[_Row] = []
     for row in rows:
-        by_parent[row.parent_id].append(row)
-    for row in rows:
-        row.children = by_parent.get(row.id, [])
-    tops = by_parent.get(None, [])
-    for top in tops:
-        _roll_up(top)
+        parent = by_id.get(row.parent_id) if row.parent_id is not None else None
+        (parent.children if parent is not None else tops).append(row)
+    _roll_up(tops)
 
     wanted = {i for i in opened if i in by_id}
     if under is not None and under in by_id:
         wanted.add(under)
-    expanded = set()
+    expanded: set[int] = set()
     for job_id in wanted:
         node: _Row | None = by_id[job_id]
         while node is not None and node.id not in expanded:
@@ -134,7 +139,7 @@ def folded_tree(goal: Goal, opened: Iterable[int] = (), *, under: int | None = N
             depth=depth,
             status=_status(row),
             progress=row.progress,
-            summary=lifecycle.summarize(row.leaf_statuses) if row.children else None,
+            summary=lifecycle.summarize_counts(row.statuses) if row.children else None,
             child_count=len(row.children),
             is_open=row.id in expanded and bool(row.children),
         )
@@ -146,45 +151,56 @@ def folded_tree(goal: Goal, opened: Iterable[int] = (), *, under: int | None = N
 
 
 def _rows(goal: Goal) -> list[_Row]:
+    columns = MicroJob.__table__.c
     query = (
         select(
-            MicroJob.id, MicroJob.parent_id, MicroJob.status, MicroJob.mode, MicroJob.channel,
-            MicroJob.estimate_minutes, MicroJob.reserved_cents, MicroJob.spent_cents,
+            columns.id, columns.parent_id, columns.status, columns.mode, columns.channel,
+            columns.estimate_minutes, columns.reserved_cents, columns.spent_cents,
         )
-        .where(MicroJob.goal_id == goal.id)
-        .order_by(MicroJob.position, MicroJob.id)
+        .where(columns.goal_id == goal.id)
+        .order_by(columns.position, columns.id)
     )  # fmt: skip
-    return [
-        _Row(id, parent, status, mode, channel, minutes or 0, reserved, spent)
-        for id, parent, status, mode, channel, minutes, reserved, spent in db.session.execute(query)
-    ]
+    return [_Row(*values) for values in db.session.connection().execute(query)]
 
 
-def _roll_up(top: _Row) -> None:
-    """Each node's progress and leaf statuses, children first (no recursion: trees are deep)."""
-    order, stack = [], [top]
+def _roll_up(tops: list[_Row]) -> None:
+    """Each node's progress, money and leaves per status, children first (no recursion:
+    trees may be deep). Cancelled leaves count for nothing, as in tree.goal_tree."""
+    order, stack = [], list(tops)
     while stack:
         row = stack.pop()
         order.append(row)
         stack.extend(row.children)
+    complete = lifecycle.COMPLETE
     for row in reversed(order):
         if not row.children:
-            row.leaf_statuses = [row.status]
-            if row.status != Status.CANCELLED:
-                done = row.status in lifecycle.COMPLETE
-                row.progress = Progress(
-                    done=int(done), total=1,
-                    minutes_done=row.minutes if done else 0, minutes_total=row.minutes,
-                    reserved_cents=row.reserved_cents, spent_cents=row.spent_cents,
-                )  # fmt: skip
+            row.statuses = {row.status: 1}
+            counted = row.status != Status.CANCELLED
+            done = counted and row.status in complete
+            row.done, row.total = int(done), int(counted)
+            row.minutes_total = row.minutes if counted else 0
+            row.minutes_done = row.minutes if done else 0
+            row.sub_reserved = row.reserved if counted else 0
+            row.sub_spent = row.spent if counted else 0
             continue
+        statuses: dict[str, int] = {}
+        done = total = minutes_done = minutes_total = reserved = spent = 0
         for child in row.children:
-            row.progress.add(child.progress)
-            row.leaf_statuses.extend(child.leaf_statuses)
+            done += child.done
+            total += child.total
+            minutes_done += child.minutes_done
+            minutes_total += child.minutes_total
+            reserved += child.sub_reserved
+            spent += child.sub_spent
+            for status, n in child.statuses.items():
+                statuses[status] = statuses.get(status, 0) + n
+        row.done, row.total, row.statuses = done, total, statuses
+        row.minutes_done, row.minutes_total = minutes_done, minutes_total
+        row.sub_reserved, row.sub_spent = reserved, spent
 
 
 def _status(row: _Row) -> Status:
-    return lifecycle.derived_status(row.leaf_statuses) if row.children else Status(row.status)
+    return lifecycle.derived_status(row.statuses) if row.children else Status(row.status)
 
 
 def _auto_open(tops: list[_Row], expanded: set[int]) -> None:

@@ -140,3 +140,32 @@ def test_size_and_queries_do_not_grow_with_the_tree(client, goal):
     assert big_queries == small_queries
     # The same nine rows are shown; only their numbers' digits may differ.
     assert abs(big_size - small_size) < 500, (small_size, big_size)
+
+
+def test_folded_rollups_match_the_whole_tree(app, goal):
+    """The page's cheap rollups (plain rows) agree with tree.goal_tree's on every node."""
+    from dispatcher.planning import folding
+
+    created = _grow(goal, 3, steps=3, leaves=4)
+    leaves = [j for j in created if j.title.startswith("Leaf")]
+    for n, leaf in enumerate(leaves):
+        tree.update_job(leaf, mode="keep", estimate_minutes=5 + n)
+        if n % 3 == 0:
+            tree.act(leaf, "complete")
+        elif n % 5 == 0:
+            tree.act(leaf, "cancel")
+        elif n % 4 == 0:
+            tree.act(leaf, "start")
+    everything = {n.job.id: n for n in tree.walk(tree.goal_tree(goal))}
+    folded = folding.folded_tree(goal, [j.id for j in created])
+    assert len(folded.nodes) == len(everything)
+    for node in folded.nodes:
+        whole = everything[node.job.id]
+        assert (node.status, node.progress, node.depth) == (
+            whole.status,
+            whole.progress,
+            whole.depth,
+        )
+        assert (node.summary.text if node.summary else None) == (
+            whole.summary.text if whole.summary else None
+        )
