@@ -1,4 +1,4 @@
-"""The `dispatcher` command: up, web, worker, scheduler, sandbox, demo, and db (Flask-Migrate)."""
+"""The `dispatcher` command: up, web, worker, scheduler, sandbox, live, demo, db (Flask-Migrate)."""
 
 from __future__ import annotations
 
@@ -89,6 +89,28 @@ def sandbox(host: str, port: int | None) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="default: settings.live_port (LIVE_PORT)")
+@with_appcontext
+def live(host: str, port: int | None) -> None:
+    """Stream live updates to the owners' open pages (server-sent events, asyncio)."""
+    from urllib.parse import urlsplit
+
+    from dispatcher.live.server import run
+    from dispatcher.queues import connect, redis_url_for_children
+
+    settings = _settings()
+    base = urlsplit(settings.public_base_url)
+    run(
+        host,
+        port or settings.live_port,
+        redis_url=redis_url_for_children(connect(settings), settings),
+        secret_key=settings.secret_key,
+        allow_origin=f"{base.scheme}://{base.netloc}",
+    )
+
+
+@main.command()
 @with_appcontext
 def demo() -> None:
     """Seed a demo owner with a guest-post campaign (idempotent)."""
@@ -120,6 +142,7 @@ def up(port: int | None) -> None:
         "DATABASE_URL": settings.database_url,
         "SANDBOX_URL": f"http://127.0.0.1:{settings.sandbox_port}",
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}"),
+        "LIVE_URL": os.environ.get("LIVE_URL", f"http://127.0.0.1:{settings.live_port}"),
         "PYTHONUNBUFFERED": "1",
     }
     click.echo("migrating the database...")
@@ -131,6 +154,7 @@ def up(port: int | None) -> None:
         "web": [*exe, "web", "--port", str(port)],
         **{f"worker-{q}": [*exe, "worker", "--queue", q] for q in ALL_QUEUES},
         "scheduler": [*exe, "scheduler"],
+        "live": [*exe, "live"],
     }
     children: dict[str, subprocess.Popen] = {}
     for name, cmd in commands.items():
@@ -140,6 +164,7 @@ def up(port: int | None) -> None:
         f"\nDispatcher is up: http://127.0.0.1:{port}\n"
         f"  demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
         f"  sandbox marketplace: http://127.0.0.1:{settings.sandbox_port}\n"
+        f"  live updates: {env['LIVE_URL']}\n"
         f"  redis: {redis_note}; database: {settings.database_url}\n"
         "  Ctrl-C stops everything.\n"
     )
