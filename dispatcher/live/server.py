@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -118,9 +119,18 @@ class StreamServer:
         self.allow_origin = allow_origin.rstrip("/")
         self._handlers: set[asyncio.Task] = set()
 
-    async def serve(self, host: str, port: int, started: asyncio.Event | None = None) -> None:
+    async def serve(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        started: asyncio.Event | None = None,
+        *,
+        sock: socket.socket | None = None,
+    ) -> None:
+        """Serve on `host`:`port`, or on a listening `sock` bound beforehand."""
         hub_task = asyncio.create_task(self.hub.run())
-        server = await asyncio.start_server(self._handle, host, port, limit=16 * 1024)
+        where = {"sock": sock} if sock is not None else {"host": host, "port": port}
+        server = await asyncio.start_server(self._handle, limit=16 * 1024, **where)
         self.port = server.sockets[0].getsockname()[1]
         await self.hub.ready.wait()
         if started is not None:

@@ -4,20 +4,19 @@ owner only their own changes, to 50 open streams at once, within 2 s."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import threading
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 import pytest
 import redis
+from fakes.live_fixture import run_stream_server
 
 from dispatcher import lifecycle
 from dispatcher.extensions import db
 from dispatcher.live.publish import channel_for
-from dispatcher.live.server import StreamServer, make_token, read_token
+from dispatcher.live.server import make_token, read_token
 from dispatcher.planning import tree
 
 from .conftest import page
@@ -78,33 +77,9 @@ def test_the_token_names_its_owner_and_expires(app):
 
 @pytest.fixture
 def stream_server(app, redis_url):
-    """The stream server on a loopback port, in a thread with its own event loop."""
-    server = StreamServer(
-        redis_url=redis_url,
-        secret_key=app.config["SETTINGS"].secret_key,
-        allow_origin="http://127.0.0.1:5000",
-    )
-    loop = asyncio.new_event_loop()
-    started = asyncio.Event()
-    task = None
-
-    def run() -> None:
-        nonlocal task
-        asyncio.set_event_loop(loop)
-        task = loop.create_task(server.serve("127.0.0.1", 0, started))
-        with suppress(asyncio.CancelledError):
-            loop.run_until_complete(task)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not started.is_set() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert started.is_set(), "the stream server did not start"
-    yield server
-    loop.call_soon_threadsafe(task.cancel)
-    thread.join(timeout=5)
-    loop.close()
+    secret = app.config["SETTINGS"].secret_key
+    with run_stream_server(redis_url, secret, "http://127.0.0.1:5000") as server:
+        yield server
 
 
 def _open_stream(port: int, token: str) -> socket.socket:
