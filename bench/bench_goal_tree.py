@@ -6,8 +6,11 @@ undecided drafts, and delegated jobs in every stage (staged, dispatched, taken, 
 awaiting review, revision asked, accepted and paid, failed), with their Dispatch, Delivery,
 Review and Event rows. Then it GETs each owner page through the test client as the logged-in
 owner (CSRF on, as in production) and prints, per page, the median and p95 time over `--runs`
-renders and the SQL queries one render issues (counted with a `before_cursor_execute`
-listener). Also times the bulk operations that touch the whole tree: building it, CSV and JSON
+renders, the SQL queries one render issues (counted with a `before_cursor_execute`
+listener) and the page's size. The goal page is also compared with the same page of a
+20-job goal built alike (the floor), and the figures are written to
+bench/results/goal_tree.json as [{"name", "value", "unit", "floor", "ratio", "target"}].
+Also times the bulk operations that touch the whole tree: building it, CSV and JSON
 export, and importing the JSON as a new goal.
 
     .venv/bin/python bench/bench_goal_tree.py [--jobs 2000] [--runs 10]
@@ -30,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PRICE_CENTS = 500
+#: The small goal whose goal page is the floor the big one is compared with.
+SMALL_GOAL = 20
 
 #: What each leaf becomes, by its index modulo len(LEAF_KINDS): about 30% done by hand, a
 #: fifth due, planned or overdue today, 45% delegated in every stage a delegated job passes.
@@ -208,6 +213,36 @@ def advance(job, kind: str) -> None:
     dispatch.state = DispatchState.CLOSED
 
 
+def goal_page_figures(app, client, big_url: str, small_url: str, runs: int) -> list[dict]:
+    """The goal page of the big goal against the same page of a small one (the floor), in
+    the same run: time, SQL queries and size, each with its ratio to the floor and its
+    target (issue 11: under 150 ms, constant queries, under 200 KB)."""
+    from dispatcher.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+    measured = {}
+    for name, url in (("big", big_url), ("small", small_url)):
+        client.get(url)
+        with counting(engine) as counter:
+            response = client.get(url)
+        median, _ = timed(lambda url=url: client.get(url), runs)
+        measured[name] = (median * 1000, counter.count, len(response.data) / 1024)
+    (big_ms, big_q, big_kb), (small_ms, small_q, small_kb) = measured["big"], measured["small"]
+
+    def figure(name: str, value: float, unit: str, floor: float, target: float) -> dict:
+        return {
+            "name": name, "value": round(value, 1), "unit": unit, "floor": round(floor, 1),
+            "ratio": round(value / floor, 2) if floor else None, "target": target,
+        }  # fmt: skip
+
+    return [
+        figure("goal page time, 2,000 jobs (median)", big_ms, "ms", small_ms, 150),
+        figure("goal page SQL queries, 2,000 jobs", big_q, "queries", small_q, small_q),
+        figure("goal page size, 2,000 jobs", big_kb, "KiB", small_kb, 200),
+    ]
+
+
 def timed(func: Callable[[], object], runs: int) -> tuple[float, float]:
     """Median and p95 (inclusive; the slowest run when runs < 20) in seconds."""
     times = []
@@ -261,7 +296,9 @@ def main() -> None:
             by_kind = build(goal, args.jobs, local_today(owner))
             build_s = time.perf_counter() - start
             made = sum(len(jobs) for jobs in by_kind.values())
-            goal_id, owner_id = goal.id, owner.id
+            small = tree.create_goal(owner.id, title="Small goal", budget_cents=10_000)
+            build(small, SMALL_GOAL, local_today(owner))
+            goal_id, owner_id, small_goal_id = goal.id, owner.id, small.id
             job_id = by_kind["delivered"][0].id
             mix = ", ".join(f"{len(by_kind[k])} {k}" for k in dict.fromkeys(LEAF_KINDS))
             db.session.remove()
@@ -299,6 +336,20 @@ def main() -> None:
                 f"{name:<13} {median * 1000:8.1f} ms median {p95 * 1000:8.1f} ms p95 "
                 f"of {args.runs}, {counter.count:4d} SQL queries, {size:6.0f} KiB"
             )
+
+        figures = goal_page_figures(
+            app, client, pages["goal page"], f"/goals/{small_goal_id}", args.runs
+        )
+        for figure in figures:
+            print(
+                f"  {figure['name']}: {figure['value']:g} {figure['unit']} "
+                f"(floor {figure['floor']:g}, ratio {figure['ratio']:.2f}, "
+                f"target {figure['target']:g})"
+            )
+        out = ROOT / "bench" / "results" / "goal_tree.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(figures, indent=2) + "\n")
+        print(f"  written to {out.relative_to(ROOT)}")
 
         with app.app_context():
             data = json.loads(client.get(f"/goals/{goal_id}/export.json").data)

@@ -70,6 +70,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from dispatcher import http_errors, models, ops  # noqa: F401  (models register their tables)
     from dispatcher.api import init_api
     from dispatcher.inbound.webhooks import bp as webhooks_bp
+    from dispatcher.live import publish as live_publish
     from dispatcher.web import register_blueprints
 
     api.init_app(app)
@@ -80,6 +81,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     ops.init_app(app)
     http_errors.init_app(app)
     security.init_app(app)
+    live_publish.init_app(app)
     return app
 
 

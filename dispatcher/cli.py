@@ -1,4 +1,4 @@
-"""The `dispatcher` command: up, web, worker, scheduler, sandbox, demo, and db (Flask-Migrate)."""
+"""The `dispatcher` command: up, web, worker, scheduler, sandbox, live, demo, db (Flask-Migrate)."""
 
 from __future__ import annotations
 
@@ -109,6 +109,28 @@ def sandbox(host: str, port: int | None, polling_only: bool) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="default: settings.live_port (LIVE_PORT)")
+@with_appcontext
+def live(host: str, port: int | None) -> None:
+    """Stream live updates to the owners' open pages (server-sent events, asyncio)."""
+    from urllib.parse import urlsplit
+
+    from dispatcher.live.server import run
+    from dispatcher.queues import connect, redis_url_for_children
+
+    settings = _settings()
+    base = urlsplit(settings.public_base_url)
+    run(
+        host,
+        port or settings.live_port,
+        redis_url=redis_url_for_children(connect(settings), settings),
+        secret_key=settings.secret_key,
+        allow_origin=f"{base.scheme}://{base.netloc}",
+    )
+
+
+@main.command()
 @with_appcontext
 def rekey() -> None:
     """Re-encrypt every connection's secrets under the first DISPATCHER_ENCRYPTION_KEY."""
@@ -207,6 +229,7 @@ def up(port: int | None) -> None:
         "DATABASE_URL": settings.database_url,
         "SANDBOX_URL": f"http://127.0.0.1:{settings.sandbox_port}",
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}"),
+        "LIVE_URL": os.environ.get("LIVE_URL", f"http://127.0.0.1:{settings.live_port}"),
         "PYTHONUNBUFFERED": "1",
     }
     _clear_metrics()  # counters start from zero with the processes that write them
@@ -219,11 +242,12 @@ def up(port: int | None) -> None:
         "web": [*exe, "web", "--port", str(port)],
         **{f"worker-{q}": [*exe, "worker", "--queue", q] for q in ALL_QUEUES},
         "scheduler": [*exe, "scheduler"],
+        "live": [*exe, "live"],
     }
     children: dict[str, subprocess.Popen] = {}
     for name, cmd in commands.items():
         children[name] = subprocess.Popen(cmd, env=env)
-    click.echo(up_banner(settings, port, DEMO_EMAIL, DEMO_PASSWORD))
+    click.echo(up_banner(settings, port, DEMO_EMAIL, DEMO_PASSWORD, live_url=env["LIVE_URL"]))
     stopping = False
 
     def _stop(signum, frame):
@@ -245,7 +269,9 @@ def up(port: int | None) -> None:
     sys.exit(exit_code)
 
 
-def up_banner(settings, port: int, demo_email: str, demo_password: str) -> str:
+def up_banner(
+    settings, port: int, demo_email: str, demo_password: str, *, live_url: str = ""
+) -> str:
     """What `up` prints once everything started; every URL with its password masked."""
     from dispatcher.config import EMBEDDED_REDIS, mask_password
 
@@ -254,7 +280,9 @@ def up_banner(settings, port: int, demo_email: str, demo_password: str) -> str:
         f"\nDispatcher is up: http://127.0.0.1:{port}\n"
         f"  demo login: {demo_email} / {demo_password}\n"
         f"  sandbox marketplace: http://127.0.0.1:{settings.sandbox_port}\n"
-        f"  redis: {mask_password(redis_note)}; database: {mask_password(settings.database_url)}\n"
+        + (f"  live updates: {live_url}\n" if live_url else "")
+        + f"  redis: {mask_password(redis_note)}; "
+        f"database: {mask_password(settings.database_url)}\n"
         "  Ctrl-C stops everything.\n"
     )
 

@@ -51,6 +51,10 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:5000"
     web_port: int = 5000
     sandbox_port: int = 5001
+    #: where browsers reach the live-update stream (`dispatcher live`); empty: pages do not
+    #: update by themselves (they still work, with a reload)
+    live_url: str = ""
+    live_port: int = 5002
     webhook_tolerance_seconds: int = 300
     webhook_max_bytes: int = 256 * 1024
     http_connect_timeout: float = 3.05
@@ -116,6 +120,8 @@ _OPTIONAL: list[tuple[str, str, Any]] = [
     ("public_base_url", "PUBLIC_BASE_URL", str),
     ("web_port", "PORT", int),
     ("sandbox_port", "SANDBOX_PORT", int),
+    ("live_url", "LIVE_URL", str),
+    ("live_port", "LIVE_PORT", int),
     ("http_connect_timeout", "HTTP_CONNECT_TIMEOUT", float),
     ("http_read_timeout", "HTTP_READ_TIMEOUT", float),
     ("dispatch_max_attempts", "DISPATCH_MAX_ATTEMPTS", int),

@@ -282,6 +282,11 @@ class JobForm(FlaskForm):
             NumberRange(min=1, max=1000, message="1 to 1000"),
         ],
     )
+    free = BooleanField("Free: it pays nothing (a paid channel refuses a job with no price)")
+
+    def validate_free(self, field: BooleanField) -> None:
+        if field.data and "price" in self and self.price.cents:
+            raise ValidationError("a free job has no price: clear the price or untick Free")
 
     def fields_for_service(self, *, money: bool) -> dict[str, Any]:
         """The job's columns as dispatcher.planning.tree takes them; price and assignments
@@ -297,6 +302,7 @@ class JobForm(FlaskForm):
         if money:
             fields["price_cents"] = self.price.cents or 0
             fields["assignments"] = self.assignments.data
+            fields["free"] = bool(self.free.data)
         return fields
 
 

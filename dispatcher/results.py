@@ -133,6 +133,7 @@ class NodeRollup:
     title: str
     depth: int
     status: Status
+    summary: lifecycle.Summary | None
     progress: Progress
     budget_cents: int | None
     reserved_cents: int
@@ -167,6 +168,7 @@ def _node_rollup(node: tree.TreeNode) -> NodeRollup:
         title=job.title,
         depth=node.depth,
         status=node.status,
+        summary=node.summary,
         progress=node.progress,
         budget_cents=job.budget_cents,
         # The node's own columns: the ones the envelope check in budget.reserve reads.

@@ -17,7 +17,7 @@ from adapters.base import Adapter, AdapterRegistry, Capability, JobSpec
 from dispatcher import connections, lifecycle, versions
 from dispatcher.dispatch import places
 from dispatcher.dispatch.locking import lock_job
-from dispatcher.errors import ConfigurationError, InvalidTransition, NotFound
+from dispatcher.errors import ConfigurationError, InvalidChange, InvalidTransition, NotFound
 from dispatcher.extensions import db
 from dispatcher.lifecycle import DELIVERY, DISPATCH, DeliveryState, Status
 from dispatcher.lifecycle.dispatch import OPEN as OPEN_ORDER
@@ -93,6 +93,12 @@ def check_delegable(job: MicroJob, goal: Goal) -> Adapter:
     if goal.personal and adapter.paid:
         raise InvalidTransition(
             job.id, job.status, "dispatch", ["personal goals never go to paid channels"]
+        )
+    if adapter.paid and not job.price_cents and not job.free:
+        raise InvalidChange(
+            "price_cents",
+            f"“{job.title}” has no price and {job.channel} is a paid channel: set a price, "
+            "or mark the job free if it really pays nothing",
         )
     check_capabilities(job, adapter)
     return adapter

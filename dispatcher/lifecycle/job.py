@@ -3,12 +3,13 @@ moves a job.
 
 Every status change goes through `transition()`, which checks the table, writes the new status
 and an `Event` row in the caller's transaction. Parents' status is derived from their leaves
-(`derived_status`), never stored.
+(`derived_status`, and `summarize` for what a page or the API shows), never stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -177,3 +178,56 @@ def derived_status(leaf_statuses: Iterable[str]) -> Status:
     if all(s == S.DRAFT for s in statuses):
         return S.DRAFT
     return S.READY
+
+
+#: How a parent's summary names each group of leaves, in the order it lists them.
+SUMMARY_GROUPS: tuple[tuple[str, str, frozenset[Status]], ...] = (
+    ("out", "out", OUT),
+    ("to_review", "to review", AWAITING_REVIEW),
+    ("in_progress", "in progress", frozenset({S.IN_PROGRESS})),
+    ("to_retry", "to retry", frozenset({S.FAILED, S.EXPIRED, S.REJECTED})),
+    ("to_do", "to do", frozenset({S.DRAFT, S.READY})),
+    ("done", "done", COMPLETE),
+)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """How a parent's leaves stand, group by group: one status word would hide that 1 of 6
+    is under review and 5 still to do (issue 11)."""
+
+    counts: dict[str, int]
+    total: int
+
+    @property
+    def text(self) -> str:
+        """ "2 out, 1 to review, 3 to do", groups in SUMMARY_GROUPS order, empty ones left out."""
+        parts = [
+            f"{self.counts[key]} {label}" for key, label, _ in SUMMARY_GROUPS if self.counts[key]
+        ]
+        return ", ".join(parts) or "nothing to do"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "total": self.total, **self.counts}
+
+
+def summarize(leaf_statuses: Iterable[str]) -> Summary:
+    """The summary of a parent from its leaves' statuses; cancelled leaves are not counted."""
+    tally: dict[str, int] = {}
+    for status in leaf_statuses:
+        tally[status] = tally.get(status, 0) + 1
+    return summarize_counts(tally)
+
+
+def summarize_counts(leaves_by_status: Mapping[str, int]) -> Summary:
+    """`summarize` from a count of leaves per status (what a rollup over a big tree keeps)."""
+    counts = {key: 0 for key, _, _ in SUMMARY_GROUPS}
+    total = 0
+    for raw, n in leaves_by_status.items():
+        status = Status(raw)
+        for key, _, members in SUMMARY_GROUPS:
+            if status in members:
+                counts[key] += n
+                total += n
+                break
+    return Summary(counts=counts, total=total)

@@ -38,6 +38,9 @@ class MicroJob(db.Model):
     due_date: Mapped[date | None] = mapped_column()
     planned_for: Mapped[date | None] = mapped_column(index=True)
     price_cents: Mapped[int] = mapped_column(default=0)
+    # Stated by the owner: this job pays nothing. A paid channel refuses a job with no price
+    # unless it is marked free, so a forgotten price never goes out as a 0.00 order.
+    free: Mapped[bool] = mapped_column(default=False)
     mode: Mapped[str] = mapped_column(String(10), default="undecided")
     #: the adapter's name, kept from the connection (what the pages and rollups group by)
     channel: Mapped[str | None] = mapped_column(String(60))

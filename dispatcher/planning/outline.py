@@ -106,13 +106,23 @@ def count_items(items: list[OutlineItem]) -> int:
     return sum(1 + count_items(i.children) for i in items)
 
 
+@dataclass(frozen=True)
+class Added:
+    """What a paste made: its top-level jobs (where the page points) and every job it
+    created at any depth (what the confirmation counts: a 7-line outline makes 7 jobs)."""
+
+    tops: list[MicroJob]
+    created: list[MicroJob]
+
+    @property
+    def count(self) -> int:
+        return len(self.created)
+
+
 def add_outline(
     goal: Goal, text: str, *, parent: MicroJob | None = None, actor: str = "owner"
-) -> list[MicroJob]:
-    """Add the pasted outline under `parent` (or at the goal's top level) in one transaction.
-
-    Returns the new top-level jobs of the outline.
-    """
+) -> Added:
+    """Add the pasted outline under `parent` (or at the goal's top level) in one transaction."""
     if parent is not None:
         return split_outline(parent, text, actor=actor)
     items = parse_outline(text)
@@ -120,10 +130,10 @@ def add_outline(
     created = create_subtree(goal, None, specs, actor=actor)
     note(goal, "outline_added", actor=actor, jobs=len(created))
     db.session.commit()
-    return _tops(created, None)
+    return Added(_tops(created, None), created)
 
 
-def split_outline(job: MicroJob, text: str, *, actor: str = "owner") -> list[MicroJob]:
+def split_outline(job: MicroJob, text: str, *, actor: str = "owner") -> Added:
     """Split `job` into the pasted outline: children, grandchildren... in ONE transaction."""
     items = parse_outline(text)
     if job.status not in (Status.DRAFT, Status.READY):
@@ -132,9 +142,10 @@ def split_outline(job: MicroJob, text: str, *, actor: str = "owner") -> list[Mic
         )
     specs = to_new_jobs(items)
     created = create_subtree(job.goal, job, specs, actor=actor)
-    note(job, "job_split", actor=actor, children=[c.id for c in _tops(created, job.id)])
+    tops = _tops(created, job.id)
+    note(job, "job_split", actor=actor, children=[c.id for c in tops], jobs=len(created))
     db.session.commit()
-    return _tops(created, job.id)
+    return Added(tops, created)
 
 
 def _tops(created: list[MicroJob], parent_id: int | None) -> list[MicroJob]:

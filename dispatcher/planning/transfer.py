@@ -43,7 +43,7 @@ GOAL_KEYS = [
 ]  # fmt: skip
 JOB_KEYS = [
     "title", "brief", "acceptance_criteria", "deliverable_kind", "estimate_minutes", "due_date",
-    "planned_for", "price_cents", "mode", "channel", "channel_options", "assignments",
+    "planned_for", "price_cents", "free", "mode", "channel", "channel_options", "assignments",
     "budget_cents", "reserved_cents", "spent_cents", "status", "finished_at",
 ]  # fmt: skip
 #: How each exported status comes back, reached from draft through the job's state machine.

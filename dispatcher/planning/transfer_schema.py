@@ -45,6 +45,7 @@ class JobSchema(Schema):
     due_date = fields.Date(load_default=None, allow_none=True)
     planned_for = fields.Date(load_default=None, allow_none=True)
     price_cents = fields.Integer(load_default=0, validate=CENTS)
+    free = fields.Boolean(load_default=False)
     mode = fields.String(load_default="undecided", validate=OneOf(MODES))
     channel = fields.String(load_default=None, allow_none=True, validate=Length(max=60))
     channel_options = fields.Dict(keys=fields.String(), load_default=dict)

@@ -38,15 +38,16 @@ GOAL_FIELDS = {
 GOAL_MONEY_FIELDS = ("budget_cents", "currency")
 JOB_FIELDS = {
     "title", "brief", "acceptance_criteria", "deliverable_kind", "estimate_minutes",
-    "due_date", "planned_for", "price_cents", "mode", "channel", "channel_options",
+    "due_date", "planned_for", "price_cents", "free", "mode", "channel", "channel_options",
     "assignments", "budget_cents", "connection_id",
 }  # fmt: skip
 #: What a job's order at its channel is made of: fixed while money is held for it there.
 ORDER_TERMS = (
-    "price_cents", "assignments", "channel", "connection_id", "channel_options", "mode",
+    "price_cents", "free", "assignments", "channel", "connection_id", "channel_options", "mode",
 )  # fmt: skip
 TERM_LABELS = {
     "price_cents": "price",
+    "free": "free mark",
     "assignments": "assignments",
     "channel": "channel",
     "connection_id": "connection",
@@ -217,6 +218,12 @@ def _check_money_change(job: MicroJob, changed: dict[str, Any]) -> None:
                 "cannot change while money is reserved for it; cancel it first"
             )
         raise TermsFixed(terms[0], reason)
+    if changed.get("free", job.free) and changed.get("price_cents", job.price_cents):
+        db.session.rollback()
+        raise InvalidChange(
+            "free" if "free" in changed else "price_cents",
+            f"“{job.title}” is marked free: a free job has no price (clear one or the other)",
+        )
     envelope = changed.get("budget_cents")
     held = job.reserved_cents + job.spent_cents
     if envelope is not None and envelope < held:
@@ -362,6 +369,8 @@ class TreeNode:
     children: list[TreeNode] = field(default_factory=list)
     progress: Progress = field(default_factory=Progress)
     status: Status = Status.DRAFT
+    #: a parent's leaves, group by group (None for a leaf): what pages show for a parent
+    summary: lifecycle.Summary | None = None
 
     @property
     def is_leaf(self) -> bool:
@@ -386,6 +395,7 @@ def goal_tree(goal: Goal) -> list[TreeNode]:
                 node.progress.add(child.progress)
                 leaves.extend(_leaf_statuses(child))
             node.status = lifecycle.derived_status(leaves)
+            node.summary = lifecycle.summarize(leaves)
         else:
             node.status = Status(job.status)
             if job.status != Status.CANCELLED:

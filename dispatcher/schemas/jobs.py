@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from dispatcher.lifecycle import Status, allowed_actions, derived_status
+from dispatcher.lifecycle import Status, allowed_actions, derived_status, summarize
 from dispatcher.models import DELIVERABLE_KINDS, MODES, MicroJob
 from dispatcher.schemas.common import (
     MAX_INT,
@@ -34,6 +34,12 @@ class JobUpdateSchema(PatchSchema):
     due_date = fields.Date(allow_none=True)
     planned_for = fields.Date(allow_none=True, metadata={"description": "the day to do it"})
     price_cents = cents_field(metadata={"description": "pay per assignment, integer cents"})
+    free = fields.Boolean(
+        metadata={
+            "description": "the job pays nothing, said explicitly: a paid channel refuses a "
+            "job with price_cents 0 unless free is true (422)"
+        }
+    )
     mode = fields.String(validate=validate.OneOf(MODES))
     channel = Text(allow_none=True, validate=validate.Length(min=1, max=60))
     connection_id = fields.Integer(
@@ -51,6 +57,8 @@ class JobUpdateSchema(PatchSchema):
     def _cost_fits(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("price_cents", 0) * data.get("assignments", 1) > MAX_INT:
             raise ValidationError("price x assignments is too large", "price_cents")
+        if data.get("free") and data.get("price_cents"):
+            raise ValidationError("a free job has no price: send price_cents 0", "price_cents")
 
 
 class JobCreateSchema(JobUpdateSchema):
@@ -97,6 +105,7 @@ class JobSchema(Schema):
     due_date = fields.Date(allow_none=True)
     planned_for = fields.Date(allow_none=True)
     price_cents = fields.Integer()
+    free = fields.Boolean(metadata={"description": "stated to pay nothing"})
     cost_cents = fields.Integer(metadata={"description": "price x assignments"})
     currency = fields.String(attribute="goal.currency")
     mode = fields.String()
@@ -109,6 +118,11 @@ class JobSchema(Schema):
     )
     status = fields.String(
         metadata={"description": "a leaf's own status; a parent's is derived from its leaves"}
+    )
+    summary = fields.Nested(
+        lambda: SummarySchema(),
+        allow_none=True,
+        metadata={"description": "a parent's leaves group by group (null for a leaf)"},
     )
     allowed_actions = fields.List(
         fields.String(), metadata={"description": "lifecycle actions possible now (leaves)"}
@@ -123,9 +137,16 @@ class JobSchema(Schema):
 
     def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
         # A parent's stored status is ignored (DESIGN rule 2): show the one its leaves give.
-        if isinstance(obj, MicroJob) and attr in ("status", "allowed_actions", "is_leaf"):
+        if isinstance(obj, MicroJob) and attr in (
+            "status",
+            "allowed_actions",
+            "is_leaf",
+            "summary",
+        ):
             if attr == "is_leaf":
                 return not obj.children
+            if attr == "summary":
+                return summarize(_leaf_statuses(obj)).as_dict() if obj.children else None
             if obj.children:
                 return derived_status(_leaf_statuses(obj)) if attr == "status" else []
             return obj.status if attr == "status" else allowed_actions(obj.status)
@@ -136,6 +157,19 @@ def _leaf_statuses(job: MicroJob) -> list[str]:
     if not job.children:
         return [job.status]
     return [s for child in job.children for s in _leaf_statuses(child)]
+
+
+class SummarySchema(Schema):
+    """A parent's leaves by group, and the same as the pages say it."""
+
+    text = fields.String(metadata={"example": "2 out, 1 to review, 3 to do"})
+    total = fields.Integer(metadata={"description": "leaves counted (cancelled ones are not)"})
+    out = fields.Integer()
+    to_review = fields.Integer()
+    in_progress = fields.Integer()
+    to_retry = fields.Integer()
+    to_do = fields.Integer()
+    done = fields.Integer()
 
 
 class TreeNodeSchema(Schema):
@@ -153,6 +187,11 @@ class TreeNodeSchema(Schema):
     status = fields.String(
         validate=validate.OneOf([s.value for s in Status]),
         metadata={"description": "a leaf's own status, or derived from the leaves below"},
+    )
+    summary = fields.Function(
+        lambda node: node.summary.as_dict() if node.summary is not None else None,
+        allow_none=True,
+        metadata={"description": "a parent's leaves group by group (null for a leaf)"},
     )
     depth = fields.Integer()
     is_leaf = fields.Boolean()

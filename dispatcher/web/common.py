@@ -4,10 +4,12 @@ the template helpers (money, times, status labels, the review count in the nav).
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
+from importlib.resources import files
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Blueprint, flash, redirect, request
+from flask import Blueprint, current_app, flash, redirect, request
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -69,6 +71,29 @@ def channel_choices() -> list[tuple[str, str, str]]:
         (str(c.id), f"{c.label} ({c.adapter})", c.adapter)
         for c in connections.for_owner(owner_id())
     ]
+
+
+def counted(n: int, word: str) -> str:
+    """ "1 job", "7 jobs": how confirmations count what an action made."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def channel_names() -> list[str]:
+    return current_app.extensions["dispatcher.adapters"].names()
+
+
+@bp.get("/favicon.ico", endpoint="favicon")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico on every site whatever the page links; answer it."""
+    response = Response(_favicon_bytes(), mimetype="image/vnd.microsoft.icon")
+    response.cache_control.public = True
+    response.cache_control.max_age = 86400
+    return response
+
+
+@cache
+def _favicon_bytes() -> bytes:
+    return (files("dispatcher") / "static" / "favicon.ico").read_bytes()
 
 
 # --- template helpers -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
@@ -21,16 +21,19 @@ from dispatcher.errors import InvalidChange
 from dispatcher.extensions import db
 from dispatcher.forms import GoalForm, ModeForm, SplitForm, TitleForm, amount_text
 from dispatcher.models import Goal, MicroJob
-from dispatcher.planning import tree
+from dispatcher.planning import folding, tree
 from dispatcher.scoping import get_owned, owned
-from dispatcher.web.common import REFUSALS, actor, channel_choices, owner_id, refuse
+from dispatcher.web.common import REFUSALS, actor, channel_choices, channel_names, owner_id, refuse
 from dispatcher.web.jobview import Button, job_buttons
 
 bp = Blueprint("goals", __name__)
 
 
 def goal_url(goal: Goal, job_id: int | None = None) -> str:
-    return url_for("goals.show", goal_id=goal.id, _anchor=f"job-{job_id}" if job_id else None)
+    """The goal page at `job_id`, with the job shown (its ancestors and itself open)."""
+    if job_id is None:
+        return url_for("goals.show", goal_id=goal.id)
+    return url_for("goals.show", goal_id=goal.id, open=str(job_id), _anchor=f"job-{job_id}")
 
 
 @bp.get("/goals")
@@ -42,7 +45,9 @@ def index():
 def _render_index(form: GoalForm, status: int = 200):
     goals = db.session.scalars(owned(Goal, owner_id()).order_by(Goal.created_at.desc())).all()
     rows = [(goal, tree.goal_progress(goal)) for goal in goals]
-    return render_template("goals/index.html", rows=rows, form=form), status
+    return render_template(
+        "goals/index.html", rows=rows, form=form, channels=[] if rows else channel_names()
+    ), status
 
 
 @bp.post("/goals")
@@ -63,14 +68,50 @@ def show(goal_id: int):
     return render_goal(goal)
 
 
+@bp.get("/goals/<int:goal_id>/jobs/<int:job_id>/subtree")
+@login_required
+def subtree(goal_id: int, job_id: int):
+    """The rows under one job, for the page's script to put in place when the job is opened
+    (without JavaScript the Open link reloads the page with the job open instead)."""
+    goal = get_owned(Goal, goal_id, owner_id())
+    job = get_owned(MicroJob, job_id, owner_id())
+    if job.goal_id != goal.id:
+        abort(404)
+    opened = folding.parse_open(request.args.get("open")) | {job.id}
+    folded = folding.folded_tree(goal, opened, under=job.id)
+    return render_template("goals/_subtree.html", **_tree_context(goal, folded))
+
+
 def render_goal(
     goal: Goal,
     status: int = 200,
     node_forms: dict[int | None, dict[str, FlaskForm]] | None = None,
 ):
-    """The goal page; `node_forms` puts a failed form (with its errors and typed values) back
-    on its node: {job id or None for the top level: {"add"|"split"|"mode": form}}."""
-    nodes = tree.goal_tree(goal)
+    """The goal page, folded as its URL says (`?open=`); `node_forms` puts a failed form
+    (with its errors and typed values) back on its node, which is shown: {job id or None
+    for the top level: {"add"|"split"|"mode": form}}."""
+    node_forms = node_forms or {}
+    opened = folding.parse_open(request.args.get("open"))
+    opened |= {job_id for job_id in node_forms if job_id is not None}
+    folded = folding.folded_tree(goal, opened)
+    context = _tree_context(goal, folded, node_forms)
+    context["forms"][None] = {"add": node_forms.get(None, {}).get("add") or context["blank_add"]}
+    return render_template(
+        "goals/show.html",
+        goal=goal,
+        progress=tree.goal_progress(goal),
+        staged=_staged_count(folded),
+        **context,
+    ), status
+
+
+def _tree_context(
+    goal: Goal,
+    folded: folding.FoldedTree,
+    node_forms: dict[int | None, dict[str, FlaskForm]] | None = None,
+) -> dict[str, Any]:
+    """What the tree's rows need: each node's forms, buttons and the URLs that open, fold
+    and come back to it with the open state kept."""
     channels = channel_choices()
     node_forms = node_forms or {}
     # A blank form renders the same on every node but for the ids the template gives its
@@ -81,7 +122,7 @@ def render_goal(
     mode_forms: dict[tuple[str, str], SharedForm] = {}
 
     def mode_form(job: MicroJob) -> SharedForm:
-        key = (job.mode, str(job.connection_id or ""))
+        key = (job.mode, job.channel or "")
         if key not in mode_forms:
             mode_forms[key] = SharedForm(
                 ModeForm(formdata=None, channels=channels, data={"mode": key[0], "channel": key[1]})
@@ -89,7 +130,7 @@ def render_goal(
         return mode_forms[key]
 
     forms: dict[int | None, dict[str, Any]] = {}
-    for node in tree.walk(nodes):
+    for node in folded.nodes:
         job = node.job
         given = node_forms.get(job.id, {})
         forms[job.id] = {
@@ -97,17 +138,22 @@ def render_goal(
             "split": given.get("split") or blank_split,
             "mode": given.get("mode") or mode_form(job),
         }
-    forms[None] = {"add": node_forms.get(None, {}).get("add") or blank_add}
-    return render_template(
-        "goals/show.html",
-        goal=goal,
-        nodes=list(tree.walk(nodes)),
-        progress=tree.goal_progress(goal),
-        forms=forms,
-        open_forms={(k, name) for k, v in node_forms.items() for name in v},
-        buttons=_tree_buttons(nodes),
-        staged=_staged_count(nodes),
-    ), status
+
+    def tree_url(opened: Any, job_id: int | None = None) -> str:
+        state = folding.format_open(opened) or None
+        anchor = f"job-{job_id}" if job_id else None
+        return url_for("goals.show", goal_id=goal.id, open=state, _anchor=anchor)
+
+    return {
+        "nodes": folded.nodes,
+        "forms": forms,
+        "blank_add": blank_add,
+        "open_forms": {(k, name) for k, v in node_forms.items() for name in v},
+        "buttons": _tree_buttons(folded.nodes),
+        "here": lambda job_id=None: tree_url(folded.opened, job_id),
+        "opened_url": lambda job_id: tree_url(folded.opened | {job_id}, job_id),
+        "folded_url": lambda job_id: tree_url(folded.without(job_id), job_id),
+    }
 
 
 _ID_SLOT = "shared-form-id-slot"
@@ -154,10 +200,10 @@ class _SharedField:
         return Markup(self._html[key].replace(_ID_SLOT, str(own_id)))
 
 
-def _tree_buttons(nodes: list[tree.TreeNode]) -> Callable[..., list[Button]]:
+def _tree_buttons(nodes: list[folding.FoldedNode]) -> Callable[..., list[Button]]:
     """`job_buttons` for the tree's jobs, told which are leaves: asking each job for its
     children would load them, one query per job."""
-    leaves = {node.job.id for node in tree.walk(nodes) if node.is_leaf}
+    leaves = {node.job.id for node in nodes if node.is_leaf}
 
     def buttons(job: MicroJob, *, compact: bool = False) -> list[Button]:
         return job_buttons(job, compact=compact, leaf=job.id in leaves)
@@ -165,14 +211,12 @@ def _tree_buttons(nodes: list[tree.TreeNode]) -> Callable[..., list[Button]]:
     return buttons
 
 
-def _staged_count(nodes: list[tree.TreeNode]) -> int:
-    """How many leaves 'Dispatch everything marked' would send."""
+def _staged_count(folded: folding.FoldedTree) -> int:
+    """How many leaves 'Dispatch everything marked' would send (shown or folded away)."""
     return sum(
         1
-        for node in tree.walk(nodes)
-        if node.is_leaf
-        and node.job.mode == "delegate"
-        and node.job.status in dispatch_service.DISPATCHABLE
+        for _, mode, _, status in folded.leaves
+        if mode == "delegate" and status in dispatch_service.DISPATCHABLE
     )
 
 
@@ -205,7 +249,9 @@ def add_top_job(goal_id: int):
     if not form.validate_on_submit():
         return render_goal(goal, 400, {None: {"add": form}})
     job = tree.add_job(goal, title=form.title.data, actor=actor())
-    return redirect(goal_url(goal, job.id), code=303)
+    flash(f"Added “{job.title}”. Split it into smaller jobs, or keep or delegate it.", "success")
+    # A top-level job is always shown: no need to open it.
+    return redirect(url_for("goals.show", goal_id=goal.id, _anchor=f"job-{job.id}"), code=303)
 
 
 @bp.post("/goals/<int:goal_id>/dispatch")

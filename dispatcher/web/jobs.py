@@ -28,6 +28,7 @@ from dispatcher.web.common import (
     actor,
     back,
     channel_choices,
+    counted,
     owner_id,
     refuse,
     safe_next,
@@ -121,6 +122,7 @@ def add_child(job_id: int):
     except REFUSALS as exc:
         refuse(exc)
         return back(goal_url(job.goal, job.id))
+    flash(f"Added “{child.title}” under “{job.title}”.", "success")
     return back(goal_url(job.goal, child.id))
 
 
@@ -131,7 +133,7 @@ def split(job_id: int):
     form = SplitForm()
     if form.validate_on_submit():
         try:
-            children = outline.split_outline(job, form.titles.data, actor=actor())
+            added = outline.split_outline(job, form.titles.data, actor=actor())
         except InvalidTransition as exc:
             refuse(exc)
             return back(goal_url(job.goal, job.id))
@@ -139,7 +141,7 @@ def split(job_id: int):
             db.session.rollback()
             form.titles.errors.append(str(exc))
         else:
-            flash(f"Split into {len(children)} jobs.", "success")  # top-level children
+            flash(f"Split “{job.title}” into {counted(added.count, 'job')}.", "success")
             return back(goal_url(job.goal, job.id))
     return render_goal(job.goal, 400, {job.id: {"split": form}})
 
@@ -161,6 +163,7 @@ def edit(job_id: int):
             # The page showed no price (the job was under way): leave both as they are.
             del form.price
             del form.assignments
+            del form.free
     if form.validate_on_submit():
         # A price and assignments sent while the job is out at its channel are refused by
         # the service (the owner must cancel first), never silently dropped.
@@ -216,8 +219,17 @@ def mode(job_id: int):
             db.session.rollback()
             form.mode.errors.append(str(exc))
         else:
+            flash(_mode_saved(job), "success")
             return back(goal_url(job.goal, job.id))
     return render_goal(job.goal, 400, {job.id: {"mode": form}})
+
+
+def _mode_saved(job: MicroJob) -> str:
+    if job.mode == "delegate":
+        return f"Saved: “{job.title}” goes to {job.channel} when you dispatch it."
+    if job.mode == "keep":
+        return f"Saved: you do “{job.title}” yourself."
+    return f"Saved: who does “{job.title}” is undecided."
 
 
 # --- kept jobs --------------------------------------------------------------------------------

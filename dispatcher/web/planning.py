@@ -41,7 +41,7 @@ from dispatcher.planning.forms import (
 from dispatcher.planning.playbook_schema import PlaybookError
 from dispatcher.scoping import get_owned
 from dispatcher.web.common import actor as _actor
-from dispatcher.web.common import safe_next
+from dispatcher.web.common import counted, safe_next
 
 bp = Blueprint("planning", __name__)
 
@@ -112,12 +112,12 @@ def paste_outline(goal_id: int):
     text = request.form.get("text", "")
     parent = _job(goal, request.form["parent_id"]) if request.form.get("parent_id") else None
     try:
-        created = outline.add_outline(goal, text, parent=parent, actor=_actor())
+        added = outline.add_outline(goal, text, parent=parent, actor=_actor())
     except REFUSALS as exc:
         db.session.rollback()
         return _render_plan(goal, _status_of(exc), _messages(exc), text)
-    flash(f"Added {len(created)} job(s) from your list.")
-    return redirect(_plan_url(goal, created[0] if created else None))
+    flash(f"Added {counted(added.count, 'job')} from your list.", "success")
+    return redirect(_plan_url(goal, added.tops[0] if added.tops else None))
 
 
 @bp.route("/goals/<int:goal_id>/jobs/<int:job_id>/breakdown", methods=["GET", "POST"])
@@ -133,11 +133,11 @@ def breakdown(goal_id: int, job_id: int):
         return _render_breakdown(goal, job)
     text = request.form.get("text", "")
     try:
-        created = outline.split_outline(job, text, actor=_actor())
+        added = outline.split_outline(job, text, actor=_actor())
     except REFUSALS as exc:
         db.session.rollback()
         return _render_breakdown(goal, job, _status_of(exc), _messages(exc), text)
-    flash(f"Split {job.title!r} into {len(created)} job(s).")
+    flash(f"Split {job.title!r} into {counted(added.count, 'job')}.", "success")
     return redirect(_plan_url(goal, job))
 
 

@@ -77,15 +77,16 @@ def test_docs_page_is_self_contained(client):
     assert response.mimetype == "text/html"
     page = response.get_data(as_text=True)
     assert 'data-spec-url="/api/openapi.json"' in page
-    # Nothing is loaded from another host: no CDN; script and styles are this site's files.
+    # Nothing is loaded from another host: no CDN, no external script or stylesheet; and
+    # nothing inline, so the CSP allows only our own files (issue 11: strict CSP).
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
-    assert '<script src="/static/js/api-docs.js">' in page
-    script = client.get("/static/js/api-docs.js")
-    assert "fetch(specUrl" in script.get_data(as_text=True)
-    script.close()
-    assert "<style" not in page and "<script>" not in page
+    assert '<script src="/static/js/api-docs.js" defer></script>' in page
+    assert "<style" not in page and "<script>" not in page and "style=" not in page
     csp = response.headers["Content-Security-Policy"]
-    assert "default-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "unsafe-inline" not in csp
+    script = client.get("/static/js/api-docs.js")
+    assert script.status_code == 200 and "fetch(specUrl" in script.get_data(as_text=True)
+    script.close()
 
 
 def test_unknown_api_paths_and_methods_are_problems(api):
@@ -140,6 +141,12 @@ def test_docs_page_renders_the_spec_in_a_browser(live_server, output_dir):
             accept = page.locator("details.op", has_text="/accept").first
             accept.locator("summary").click()
             assert "payout_cents" in accept.inner_text()
+            # Descriptions are Markdown: backticks become code, never show as backticks.
+            assert "`" not in page.locator("#auth").inner_text()
+            assert page.locator("#auth code", has_text="Authorization: Bearer").count() == 1
+            create_job = page.locator("details.op", has_text="/api/v1/goals/{goal_id}/jobs").first
+            assert create_job.locator(".body code", has_text="parent_id").count() >= 1
+            assert "`" not in page.locator("#content").inner_text()
             page.screenshot(path=str(output_dir / "api-docs.png"), full_page=False)
             assert outside == []
         finally:

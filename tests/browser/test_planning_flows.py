@@ -31,7 +31,7 @@ def goal_page_layout(page) -> list[tuple[int, str]]:
         for x in page.eval_on_selector_all(
             "#tree li.node",
             """els => els.map(el => [
-                Number(el.style.getPropertyValue('--depth')),
+                Number(getComputedStyle(el).getPropertyValue('--depth')),
                 el.querySelector('.node-line a.title').textContent,
             ])""",
         )
@@ -65,7 +65,7 @@ def test_split_a_job_by_pasting_an_indented_list(page, owner, goal, log_in, shot
         page.get_by_role("button", name="Split").click()
 
     assert page.url.endswith(f"/goals/{goal.id}/plan#job-{post.id}")
-    assert page.locator(".flash").inner_text() == "Split 'Guest post #1' into 3 job(s)."
+    assert page.locator(".flash").inner_text() == "Split 'Guest post #1' into 5 jobs."
     expected = [
         (0, "Guest post #1"),
         (1, "Pitch 12 sites"),

@@ -102,7 +102,7 @@ def test_split_outline_creates_the_whole_subtree_in_one_transaction(goal):
          - block 1
     - [ ] Send it
     """
-    tops = split_outline(root, text)
+    tops = split_outline(root, text).tops
     assert [t.title for t in tops] == ["Pitch 12 sites", "Write the post", "Send it"]
     nodes = tree.goal_tree(goal)
     flat = [(n.depth, n.job.title, n.job.position) for n in tree.walk(nodes)]
@@ -156,6 +156,6 @@ def test_split_outline_appends_after_existing_children(goal):
 
 def test_add_outline_at_the_goal_top_level(goal):
     tree.add_job(goal, title="existing")
-    tops = add_outline(goal, "a\n  a1\nb")
+    tops = add_outline(goal, "a\n  a1\nb").tops
     assert [t.title for t in tops] == ["a", "b"]
     assert [n.job.title for n in tree.goal_tree(goal)] == ["existing", "a", "b"]

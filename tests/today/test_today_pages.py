@@ -29,7 +29,9 @@ def test_today_needs_a_login(client, user_loader):
 def test_page_shows_every_section(login, owner, goal, day, flow):
     tree.add_job(goal, title="Pitch 12 sites", mode="keep", planned_for=day)
     tree.add_job(goal, title="Outline the post", mode="keep", due_date=day - timedelta(days=2))
-    out = tree.add_job(goal, title="Find blogs", mode="delegate", channel="sandbox")
+    out = tree.add_job(
+        goal, title="Find blogs", mode="delegate", channel="sandbox", price_cents=500
+    )
     flow.dispatch(out)
     client = login(owner)
 

@@ -1,4 +1,5 @@
-// The /api/docs page: reads the OpenAPI description and shows it (no innerHTML).
+// The API docs page (/api/docs): reads the OpenAPI description and shows it; descriptions
+// are Markdown (backticks, bold, lists, links), rendered to DOM nodes, never through innerHTML.
 "use strict";
 (function () {
   const specUrl = document.body.dataset.specUrl;
@@ -17,6 +18,60 @@
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
     return node;
+  }
+
+  // Inline Markdown: `code`, **bold**, *em*, [text](link); anything else stays text.
+  const INLINE = /`([^`]+)`|\*\*([^*]+)\*\*|\*([^*\s][^*]*)\*|\[([^\]]+)\]\(([^)\s]+)\)/g;
+  function inline(text) {
+    const out = [];
+    let last = 0;
+    for (const m of text.matchAll(INLINE)) {
+      if (m.index > last) out.push(text.slice(last, m.index));
+      if (m[1] !== undefined) out.push(el("code", {}, m[1]));
+      else if (m[2] !== undefined) out.push(el("strong", {}, m[2]));
+      else if (m[3] !== undefined) out.push(el("em", {}, m[3]));
+      else if (/^(https?:\/\/|\/|#)/.test(m[5])) out.push(el("a", { href: m[5] }, m[4]));
+      else out.push(m[4]);
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) out.push(text.slice(last));
+    return out;
+  }
+
+  // Block Markdown of a description: paragraphs (blank lines), "- " / "* " / "1. " lists,
+  // and ``` fenced code; single line breaks inside a paragraph are spaces.
+  function markdown(text, tag) {
+    const box = el(tag || "div", { class: "md" });
+    const lines = String(text || "").replace(/\r\n?/g, "\n").split("\n");
+    let para = [];
+    let list = null;
+    const flush = () => {
+      if (para.length) box.append(el("p", {}, inline(para.join(" "))));
+      para = [];
+    };
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i];
+      const item = /^\s*(?:[-*+]|\d+[.)])\s+(.*)$/.exec(line);
+      if (line.trim().startsWith("```")) {
+        flush(); list = null;
+        const code = [];
+        for (i++; i < lines.length && !lines[i].trim().startsWith("```"); i++) code.push(lines[i]);
+        box.append(el("pre", {}, el("code", {}, code.join("\n"))));
+      } else if (item) {
+        flush();
+        if (!list) { list = el(/^\s*\d/.test(line) ? "ol" : "ul", {}); box.append(list); }
+        list.append(el("li", {}, inline(item[1])));
+      } else if (!line.trim()) {
+        flush(); list = null;
+      } else if (list && /^\s+/.test(line)) {
+        list.lastChild.append(" ", ...inline(line.trim()));
+      } else {
+        list = null;
+        para.push(line.trim());
+      }
+    }
+    flush();
+    return box;
   }
 
   function refName(ref) { return ref.split("/").pop(); }
@@ -72,12 +127,13 @@
       el("thead", {}, el("tr", {}, el("th", {}, "Field"), el("th", {}, "Type"), el("th", {}, ""), el("th", {}, "Notes"))),
       el("tbody", {}, names.map((name) => {
         const prop = props[name];
-        const notes = [prop.description, constraints(prop)].filter(Boolean).join(" — ");
+        const limits = constraints(prop);
         return el("tr", {},
           el("td", { class: "mono" }, name),
           el("td", {}, typeOf(prop)),
           el("td", {}, flags(prop, required.has(name))),
-          el("td", { class: "desc" }, notes));
+          el("td", { class: "desc" }, prop.description ? markdown(prop.description) : null,
+            limits ? el("div", { class: "limits" }, limits) : null));
       })));
   }
 
@@ -89,7 +145,8 @@
         el("td", {}, p.in),
         el("td", {}, typeOf(p.schema)),
         el("td", {}, flags({}, p.required)),
-        el("td", { class: "desc" }, [p.description, constraints(p.schema || {})].filter(Boolean).join(" — "))))));
+        el("td", { class: "desc" }, p.description ? markdown(p.description) : null,
+          el("div", { class: "limits" }, constraints(p.schema || {})))))));
   }
 
   function contentList(content) {
@@ -118,7 +175,7 @@
     const secured = op.security ? op.security.some((s) => Object.keys(s).length) : (spec.security || []).length > 0;
     const optional = op.security && op.security.some((s) => !Object.keys(s).length);
     const body = el("div", { class: "body" });
-    if (op.description) body.append(el("p", { class: "desc" }, op.description));
+    if (op.description) body.append(markdown(op.description));
     if (params.length) body.append(el("h3", {}, "Parameters"), parametersTable(params));
     if (op.requestBody) {
       const rb = resolve(spec, op.requestBody);
@@ -132,7 +189,7 @@
       el("thead", {}, el("tr", {}, el("th", {}, "Status"), el("th", {}, "Meaning"), el("th", {}, "Body"))),
       el("tbody", {}, Object.entries(op.responses || {}).map(([code, resp]) => {
         const r = resolve(spec, resp);
-        return el("tr", {}, el("td", { class: "mono" }, code), el("td", {}, r.description || ""), el("td", {}, contentList(r.content)));
+        return el("tr", {}, el("td", { class: "mono" }, code), el("td", {}, inline(r.description || "")), el("td", {}, contentList(r.content)));
       }))));
     const id = anchor("op", method + path);
     const details = el("details", { class: "op", id: id, "data-search": (method + " " + path + " " + (op.summary || "")).toLowerCase() },
@@ -154,7 +211,7 @@
     const schemes = (spec.components && spec.components.securitySchemes) || {};
     const auth = document.getElementById("auth");
     for (const [name, s] of Object.entries(schemes)) {
-      auth.append(el("div", {}, el("strong", {}, name), ": ", s.description || [s.type, s.scheme, s.in, s.name].filter(Boolean).join(" ")));
+      auth.append(el("div", {}, el("strong", {}, name), ": ", s.description ? inline(s.description) : [s.type, s.scheme, s.in, s.name].filter(Boolean).join(" ")));
     }
 
     const tags = (spec.tags || []).map((t) => ({ ...t, ops: [] }));
@@ -178,7 +235,7 @@
       const id = anchor("tag", tag.name);
       toc.append(el("a", { href: "#" + id }, tag.name + " (" + tag.ops.length + ")"));
       const section = el("section", { class: "tag", id: id }, el("h2", {}, tag.name));
-      if (tag.description) section.append(el("p", { class: "desc" }, tag.description));
+      if (tag.description) section.append(markdown(tag.description));
       for (const o of tag.ops) section.append(operation(spec, o.path, o.method, o.op, o.params));
       content.append(section);
     }
@@ -189,7 +246,7 @@
       toc.append(el("a", { href: "#" + anchor("schema", name) }, name));
       const schema = schemas[name];
       schemaSection.append(el("div", { class: "schema", id: anchor("schema", name) },
-        el("h3", {}, name), schema.description ? el("p", { class: "desc" }, schema.description) : null,
+        el("h3", {}, name), schema.description ? markdown(schema.description) : null,
         propertiesTable(schema)));
     }
     content.append(schemaSection);
