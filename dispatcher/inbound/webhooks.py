@@ -87,14 +87,16 @@ def receive(adapter_name: str):
     )
     db.session.add(inbound)
     try:
+        db.session.flush()
+        inbound_id = inbound.id  # read before the commit expires it: no reload after
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         return _duplicate(adapter_name, event_id)
     if status == "invalid":
         return problem(400, "Webhook not understood", error or "", event_id=event_id)
-    enqueue_apply_quietly(inbound.id)
-    return {"status": "accepted", "event_id": event_id, "id": inbound.id}, 202
+    enqueue_apply_quietly(inbound_id)
+    return {"status": "accepted", "event_id": event_id, "id": inbound_id}, 202
 
 
 def _too_large(limit: int):
