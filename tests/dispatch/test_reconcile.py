@@ -186,3 +186,22 @@ def test_scheduled_jobs_on_time_are_left_to_the_scheduler(three, redis_server):
     queue.schedule_job(job, datetime.now(UTC) + timedelta(seconds=30))
     assert job.id in liveness.live_job_ids(conn, [job.id])
     assert liveness.rescue_overdue(conn) == []
+
+
+def test_stale_queued_jobs_are_checked_with_one_read_of_the_queue(three, redis_server):
+    """Issue 12: a backlog queued longer than STALE_SECONDS is checked against one read of
+    its queue, not one LPOS per job over the whole queue (quadratic in the backlog)."""
+    conn = redis_connection()
+    dispatches, _ = three
+    job_ids = [tasks.send_job_id(d.id) for d in dispatches]
+    for job_id in job_ids:
+        conn.hset(f"rq:job:{job_id}", "enqueued_at", "2020-01-01T00:00:00.000000Z")
+    conn.lrem(get_queue(DISPATCH).key, 0, job_ids[0])  # lost between pop and registry write
+
+    def calls(name: str) -> int:
+        return conn.info("commandstats").get(f"cmdstat_{name}", {}).get("calls", 0)
+
+    before = {name: calls(name) for name in ("lpos", "lrange")}
+    assert liveness.live_job_ids(conn, job_ids) == set(job_ids[1:])
+    assert calls("lpos") == before["lpos"]
+    assert calls("lrange") == before["lrange"] + 1
