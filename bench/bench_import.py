@@ -1,6 +1,7 @@
 """JSON import of a 2,000-job goal tree (the one bench_goal_tree.py builds, in every stage),
 exported and imported again as a new goal: time and SQL statements, medians of `--reps`.
-No floor: the target is under 1 s.
+No floor: the target is under 1 s. The CPU time is printed too: on a shared machine it shows
+the work when the wall time shows the neighbours.
 
     .venv/bin/python bench/bench_import.py [--jobs 2000] [--reps 3]
     .venv/bin/python bench/bench_import.py --quick      # CI: 300 jobs, 1 repetition
@@ -56,12 +57,13 @@ def main() -> None:
             data = transfer.export_goal(goal)
             owner_id = owner.id
             db.session.remove()
-            times, statements, jobs = [], [], 0
+            times, cpu, statements, jobs = [], [], [], 0
             for _ in range(args.reps):
                 with counting(db.engine) as counter:
-                    started = time.perf_counter()
+                    started, cpu_started = time.perf_counter(), time.process_time()
                     result = transfer.import_goal(owner_id, data)
                     times.append(time.perf_counter() - started)
+                    cpu.append(time.process_time() - cpu_started)
                 statements.append(counter.count)
                 jobs = result.jobs
                 db.session.remove()
@@ -71,6 +73,7 @@ def main() -> None:
             "import",
             [
                 Row(f"JSON import of a {jobs}-job tree", median(times), "s", None, "< 1 s"),
+                Row("CPU time of that import (this process)", median(cpu), "s", None, None),
                 Row("SQL statements of that import", median(statements), "", None, None),
             ],
             f"{db_name}, {args.reps} rep(s)",

@@ -85,6 +85,7 @@ def create_subtree(
             for siblings, under, first in level
             for i, spec in enumerate(siblings)
         ]  # fmt: skip
+        _same_keys([values for _, values in here])
         # RETURNING need not follow the VALUES order (SQLAlchemy would then insert row by
         # row); within a level, (parent, position) names each row.
         jobs = {
@@ -95,9 +96,10 @@ def create_subtree(
         }
         level = []
         for spec, values in here:
-            job = jobs[values["parent_id"], values["position"]]
-            made[id(spec)] = job
+            made[id(spec)] = job = jobs[values["parent_id"], values["position"]]
             tree.job_created(goal, job, actor)
+        for spec, _ in here:  # events alike stay together: they are inserted in batches
+            job = made[id(spec)]
             if spec.done and not spec.children and job.status in (Status.DRAFT, Status.READY):
                 lifecycle.transition(job, "complete", actor=actor)
                 job.finished_at = utcnow()
@@ -108,3 +110,17 @@ def create_subtree(
     if parent is not None:
         db.session.expire(parent, ["children"])
     return [made[id(spec)] for spec in walk_new(specs)]
+
+
+def _same_keys(rows: list[dict[str, Any]]) -> None:
+    """Give every row the same columns (a missing one gets its column default): rows with
+    different columns go in separate INSERTs."""
+    columns = MicroJob.__table__.c
+    for key in set().union(*rows):
+        default = columns[key].default
+        for row in rows:
+            if key not in row:
+                if default is None:
+                    row[key] = None
+                else:
+                    row[key] = default.arg(None) if default.is_callable else default.arg
