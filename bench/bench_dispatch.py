@@ -253,14 +253,16 @@ class Bench:
         before, cpu = self.orders(), sum(cpu_seconds(p) for p in pids)
         from dispatcher.dispatch import tasks
 
+        commands = self.redis_commands()
         started = time.perf_counter()
         for dispatch_id in dispatch_ids:
             tasks.enqueue_send(dispatch_id)
         self.wait_orders(before + n, "dispatch")
         elapsed = time.perf_counter() - started
         cpu = sum(cpu_seconds(p) for p in pids) - cpu
+        commands = self.redis_commands() - commands
         db.session.remove()
-        return n / elapsed, cpu / n * 1000
+        return n / elapsed, cpu / n * 1000, commands / n
 
     def drain_floor(self, n: int, pids: list[int]) -> tuple[float, float]:
         from bench.floors import post_order
@@ -268,13 +270,21 @@ class Bench:
         queue = self.floor_queue()
         bodies = self.floor_bodies(n)
         before, cpu = self.orders(), sum(cpu_seconds(p) for p in pids)
+        commands = self.redis_commands()
         started = time.perf_counter()
         for body, key in bodies:
             queue.enqueue(post_order, f"{self.sandbox_url}/orders", body, key, result_ttl=0)
         self.wait_orders(before + n, FLOOR_QUEUE)
         elapsed = time.perf_counter() - started
         cpu = sum(cpu_seconds(p) for p in pids) - cpu
-        return n / elapsed, cpu / n * 1000
+        commands = self.redis_commands() - commands
+        return n / elapsed, cpu / n * 1000, commands / n
+
+    def redis_commands(self) -> int:
+        """Commands Redis has processed so far (the bench's own polling included, alike for
+        product and floor: a few per 20 ms)."""
+        with self.redis.client() as conn:
+            return int(conn.info("stats")["total_commands_processed"])
 
     def floor_queue(self):
         from rq import Queue
@@ -361,6 +371,9 @@ def main() -> None:
                 cpu = {k: median(r[1] for r in v) for k, v in runs.items()}
                 rows.append(Row("dispatch worker CPU per job", cpu["product"], "ms",
                                 cpu["floor"], None))  # fmt: skip
+                redis = {k: median(r[2] for r in v) for k, v in runs.items()}
+                rows.append(Row("Redis commands per job (enqueue + run)", redis["product"], "",
+                                redis["floor"], None))  # fmt: skip
                 product, floor = bench.latencies(args.samples)
                 rows.append(Row("idle latency p50", percentile(product, 50), "ms",
                                 percentile(floor, 50), "<= 2x floor"))  # fmt: skip
