@@ -97,8 +97,10 @@ class Bench:
             f"http://127.0.0.1:{self.ports[which]}/webhooks/sandbox",
             path, self.dir / "requests.lua", connections=CONNECTIONS, seconds=seconds,
         )  # fmt: skip
-        if result["errors"] or result["socket_errors"]:
+        if result["errors"]:  # an answer other than 2xx is a broken benchmark
             raise RuntimeError(f"{which}: {result}\n{self.tail(which)}")
+        if result["socket_errors"]:  # slow answers are a figure: say so, go on
+            print(f"  {which}: socket errors {result['socket_errors']}", flush=True)
         return result["rate"]
 
     def at_rate(self, which: str, rate: float, seconds: int) -> dict:
