@@ -77,7 +77,7 @@ def wrk(url: str, requests_file: Path, lua: Path, *, connections: int, seconds: 
     threads = 2
     lua.write_text(REQUESTS_LUA)
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
          "-s", str(lua), url, "--", str(requests_file), str(threads)],
         capture_output=True, text=True, timeout=seconds + 60, check=True,
     ).stdout  # fmt: skip
