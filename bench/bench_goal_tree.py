@@ -259,7 +259,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="CI: 300 jobs, 1 run")
     args = parser.parse_args()
+    if args.quick:
+        args.jobs, args.runs = 300, 1
 
     from flask_migrate import upgrade
 

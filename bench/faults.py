@@ -41,7 +41,17 @@ from pathlib import Path
 import requests
 
 from bench import figures
-from bench.stack import Proc, RedisServer, SentinelRedis, cli, environment, free_port, wait_http
+from bench.stack import (
+    Proc,
+    RedisServer,
+    SentinelRedis,
+    cli,
+    drop_scratch,
+    environment,
+    free_port,
+    scratch_database,
+    wait_http,
+)
 
 PRICE = 500
 MAX_PLACES = 5
@@ -162,29 +172,11 @@ class Suite:
 
     # -- set-up ----------------------------------------------------------------------------
     def _database(self, url: str | None) -> str:
-        if not url:
-            return f"sqlite:///{self.dir / 'dispatcher.db'}"
-        if not url.startswith("postgresql"):
-            raise SystemExit("DATABASE_URL must be PostgreSQL (or unset for SQLite)")
-        import psycopg
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(url)
-        self.scratch_db = f"{parsed.database or 'dispatcher'}_faults_{random.randrange(10**8)}"
-        admin = parsed.set(drivername="postgresql", database="postgres")
-        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{self.scratch_db}"')
-        return parsed.set(database=self.scratch_db).render_as_string(hide_password=False)
+        database_url, self.scratch_db = scratch_database(url, self.dir, "faults")
+        return database_url
 
     def _drop_scratch(self) -> None:
-        if not self.scratch_db:
-            return
-        import psycopg
-        from sqlalchemy.engine import make_url
-
-        admin = make_url(self.database_url).set(drivername="postgresql", database="postgres")
-        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{self.scratch_db}" WITH (FORCE)')
+        drop_scratch(self.database_url, self.scratch_db)
 
     def start(self) -> None:
         self.redis.start()

@@ -321,3 +321,34 @@ def _until(probe, seconds: float) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"not ready after {seconds}s")
+
+
+def scratch_database(url: str | None, directory: Path, label: str) -> tuple[str, str | None]:
+    """(database URL, scratch name): a SQLite file in `directory`, or a fresh database on
+    the PostgreSQL server named by `url` (drop it with `drop_scratch`)."""
+    if not url:
+        return f"sqlite:///{directory / 'dispatcher.db'}", None
+    if not url.startswith("postgresql"):
+        raise SystemExit("DATABASE_URL must be PostgreSQL (or unset for SQLite)")
+    import random
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    scratch = f"{parsed.database or 'dispatcher'}_{label}_{random.randrange(10**8)}"
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{scratch}"')
+    return parsed.set(database=scratch).render_as_string(hide_password=False), scratch
+
+
+def drop_scratch(database_url: str, scratch: str | None) -> None:
+    if not scratch:
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(database_url).set(drivername="postgresql", database="postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')

@@ -99,6 +99,7 @@ def live_job_ids(connection: Redis, job_ids: list[str]) -> set[str]:
     rows = pipe.execute()
     now = redis_now(connection)
     live: set[str] = set()
+    queued: dict[str, set[str]] = {}  # queue name -> the ids in it, read once per call
     for job_id, (status, origin, enqueued_at) in zip(job_ids, rows, strict=True):
         status = status.decode() if status else None
         origin = origin.decode() if origin else ""
@@ -106,7 +107,7 @@ def live_job_ids(connection: Redis, job_ids: list[str]) -> set[str]:
             live.add(job_id)
         elif status == "queued":
             age = now - utcparse(enqueued_at.decode()).timestamp() if enqueued_at else 0
-            if age < STALE_SECONDS or _in_queue(connection, origin, job_id):
+            if age < STALE_SECONDS or job_id in _queued_ids(connection, origin, queued):
                 live.add(job_id)
         elif status == "scheduled":
             due = connection.zscore(ScheduledJobRegistry(origin, connection=connection).key, job_id)
@@ -142,11 +143,14 @@ def rescue_overdue(connection: Redis, queue_names: Iterable[str] = ALL_QUEUES) -
     return rescued
 
 
-def _in_queue(connection: Redis, queue_name: str, job_id: str) -> bool:
-    if not queue_name:
-        return False
-    key = Queue(queue_name, connection=connection).key
-    return connection.lpos(key, job_id) is not None
+def _queued_ids(connection: Redis, queue_name: str, cache: dict[str, set[str]]) -> set[str]:
+    """The ids in a queue, read once (one LRANGE) and kept in `cache`: an LPOS per job scans
+    the whole queue each time, which grows with the square of a backlog."""
+    if queue_name not in cache:
+        key = Queue(queue_name, connection=connection).key if queue_name else None
+        ids = connection.lrange(key, 0, -1) if key else []
+        cache[queue_name] = {i.decode() if isinstance(i, bytes) else i for i in ids}
+    return cache[queue_name]
 
 
 def forget(connection: Redis, job_id: str) -> None:

@@ -30,7 +30,9 @@ from datetime import datetime, timedelta
 from flask import current_app
 from redis.exceptions import RedisError
 from rq import Retry
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import or_, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from adapters.base import Adapter, Capability, DeliveryRef, HeldDecision, Receipt
 from dispatcher import lifecycle
@@ -165,10 +167,13 @@ def guarded_adapter(dispatch: Dispatch) -> Adapter:
 # -- sending --------------------------------------------------------------------------------
 def claim(dispatch_id: int) -> Dispatch | None:
     """Take the lease on a pending, due dispatch and count the attempt; None if it is held
-    by another attempt, not due yet, or no longer pending."""
+    by another attempt, not due yet, or no longer pending.
+
+    One UPDATE ... RETURNING, then the commit: the row comes back with the UPDATE, and the
+    values it returned are kept through the commit instead of read again."""
     now = utcnow()
     settings = current_app.config["SETTINGS"]
-    claimed = db.session.execute(
+    dispatch = db.session.scalars(
         update(Dispatch)
         .where(
             Dispatch.id == dispatch_id,
@@ -176,14 +181,20 @@ def claim(dispatch_id: int) -> Dispatch | None:
             or_(Dispatch.next_attempt_at.is_(None), Dispatch.next_attempt_at <= now),
         )
         .values(attempts=Dispatch.attempts + 1, next_attempt_at=now + lease(settings))
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    if claimed != 1:
+        .returning(Dispatch)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    if dispatch is None:
+        db.session.commit()
         return None
-    dispatch = db.session.get(Dispatch, dispatch_id)
-    db.session.refresh(dispatch)
+    returned = {key: getattr(dispatch, key) for key in _DISPATCH_COLUMNS}
+    db.session.commit()
+    for key, value in returned.items():
+        set_committed_value(dispatch, key, value)
     return dispatch
+
+
+_DISPATCH_COLUMNS = tuple(attr.key for attr in sa_inspect(Dispatch).column_attrs)
 
 
 @metrics.observe_dispatch

@@ -113,6 +113,8 @@ def receive(adapter_name: str, path: str):
     )
     db.session.add(inbound)
     try:
+        db.session.flush()
+        inbound_id = inbound.id  # read before the commit expires it: no reload after
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -120,9 +122,9 @@ def receive(adapter_name: str, path: str):
     if status == "invalid":
         return problem(400, "Webhook not understood", error or "", event_id=event_id)
     if status == "ignored":
-        return {"status": "ignored", "event_id": event_id, "id": inbound.id}, 200
-    enqueue_apply_quietly(inbound.id)
-    return {"status": "accepted", "event_id": event_id, "id": inbound.id}, 202
+        return {"status": "ignored", "event_id": event_id, "id": inbound_id}, 200
+    enqueue_apply_quietly(inbound_id)
+    return {"status": "accepted", "event_id": event_id, "id": inbound_id}, 202
 
 
 def _too_large(limit: int):

@@ -1,7 +1,7 @@
 """Create a whole subtree of new jobs in the caller's transaction.
 
 Pasted outlines, playbooks, cadence instances and imports all end here, so every way of adding
-many jobs at once goes through `tree.add_job` (one set of field checks, one `job_created` event
+many jobs at once goes through `tree.new_job` (one set of field checks, one `job_created` event
 per job) and leaves the commit to the caller: the subtree appears whole or not at all.
 """
 
@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import insert
+
 from dispatcher import lifecycle
+from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
 from dispatcher.models import Goal, MicroJob
 from dispatcher.models._base import utcnow
@@ -69,16 +72,55 @@ def create_subtree(
     lifecycle, so they carry the same Event a job ticked off by hand would.
     """
     check_size(specs)
-    created: list[MicroJob] = []
-    stack: list[tuple[NewJob, MicroJob | None]] = [(s, parent) for s in reversed(specs)]
-    while stack:
-        spec, under = stack.pop()
-        job = tree.add_job(
-            goal, title=spec.title, parent=under, actor=actor, commit=False, **spec.fields
-        )
-        created.append(job)
-        if spec.done and not spec.children and job.status in (Status.DRAFT, Status.READY):
-            lifecycle.transition(job, "complete", actor=actor)
-            job.finished_at = utcnow()
-        stack.extend((child, job) for child in reversed(spec.children))
-    return created
+    made: dict[int, MicroJob] = {}  # id(spec) -> its job
+    # One level of the tree at a time: one position query, and one bulk INSERT ... RETURNING
+    # per level, instead of a query and a flush per job (7 s for a 2,000-job import). The
+    # unit of work would insert a self-referencing table row by row.
+    start = tree.next_position(goal.id, parent.id if parent else None)
+    level: list[tuple[list[NewJob], MicroJob | None, int]] = [(specs, parent, start)]
+    while level:
+        here = [
+            (spec, tree.new_job(goal, title=spec.title, parent=under, position=first + i,
+                                **spec.fields))
+            for siblings, under, first in level
+            for i, spec in enumerate(siblings)
+        ]  # fmt: skip
+        _same_keys([values for _, values in here])
+        # RETURNING need not follow the VALUES order (SQLAlchemy would then insert row by
+        # row); within a level, (parent, position) names each row.
+        jobs = {
+            (job.parent_id, job.position): job
+            for job in db.session.scalars(
+                insert(MicroJob).returning(MicroJob), [values for _, values in here]
+            )
+        }
+        level = []
+        for spec, values in here:
+            made[id(spec)] = job = jobs[values["parent_id"], values["position"]]
+            tree.job_created(goal, job, actor)
+        for spec, _ in here:  # events alike stay together: they are inserted in batches
+            job = made[id(spec)]
+            if spec.done and not spec.children and job.status in (Status.DRAFT, Status.READY):
+                lifecycle.transition(job, "complete", actor=actor)
+                job.finished_at = utcnow()
+            if spec.children:
+                level.append((spec.children, job, 0))
+    # collections loaded before the insert do not know the new rows
+    db.session.expire(goal, ["jobs"])
+    if parent is not None:
+        db.session.expire(parent, ["children"])
+    return [made[id(spec)] for spec in walk_new(specs)]
+
+
+def _same_keys(rows: list[dict[str, Any]]) -> None:
+    """Give every row the same columns (a missing one gets its column default): rows with
+    different columns go in separate INSERTs."""
+    columns = MicroJob.__table__.c
+    for key in set().union(*rows):
+        default = columns[key].default
+        for row in rows:
+            if key not in row:
+                if default is None:
+                    row[key] = None
+                else:
+                    row[key] = default.arg(None) if default.is_callable else default.arg

@@ -120,7 +120,8 @@ def _change_goal_money(goal: Goal, money: dict[str, Any]) -> None:
     )
 
 
-def _next_position(goal_id: int, parent_id: int | None) -> int:
+def next_position(goal_id: int, parent_id: int | None) -> int:
+    """The position after `parent_id`'s last child (or the goal's last top-level job)."""
     same_parent = (
         MicroJob.parent_id.is_(None) if parent_id is None else MicroJob.parent_id == parent_id
     )
@@ -140,6 +141,22 @@ def add_job(
     **fields: Any,
 ) -> MicroJob:
     """Add a job at the end of `parent`'s children (or at the top level)."""
+    position = next_position(goal.id, parent.id if parent else None)
+    job = MicroJob(**new_job(goal, title=title, parent=parent, position=position, **fields))
+    connections.bind(job, fields.get("connection_id"))
+    db.session.add(job)
+    db.session.flush()
+    job_created(goal, job, actor)
+    if commit:
+        db.session.commit()
+    return job
+
+
+def new_job(
+    goal: Goal, *, title: str, parent: MicroJob | None, position: int, **fields: Any
+) -> dict[str, Any]:
+    """A new job's checked column values: `add_job` and `build.create_subtree` (which
+    inserts a whole level of a tree at once) share one set of field checks."""
     unknown = set(fields) - JOB_FIELDS
     if unknown:
         raise TypeError(f"unknown job fields: {sorted(unknown)}")
@@ -147,21 +164,19 @@ def add_job(
         raise ValueError("parent belongs to another goal")
     if fields.get("mode") and fields["mode"] not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
-    job = MicroJob(
-        owner_id=goal.owner_id,
-        goal_id=goal.id,
-        parent_id=parent.id if parent else None,
-        position=_next_position(goal.id, parent.id if parent else None),
-        title=title.strip(),
+    return {
+        "owner_id": goal.owner_id,
+        "goal_id": goal.id,
+        "parent_id": parent.id if parent else None,
+        "position": position,
+        "title": title.strip(),
         **fields,
-    )
-    connections.bind(job, fields.get("connection_id"))
-    db.session.add(job)
-    db.session.flush()
+    }
+
+
+def job_created(goal: Goal, job: MicroJob, actor: str) -> None:
+    """The `job_created` event of a flushed job."""
     _record(goal, "job_created", actor, job, title=job.title, parent_id=job.parent_id)
-    if commit:
-        db.session.commit()
-    return job
 
 
 def split_job(job: MicroJob, titles: Iterable[str], *, actor: str = "owner") -> list[MicroJob]:

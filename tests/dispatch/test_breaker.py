@@ -164,3 +164,34 @@ def test_redis_down_lets_calls_through_without_asking_it_each_time(clock):
     breaker.record_failure()
     dead.connection_pool.disconnect()
     assert breaker._redis_down()  # the next calls do not wait on Redis
+
+
+def test_a_closed_healthy_breaker_runs_no_script_and_writes_nothing(conn, clock):
+    """Issue 12: every platform call paid two Lua calls to a healthy breaker. Closed with no
+    failures, a call costs one read; a failure is still counted and a success after it still
+    resets the count."""
+
+    def stats() -> dict[str, int]:
+        info = conn.info("commandstats")
+        return {
+            name: info.get(f"cmdstat_{name}", {}).get("calls", 0)
+            for name in ("evalsha", "eval", "hset", "hmget")
+        }
+
+    breaker = make(conn, clock)
+    before = stats()
+    for _ in range(5):
+        breaker.before_call()
+        breaker.record_success()
+    after = stats()
+    assert after["evalsha"] + after["eval"] == before["evalsha"] + before["eval"]
+    assert after["hset"] == before["hset"]
+    assert after["hmget"] - before["hmget"] == 5
+    assert conn.exists(breaker.key) == 0
+    for _ in range(2):
+        breaker.before_call()
+        breaker.record_failure()
+    assert breaker.snapshot().failures == 2
+    breaker.before_call()
+    breaker.record_success()
+    assert breaker.snapshot().failures == 0

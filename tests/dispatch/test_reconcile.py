@@ -206,3 +206,22 @@ def test_a_host_whose_clock_runs_ahead_leaves_a_just_started_job_alone(
     monkeypatch.setattr(time, "time", lambda: ahead)  # this host only; Redis keeps its own
     assert liveness.recover_abandoned(conn) == []
     assert job.get_status(refresh=True) == JobStatus.STARTED
+
+
+def test_stale_queued_jobs_are_checked_with_one_read_of_the_queue(three, redis_server):
+    """Issue 12: a backlog queued longer than STALE_SECONDS is checked against one read of
+    its queue, not one LPOS per job over the whole queue (quadratic in the backlog)."""
+    conn = redis_connection()
+    dispatches, _ = three
+    job_ids = [tasks.send_job_id(d.id) for d in dispatches]
+    for job_id in job_ids:
+        conn.hset(f"rq:job:{job_id}", "enqueued_at", "2020-01-01T00:00:00.000000Z")
+    conn.lrem(get_queue(DISPATCH).key, 0, job_ids[0])  # lost between pop and registry write
+
+    def calls(name: str) -> int:
+        return conn.info("commandstats").get(f"cmdstat_{name}", {}).get("calls", 0)
+
+    before = {name: calls(name) for name in ("lpos", "lrange")}
+    assert liveness.live_job_ids(conn, job_ids) == set(job_ids[1:])
+    assert calls("lpos") == before["lpos"]
+    assert calls("lrange") == before["lrange"] + 1

@@ -190,3 +190,32 @@ def test_timeouts_and_lease_follow_the_settings(app):
     budget = 2 * (settings.http_connect_timeout + settings.http_read_timeout)
     assert tasks.call_timeout(settings) > budget
     assert tasks.lease(settings).total_seconds() > tasks.call_timeout(settings)
+
+
+def test_a_claim_is_one_update_returning_and_reads_nothing_back(goal, paused):
+    """Issue 12: the claim was UPDATE, commit, get, refresh. Now it is one UPDATE ...
+    RETURNING; the claimed row's fields are there after the commit without another SELECT,
+    and they are the ones just written."""
+    from sqlalchemy import event
+
+    dispatch = service.dispatch_job(delegated(goal))
+    dispatch_id, key = dispatch.id, dispatch.idempotency_key
+    db.session.remove()
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        statements.append(" ".join(statement.split()).upper())
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        claimed = tasks.claim(dispatch_id)
+        seen = (claimed.attempts, claimed.idempotency_key, claimed.state, claimed.next_attempt_at)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    touching = [s.split(" ")[0] for s in statements if "DISPATCHES" in s]
+    assert touching == ["UPDATE"]
+    assert "RETURNING" in next(s for s in statements if "DISPATCHES" in s)
+    assert seen[:3] == (1, key, DispatchState.PENDING)
+    assert seen[3] > utcnow() + timedelta(seconds=10)  # the lease just taken
+    db.session.remove()
+    assert db.session.get(Dispatch, dispatch_id).attempts == 1

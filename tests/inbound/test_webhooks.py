@@ -198,3 +198,24 @@ def test_the_old_public_default_sandbox_secret_opens_nothing(client):
     assert post(client, headers, body, url="/webhooks/sandbox").status_code == 410
     assert post(client, headers, body).status_code == 401
     assert stored() == []
+
+
+def test_a_good_webhook_costs_one_insert_and_no_reload(client):
+    """Issue 12: the intake writes the row once and reads nothing back after the commit."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        statements.append(" ".join(statement.split()).upper())
+
+    headers, body = signed_webhook("order.taken", "ord_1", msg_id="msg_once")
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        response = post(client, headers, body)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert response.status_code == 202
+    touching = [s.split(" ")[0] for s in statements if "INBOUND_EVENTS" in s]
+    assert touching == ["INSERT"]
+    assert response.get_json()["id"] == stored()[0].id
