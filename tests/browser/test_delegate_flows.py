@@ -172,7 +172,9 @@ def test_review_and_accept_the_sandboxs_delivery(page, owner, goal, market, run_
     with page.expect_navigation():
         card.get_by_role("button", name="Accept and pay").click()
 
-    assert page.get_by_text("Accepted “Write a guest post”: paying 20.00 USD.").is_visible()
+    assert page.get_by_text(
+        "Accepted “Write a guest post”: paying 20.00 USD once the platform confirms"
+    ).is_visible()
     assert page.get_by_text("Nothing is waiting for your review.").is_visible()
     assert page.locator("#review-count").inner_text() == "0"
     assert fresh(job).status == Status.ACCEPTED
