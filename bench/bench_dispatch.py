@@ -241,7 +241,7 @@ class Bench:
 
     def drain_product(self, n: int, pids: list[int]) -> tuple[float, float]:
         """(jobs/s, CPU ms per job) for `n` dispatches through the product's workers."""
-        from dispatcher.dispatch import service
+        from dispatcher.dispatch import send, service
         from dispatcher.extensions import db
         from dispatcher.models import MicroJob
 
@@ -251,12 +251,11 @@ class Bench:
         db.session.commit()
         dispatch_ids = [d.id for d in dispatches]
         before, cpu = self.orders(), sum(cpu_seconds(p) for p in pids)
-        from dispatcher.dispatch import tasks
 
         commands = self.redis_commands()
         started = time.perf_counter()
         for dispatch_id in dispatch_ids:
-            tasks.enqueue_send(dispatch_id)
+            send.enqueue_send(dispatch_id)
         self.wait_orders(before + n, "dispatch")
         elapsed = time.perf_counter() - started
         cpu = sum(cpu_seconds(p) for p in pids) - cpu

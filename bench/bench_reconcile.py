@@ -37,7 +37,7 @@ def backlog(n: int) -> None:
 
     from dispatcher.extensions import db
     from dispatcher.inbound.apply import apply_inbound
-    from dispatcher.inbound.webhooks import APPLY_TIMEOUT
+    from dispatcher.inbound.queueing import APPLY_TIMEOUT
     from dispatcher.models import InboundEvent
     from dispatcher.queues import INBOUND, redis_connection
 
@@ -89,9 +89,9 @@ def main() -> None:
         from flask_migrate import upgrade
 
         from dispatcher import create_app
-        from dispatcher.dispatch.maintenance import reconcile
         from dispatcher.extensions import db
         from dispatcher.queues import redis_connection
+        from dispatcher.reconcile import reconcile
 
         app = create_app(
             {"instance_path": tmp / "instance", "database_url": database_url,

@@ -420,7 +420,7 @@ class Suite:
         """Decide on the next `batch` deliveries (a batch per turn, so the chaos goes on)."""
         from sqlalchemy import select
 
-        from dispatcher import review
+        from dispatcher.dispatch import review
         from dispatcher.errors import DispatcherError
         from dispatcher.extensions import db
         from dispatcher.models import Delivery, MicroJob
@@ -487,7 +487,7 @@ class Suite:
         return outcomes
 
     def race_two_accepts(self, delivery_id: int) -> None:
-        from dispatcher import review
+        from dispatcher.dispatch import review
         from dispatcher.extensions import db
         from dispatcher.models import Delivery
 
@@ -501,8 +501,7 @@ class Suite:
             self.observed["lost"] += 1  # counted as a failure below, whatever the books say
 
     def race_accept_and_cancel(self, delivery_id: int, job_id: int) -> None:
-        from dispatcher import review
-        from dispatcher.dispatch import service
+        from dispatcher.dispatch import review, service
         from dispatcher.extensions import db
         from dispatcher.models import Delivery, MicroJob
 

@@ -60,7 +60,7 @@ class Settings:
     http_connect_timeout: float = 3.05
     http_read_timeout: float = 10.0
     dispatch_max_attempts: int = 8
-    #: retry backoff: base * 2^(attempt-1) seconds, jittered, at most cap (dispatch/tasks.py)
+    #: retry backoff: base * 2^(attempt-1) seconds, jittered, at most cap (dispatch/backoff.py)
     dispatch_backoff_base: float = 2.0
     dispatch_backoff_cap: float = 300.0
     #: "production" turns on the start-up checks of check_production (DISPATCHER_ENV)

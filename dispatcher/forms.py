@@ -1,7 +1,7 @@
 """The HTML forms (Flask-WTF): accounts, goals, jobs and reviews.
 
 Each form only checks and converts what people type (money as text, one item per line); the
-services in dispatcher/planning, dispatcher/dispatch and dispatcher/review decide what is
+services in dispatcher/planning, dispatcher/dispatch (review included) decide what is
 allowed. Every form carries the CSRF token (CSRFProtect checks it on every POST).
 """
 

@@ -11,6 +11,7 @@ from dispatcher.queues import MAINTENANCE
 
 #: Modules that expose PERIODIC_JOBS = [(func, interval_seconds[, queue]), ...]
 SOURCES = (
+    "dispatcher.reconcile",
     "dispatcher.dispatch.maintenance",
     "dispatcher.inbound.polling",
     "dispatcher.planning.tasks",

@@ -5,17 +5,21 @@ Redis is only a transport (DESIGN rule 1): every job here can be rebuilt from th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
 from dispatcher.config import EMBEDDED_REDIS, Settings
 from dispatcher.redis_urls import connect_url
+
+log = logging.getLogger(__name__)
 
 DISPATCH = "dispatch"
 INBOUND = "inbound"
@@ -91,3 +95,13 @@ def enqueue_once(
             return queue.enqueue(func, *args, job_id=job_id, unique=True, **options)
         except DuplicateJobError:
             return None
+
+
+def enqueue_quietly(enqueue: Callable[[int], Any], row_id: int) -> None:
+    """Enqueue after a commit; if Redis is down, log it: the reconciler will enqueue the
+    row's work again, since the database still says it is owed."""
+    try:
+        enqueue(row_id)
+    except RedisError as exc:
+        log.warning("could not enqueue %s(%s) (%s); the reconciler will", enqueue.__name__,
+                    row_id, exc)  # fmt: skip

@@ -14,12 +14,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
 from dispatcher import lifecycle
+from dispatcher.dispatch.review import awaiting_review
 from dispatcher.errors import InvalidTransition
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
 from dispatcher.models import Delivery, MicroJob, Owner
 from dispatcher.planning import tree
-from dispatcher.review import awaiting_review
 from dispatcher.scoping import owned
 from dispatcher.timezones import zone
 

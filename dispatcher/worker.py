@@ -106,7 +106,7 @@ def make_worker(app: Flask, queues: Sequence[Queue], connection: Redis) -> AppWo
 def reconcile_now(app: Flask) -> None:
     """Run the reconciler once (at worker start). A failure is logged with its traceback
     and does not stop the worker: the scheduled reconciler will try again."""
-    from dispatcher.dispatch.maintenance import reconcile
+    from dispatcher.reconcile import reconcile
 
     with app.app_context():
         try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from dispatcher import review
 from dispatcher.api import auth, problems
+from dispatcher.dispatch import review
 from dispatcher.models import Delivery
 from dispatcher.schemas.deliveries import DeliverySchema
 from dispatcher.schemas.reviews import AcceptSchema, RejectSchema, ReviewSchema, ReviseSchema

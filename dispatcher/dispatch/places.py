@@ -6,7 +6,7 @@ ends unpaid gives its money back, a place that is paid turns what it held into s
 worker's pay plus the platform's fee). The job's status is then derived from its places by
 `sync_job`, the way a parent's is derived from its leaves.
 
-All of it runs in the caller's transaction, under the job's row lock (dispatch/locking.py).
+All of it runs in the caller's transaction, under the job's row lock (dispatcher/locking.py).
 """
 
 from __future__ import annotations

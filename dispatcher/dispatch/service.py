@@ -10,18 +10,19 @@ from __future__ import annotations
 import logging
 import secrets
 
-from flask import current_app
-from redis.exceptions import RedisError
+from sqlalchemy import select
 
-from adapters.base import Adapter, AdapterRegistry, Capability, JobSpec
-from dispatcher import connections, lifecycle, versions
-from dispatcher.dispatch import places
-from dispatcher.dispatch.locking import lock_job
+from adapters.base import Adapter, Capability
+from dispatcher import connections, lifecycle
+from dispatcher.dispatch import places, send
+from dispatcher.dispatch.cancel import enqueue_cancel, owe_cancel
 from dispatcher.errors import ConfigurationError, InvalidChange, InvalidTransition, NotFound
 from dispatcher.extensions import db
 from dispatcher.lifecycle import DELIVERY, DISPATCH, DeliveryState, Status
 from dispatcher.lifecycle.dispatch import OPEN as OPEN_ORDER
+from dispatcher.locking import lock_job
 from dispatcher.models import Dispatch, DispatchState, Goal, MicroJob
+from dispatcher.queues import enqueue_quietly
 
 log = logging.getLogger(__name__)
 
@@ -29,52 +30,8 @@ DISPATCHABLE = frozenset({Status.DRAFT, Status.READY})
 REDISPATCHABLE = frozenset({Status.REJECTED, Status.FAILED, Status.EXPIRED, Status.CANCELLED})
 
 
-def registry() -> AdapterRegistry:
-    return current_app.extensions["dispatcher.adapters"]
-
-
-def adapter_for(dispatch: Dispatch) -> Adapter:
-    """The adapter of the dispatch's connection (its owner's credentials); a row made
-    before connections existed gets the bare adapter."""
-    if dispatch.connection_id is None:
-        return registry().get(dispatch.adapter)
-    return connections.adapter_for_connection(dispatch.connection_id)
-
-
 def new_idempotency_key() -> str:
     return f"dsp_{secrets.token_hex(16)}"
-
-
-def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None) -> JobSpec:
-    """A plain copy of what the platform needs; adapters never see ORM rows."""
-    settings = current_app.config["SETTINGS"]
-    text = versions.text_at(job, dispatch.job_version)  # what this order was made with
-    return JobSpec(
-        job_id=job.id,
-        title=text.title,
-        brief=text.brief,
-        acceptance_criteria=text.acceptance_criteria,
-        deliverable_kind=job.deliverable_kind,
-        price_cents=job.price_cents,
-        currency=dispatch.currency,
-        assignments=places_count if places_count is not None else len(dispatch.assignments),
-        due_date=job.due_date,
-        callback_url=_callback_url(settings, dispatch),
-        options=dict(job.channel_options or {}),
-    )
-
-
-def _callback_url(settings, dispatch: Dispatch) -> str:
-    if dispatch.connection is None:
-        return ""
-    return settings.public_base_url.rstrip("/") + connections.webhook_path(dispatch.connection)
-
-
-def send_job_id(dispatch: Dispatch) -> str:
-    """RQ job id for a dispatch: the same dispatch is never queued twice."""
-    from dispatcher.dispatch import tasks
-
-    return tasks.send_job_id(dispatch.id)
 
 
 def check_delegable(job: MicroJob, goal: Goal) -> Adapter:
@@ -156,9 +113,19 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
 
 def dispatch_goal(goal: Goal, *, actor: str = "owner") -> list[Dispatch]:
     """Dispatch every delegated leaf that is still draft or ready, all or nothing."""
-    from dispatcher.planning.tree import leaves_of
-
-    jobs = [j for j in leaves_of(goal) if j.mode == "delegate" and j.status in DISPATCHABLE]
+    parents = select(MicroJob.parent_id).where(
+        MicroJob.goal_id == goal.id, MicroJob.parent_id.is_not(None)
+    )
+    jobs = db.session.scalars(
+        select(MicroJob)
+        .where(
+            MicroJob.goal_id == goal.id,
+            MicroJob.id.not_in(parents),
+            MicroJob.mode == "delegate",
+            MicroJob.status.in_(tuple(DISPATCHABLE)),
+        )
+        .order_by(MicroJob.id)
+    ).all()
     try:
         dispatches = [dispatch_job(job, actor=actor, commit=False) for job in jobs]
         db.session.commit()
@@ -194,8 +161,6 @@ def cancel_job(job: MicroJob, *, actor: str = "owner") -> str:
 
     Returns a message for the owner saying what happened at the platform.
     """
-    from dispatcher.dispatch import tasks
-
     lock_job(job, *job.dispatches)  # a worker placing the order now finishes first, or waits
     lifecycle.target(job.status, "cancel", job.id)
     notes, owed = [], []
@@ -206,7 +171,7 @@ def cancel_job(job: MicroJob, *, actor: str = "owner") -> str:
             if place.status in places.IN_FLIGHT:
                 places.move(place, "cancel", job, actor=actor)
         DISPATCH.move(dispatch, "cancel", job=job, actor=actor)
-        note = tasks.owe_cancel(dispatch)
+        note = owe_cancel(dispatch)
         if note:
             notes.append(note)
         if dispatch.next_attempt_at is not None:
@@ -218,20 +183,11 @@ def cancel_job(job: MicroJob, *, actor: str = "owner") -> str:
     lifecycle.transition(job, "cancel", actor=actor, data={"platform": note} if note else {})
     db.session.commit()
     for dispatch_id in owed:
-        try:
-            tasks.enqueue_cancel(dispatch_id)
-        except RedisError as exc:
-            log.warning("could not enqueue the cancel of %s (%s); the reconciler will",
-                        dispatch_id, exc)  # fmt: skip
+        enqueue_quietly(enqueue_cancel, dispatch_id)
     return note
 
 
 def enqueue_send(dispatch: Dispatch) -> None:
     """Enqueue after commit. If Redis is down the row stays pending and the reconciler
     enqueues it later, so a Redis error here is logged, not raised to the owner."""
-    from dispatcher.dispatch import tasks
-
-    try:
-        tasks.enqueue_send(dispatch.id)
-    except RedisError as exc:
-        log.warning("could not enqueue dispatch %s (%s); the reconciler will", dispatch.id, exc)
+    enqueue_quietly(send.enqueue_send, dispatch.id)

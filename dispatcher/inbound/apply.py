@@ -3,7 +3,7 @@ and events out of order still land the job in the right place (DESIGN rule 4).
 
 - Each inbound event is applied at most once: the state changes and the event's move from
   ``received`` to ``applied`` commit together, under the job's row lock
-  (dispatch/locking.py), so two workers applying events about one job take turns.
+  (dispatcher/locking.py), so two workers applying events about one job take turns.
 - Every change is guarded by the job's current state: a "taken" that arrives after
   "delivered" changes nothing; a second delivery after acceptance is recorded as late.
 - An event about an order this database has not recorded yet (the webhook beat the worker's
@@ -26,13 +26,13 @@ from sqlalchemy import select, update
 
 from adapters.base import EventKind, NormalizedEvent
 from dispatcher.dispatch import adopt, places
-from dispatcher.dispatch.locking import lock_job
 from dispatcher.errors import DispatcherError
 from dispatcher.extensions import db
 from dispatcher.inbound.stored import POLL, events_of
 from dispatcher.journal import note
 from dispatcher.lifecycle import ASSIGNMENT, AssignmentState, DeliveryState
 from dispatcher.lifecycle.dispatch import OPEN as OPEN_ORDER
+from dispatcher.locking import lock_job
 from dispatcher.models import Delivery, Dispatch, InboundEvent, MicroJob
 from dispatcher.models._base import utcnow
 
@@ -159,7 +159,7 @@ def retry_quarantined(inbound: InboundEvent) -> None:
     inbound.status = "received"
     inbound.attempts = 0
     db.session.commit()
-    from dispatcher.inbound.webhooks import enqueue_apply_quietly
+    from dispatcher.inbound.queueing import enqueue_apply_quietly
 
     enqueue_apply_quietly(inbound.id)
 

@@ -55,7 +55,7 @@ def adapter_for_dispatch(dispatch: Dispatch) -> Adapter:
     """The adapter of the dispatch's connection (its owner's credentials), with the shared
     breaker, that reads this dispatch's order."""
     from dispatcher.dispatch.breaker import guard
-    from dispatcher.dispatch.service import adapter_for
+    from dispatcher.dispatch.channels import adapter_for
 
     return guard(adapter_for(dispatch))
 
@@ -142,7 +142,7 @@ def poll_dispatch(dispatch: Dispatch, adapter: Adapter | None = None) -> int:
             log.warning("polling %s order %s refused: %s", adapter.name, external_id, exc)
         return 0
     _record(state, cursor, found=bool(new_ids), error=None)
-    from dispatcher.inbound.webhooks import enqueue_apply_quietly
+    from dispatcher.inbound.queueing import enqueue_apply_quietly
 
     for inbound_id in new_ids:
         enqueue_apply_quietly(inbound_id)

@@ -21,7 +21,6 @@ import hashlib
 import logging
 
 from flask import Blueprint, current_app, request
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -30,16 +29,13 @@ from dispatcher.connections import adapter_for_connection
 from dispatcher.errors import PayloadError, SignatureError, Unsupported
 from dispatcher.extensions import db
 from dispatcher.http_errors import problem
+from dispatcher.inbound.queueing import enqueue_apply_quietly
 from dispatcher.models import Connection, InboundEvent
 from dispatcher.ops import metrics
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
-
-#: RQ retries of an apply job that raised or whose worker died
-APPLY_RETRY_INTERVALS = [1, 3, 10, 30, 60]
-APPLY_TIMEOUT = 60
 
 
 @bp.post("/<adapter_name>")
@@ -145,34 +141,6 @@ def _duplicate(connection_id: int, event_id: str):
     if existing is not None and existing.status == "received":
         enqueue_apply_quietly(existing.id)
     return {"status": "duplicate", "event_id": event_id}, 200
-
-
-def enqueue_apply(inbound_id: int) -> bool:
-    """Queue the apply step under the event's own job id; False if it is already queued."""
-    from rq import Retry
-
-    from dispatcher.inbound.apply import apply_inbound
-    from dispatcher.queues import INBOUND, enqueue_once
-
-    job = enqueue_once(
-        INBOUND,
-        apply_inbound,
-        inbound_id,
-        job_id=f"inbound-{inbound_id}",
-        retry=Retry(
-            max=len(APPLY_RETRY_INTERVALS), interval=APPLY_RETRY_INTERVALS, enqueue_at_front=True
-        ),
-        job_timeout=APPLY_TIMEOUT,
-    )
-    return job is not None
-
-
-def enqueue_apply_quietly(inbound_id: int) -> None:
-    """After the commit: if Redis is down, the reconciler picks the row up later."""
-    try:
-        enqueue_apply(inbound_id)
-    except RedisError as exc:
-        log.warning("could not enqueue inbound %s (%s); the reconciler will", inbound_id, exc)
 
 
 _SECRET_HEADERS = {"authorization", "cookie"}

@@ -72,6 +72,8 @@ def create_subtree(
     lifecycle, so they carry the same Event a job ticked off by hand would.
     """
     check_size(specs)
+    if not specs:
+        return []  # an empty bulk INSERT would insert one row of defaults
     made: dict[int, MicroJob] = {}  # id(spec) -> its job
     # One level of the tree at a time: one position query, and one bulk INSERT ... RETURNING
     # per level, instead of a query and a flush per job (7 s for a 2,000-job import). The

@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 
 from dispatcher import connections, lifecycle, versions
-from dispatcher.dispatch.locking import lock_job
 from dispatcher.errors import InvalidChange, InvalidTransition, NotDeletable, TermsFixed
 from dispatcher.extensions import db
 from dispatcher.journal import note
 from dispatcher.lifecycle import Status
+from dispatcher.locking import lock_job
 from dispatcher.models import (
     MODES,
     Delivery,

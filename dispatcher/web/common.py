@@ -166,7 +166,7 @@ def _nav() -> dict:
     def review_count() -> int:
         if not current_user.is_authenticated:
             return 0
-        from dispatcher.review import awaiting_review_count
+        from dispatcher.dispatch.review import awaiting_review_count
 
         return awaiting_review_count(owner_id())
 

@@ -35,7 +35,7 @@ from dispatcher.web.common import (
 )
 from dispatcher.web.goals import goal_url, render_goal
 from dispatcher.web.jobview import KEPT_ACTIONS, job_buttons
-from dispatcher.web.reviews import review_forms
+from dispatcher.web.review_forms import review_forms
 
 bp = Blueprint("jobs", __name__)
 

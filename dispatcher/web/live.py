@@ -30,7 +30,7 @@ def _live() -> dict:
 @bp.get("/live/badge")
 @login_required
 def badge():
-    from dispatcher.review import awaiting_review_count
+    from dispatcher.dispatch.review import awaiting_review_count
 
     response = jsonify(review=awaiting_review_count(owner_id()))
     response.headers["Cache-Control"] = "no-store"

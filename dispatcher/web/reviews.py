@@ -1,5 +1,5 @@
 """The review queue and the three decisions on a delivery: accept (pay, rate), ask for a
-revision, reject. The decisions are dispatcher/review.py's; this module only takes the forms.
+revision, reject. The decisions are dispatcher/dispatch/review.py's; this module only takes the forms.
 
 A decision can be made on the queue or on the job's page (`origin`); a form that fails comes
 back on the page it was sent from, with its errors and what was typed.
@@ -11,54 +11,19 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 
-from dispatcher import review as decisions
+from dispatcher.dispatch import review as decisions
 from dispatcher.errors import BudgetExceeded, InvalidTransition, Unsupported
 from dispatcher.extensions import db
 from dispatcher.forms import AcceptForm, RejectForm, RevisionForm, amount_text
-from dispatcher.lifecycle import DeliveryState
-from dispatcher.lifecycle.assignment import UNPAID_END
 from dispatcher.models import Delivery
 from dispatcher.scoping import get_owned
 from dispatcher.web.common import actor, back, owner_id, refuse
+from dispatcher.web.review_forms import review_forms
 
 bp = Blueprint("review", __name__)
 
 #: Refusals that are not about what was typed: shown as a message on the next page.
 STATE_REFUSALS = (BudgetExceeded, InvalidTransition, Unsupported)
-
-
-def is_open(delivery: Delivery) -> bool:
-    """Whether the owner can still decide on this delivery: waiting for review, or late work
-    whose place ended unpaid (it can be accepted explicitly, paid from its own order)."""
-    if delivery.status == DeliveryState.SUBMITTED:
-        return True
-    place = delivery.assignment
-    return (
-        delivery.status == DeliveryState.LATE and place is not None and place.status in UNPAID_END
-    )
-
-
-def review_forms(
-    delivery: Delivery, given: dict[str, FlaskForm] | None = None
-) -> dict[str, FlaskForm | None] | None:
-    """The decision forms for an open delivery (None once decided). Late work can only be
-    accepted; a channel without revisions gets no revision form (the page says so)."""
-    if not is_open(delivery):
-        return None
-    given = given or {}
-    place = delivery.assignment
-    price = place.price_cents if place is not None else delivery.job.price_cents
-    forms: dict[str, FlaskForm | None] = {
-        "accept": given.get("accept")
-        or AcceptForm(formdata=None, data={"payout": amount_text(price)}),
-        "revise": None,
-        "reject": None,
-    }
-    if delivery.status == DeliveryState.SUBMITTED:
-        if decisions.can_revise(delivery):
-            forms["revise"] = given.get("revise") or RevisionForm(formdata=None)
-        forms["reject"] = given.get("reject") or RejectForm(formdata=None)
-    return forms
 
 
 def _queue_url() -> str:

@@ -10,8 +10,7 @@ from fakes.work import deliver, event, place
 
 from adapters.base import EventKind
 from dispatch.helpers import delegated
-from dispatcher import review
-from dispatcher.dispatch import places, service
+from dispatcher.dispatch import cancel, channels, places, push, review, send, service
 from dispatcher.errors import InvalidTransition
 from dispatcher.extensions import db
 from dispatcher.inbound.apply import apply_event
@@ -188,17 +187,16 @@ def test_missing_places_counts_every_order(goal):
 
 # -- money follows the platform ---------------------------------------------------------------
 def test_an_acceptance_the_platform_refuses_goes_back_to_review_with_its_money_held(goal, sandbox):
-    from dispatcher.dispatch import tasks
 
     sandbox.control(pause_workers=True)
     job = delegated(goal)
     dispatch = service.dispatch_job(job)
-    assert tasks.send_dispatch(dispatch.id) == "placed"
+    assert send.send_dispatch(dispatch.id) == "placed"
     # work the platform does not know (it never took this submission): it refuses to pay
     delivery = deliver(db.session.get(Dispatch, dispatch.id), "sub-unknown")
     accepted = review.accept(delivery, rating=5)
     assert money(goal) == (PRICE, 0)  # paying
-    assert tasks.push_review(accepted.id).startswith("refused")
+    assert push.push_review(accepted.id).startswith("refused")
     db.session.expire_all()
     assert db.session.get(Review, accepted.id).push_state == "refused"
     assert money(goal) == (PRICE, 0)  # nothing was spent: the platform did not pay
@@ -209,14 +207,13 @@ def test_an_acceptance_the_platform_refuses_goes_back_to_review_with_its_money_h
 
 def test_an_approval_at_the_platform_that_beats_our_reject_is_paid_in_the_books(goal, sandbox):
     from adapters.base import DeliveryRef
-    from dispatcher.dispatch import tasks
 
     sandbox.control(pause_workers=False)
     job = delegated(goal)
     dispatch = service.dispatch_job(job)
-    assert tasks.send_dispatch(dispatch.id) == "placed"
+    assert send.send_dispatch(dispatch.id) == "placed"
     db.session.refresh(dispatch)
-    adapter = tasks.guarded_adapter(dispatch)
+    adapter = channels.guarded_adapter(dispatch)
     from fakes.sandbox_fixture import wait_until
 
     wait_until(
@@ -234,7 +231,7 @@ def test_an_approval_at_the_platform_that_beats_our_reject_is_paid_in_the_books(
     adapter.accept(DeliveryRef(dispatch.external_id, delivery.external_id), 700)
     rejected = review.reject(delivery, reason="off topic")
     assert money(goal) == (0, 0)  # our reject released the money...
-    assert tasks.push_review(rejected.id).startswith("refused")
+    assert push.push_review(rejected.id).startswith("refused")
     assert money(goal) == (0, 700)  # ...but the platform paid: the books follow it
     assert states(dispatch) == ["paid"]
     assert db.session.get(MicroJob, job.id).status == Status.PAID
@@ -249,25 +246,24 @@ def test_a_cancel_that_ran_while_the_order_was_being_placed_is_owed_again(goal, 
     """Two dispatch workers: one is placing the order, the other runs the owner's cancel,
     finds no order at the platform yet and settles. The first one's call then creates the
     order but times out: the cancel is owed again, and the order is cancelled."""
-    from dispatcher.dispatch import tasks
     from dispatcher.errors import RetryableAdapterError
 
     sandbox.control(pause_workers=True)
     job = delegated(goal)
     dispatch = service.dispatch_job(job)
-    claimed = tasks.claim(dispatch.id)  # worker 1 takes the lease and counts its attempt
+    claimed = send.claim(dispatch.id)  # worker 1 takes the lease and counts its attempt
     assert claimed is not None
-    spec, key = service.job_spec(job, claimed), claimed.idempotency_key
+    spec, key = channels.job_spec(job, claimed), claimed.idempotency_key
     db.session.commit()
     with db.session.no_autoflush:
         service.cancel_job(db.session.get(MicroJob, job.id))  # the owner cancels
-    assert tasks.cancel_at_platform(dispatch.id) == "no order at the platform"  # worker 2
-    receipt = tasks.guarded_adapter(claimed).dispatch(spec, key)  # worker 1's call lands
-    outcome = tasks._retry_later(  # ...but its answer was lost
+    assert cancel.cancel_at_platform(dispatch.id) == "no order at the platform"  # worker 2
+    receipt = channels.guarded_adapter(claimed).dispatch(spec, key)  # worker 1's call lands
+    outcome = send._retry_later(  # ...but its answer was lost
         claimed, RetryableAdapterError("sandbox", "read timed out"), max_attempts=4
     )
     assert "cancel owed again" in outcome
-    assert tasks.cancel_at_platform(dispatch.id) == "cancelled at the platform"
+    assert cancel.cancel_at_platform(dispatch.id) == "cancelled at the platform"
     assert sandbox.market.get_order(receipt.external_id)["status"] == "cancelled"
     assert money(goal) == (0, 0)
 

@@ -10,7 +10,7 @@ from fakes.work import event
 from adapters.base import AdapterRegistry, Capability, EventKind
 from adapters.sandbox import SandboxAdapter
 from dispatch.helpers import delegated
-from dispatcher.dispatch import maintenance, service, tasks
+from dispatcher.dispatch import cancel, channels, maintenance, send, service
 from dispatcher.extensions import db
 from dispatcher.inbound.apply import apply_event
 from dispatcher.lifecycle import Status
@@ -33,7 +33,7 @@ def paused(sandbox):
 def placed_job(goal, **fields):
     job = delegated(goal, **fields)
     dispatch = service.dispatch_job(job)
-    assert tasks.send_dispatch(dispatch.id) == "placed"
+    assert send.send_dispatch(dispatch.id) == "placed"
     db.session.refresh(dispatch)
     return job, dispatch
 
@@ -55,12 +55,12 @@ def test_cancel_cancels_the_order_at_the_platform(goal, paused):
     db.session.refresh(goal)
     assert goal.reserved_cents == 0 and job.status == Status.CANCELLED
     assert dispatch.next_attempt_at is not None  # a cancel is owed
-    assert tasks.cancel_at_platform(dispatch.id) == "cancelled at the platform"
+    assert cancel.cancel_at_platform(dispatch.id) == "cancelled at the platform"
     assert order_status(paused, dispatch) == "cancelled"
     db.session.refresh(dispatch)
     assert dispatch.next_attempt_at is None
     assert platform_notes(job)[0]["outcome"] == "cancelled at the platform"
-    assert tasks.cancel_at_platform(dispatch.id) == "nothing owed"
+    assert cancel.cancel_at_platform(dispatch.id) == "nothing owed"
 
 
 def test_cancel_on_a_platform_that_cannot_tells_the_owner(app, goal, paused):
@@ -82,17 +82,17 @@ def test_cancel_on_a_platform_that_cannot_tells_the_owner(app, goal, paused):
 def test_an_order_placed_while_the_owner_cancelled_is_cancelled_too(goal, paused):
     job = delegated(goal)
     dispatch = service.dispatch_job(job)
-    claimed = tasks.claim(dispatch.id)  # a worker is mid-call...
-    adapter = tasks.guarded_adapter(claimed)
-    receipt = adapter.dispatch(service.job_spec(job, claimed), claimed.idempotency_key)
+    claimed = send.claim(dispatch.id)  # a worker is mid-call...
+    adapter = channels.guarded_adapter(claimed)
+    receipt = adapter.dispatch(channels.job_spec(job, claimed), claimed.idempotency_key)
     db.session.rollback()
     service.cancel_job(job)  # ...when the owner cancels
-    outcome = tasks._placed(db.session.get(type(dispatch), dispatch.id), receipt, False)
+    outcome = send._placed(db.session.get(type(dispatch), dispatch.id), receipt, False)
     assert outcome == "placed after it was cancelled: cancelling"
     db.session.refresh(dispatch)
     assert dispatch.state == DispatchState.CANCELLED
     assert dispatch.external_id == receipt.external_id
-    assert tasks.cancel_at_platform(dispatch.id) == "cancelled at the platform"
+    assert cancel.cancel_at_platform(dispatch.id) == "cancelled at the platform"
     assert order_status(paused, dispatch) == "cancelled"
     assert job.status == Status.CANCELLED
 
@@ -101,7 +101,7 @@ def test_a_cancel_while_the_platform_is_down_is_retried(goal, paused):
     job, dispatch = placed_job(goal)
     service.cancel_job(job)
     paused.stop()  # the platform goes away
-    outcome = tasks.cancel_at_platform(dispatch.id)
+    outcome = cancel.cancel_at_platform(dispatch.id)
     assert not isinstance(outcome, str)  # rescheduled, not settled
     db.session.refresh(dispatch)
     assert dispatch.next_attempt_at > utcnow() and "cancel:" in dispatch.last_error
@@ -117,7 +117,7 @@ def test_no_taker_by_the_deadline_expires_and_releases_the_money(goal, paused):
     assert job.status == Status.EXPIRED
     assert goal.reserved_cents == 0 and job.reserved_cents == 0
     assert dispatch.state == DispatchState.CLOSED
-    assert tasks.cancel_at_platform(dispatch.id) == "cancelled at the platform"
+    assert cancel.cancel_at_platform(dispatch.id) == "cancelled at the platform"
     assert order_status(paused, dispatch) == "cancelled"
     assert maintenance.expire_overdue() == 0
 
@@ -146,7 +146,7 @@ def test_a_job_never_placed_expires_without_bothering_the_platform(goal, paused)
     db.session.refresh(goal)
     assert job.status == Status.EXPIRED and goal.reserved_cents == 0
     assert dispatch.next_attempt_at is None
-    assert tasks.send_dispatch(dispatch.id) == "skipped: cancelled"
+    assert send.send_dispatch(dispatch.id) == "skipped: cancelled"
     assert paused.stats()["orders"] == 0
 
 

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from dispatch.helpers import delegated
-from dispatcher.dispatch import service, tasks
+from dispatcher.dispatch import send, service
 
 
 def sample(name: str, **labels: str) -> float:
@@ -24,8 +24,8 @@ def test_a_placed_dispatch_is_counted_and_timed(goal, paused, client):
     before = sample("dispatcher_dispatch_attempts_total", adapter="sandbox", outcome="placed")
     timed = sample("dispatcher_dispatch_seconds_count", adapter="sandbox")
     dispatch = service.dispatch_job(delegated(goal))
-    assert tasks.send_dispatch(dispatch.id) == "placed"
-    assert tasks.send_dispatch(dispatch.id) == "skipped: placed"
+    assert send.send_dispatch(dispatch.id) == "placed"
+    assert send.send_dispatch(dispatch.id) == "skipped: placed"
     after = sample("dispatcher_dispatch_attempts_total", adapter="sandbox", outcome="placed")
     assert after - before == 1
     assert sample("dispatcher_dispatch_seconds_count", adapter="sandbox") - timed == 2
@@ -37,7 +37,7 @@ def test_a_failing_platform_counts_retries(goal, paused):
     paused.control(fail_rate=1.0)
     before = sample("dispatcher_dispatch_attempts_total", adapter="sandbox", outcome="retried")
     dispatch = service.dispatch_job(delegated(goal))
-    tasks.send_dispatch(dispatch.id)
+    send.send_dispatch(dispatch.id)
     after = sample("dispatcher_dispatch_attempts_total", adapter="sandbox", outcome="retried")
     assert after - before == 1
 

@@ -12,7 +12,8 @@ from rq.executions import Execution
 from rq.job import JobStatus
 
 from dispatch.helpers import delegated
-from dispatcher.dispatch import liveness, maintenance, service, tasks
+from dispatcher import reconcile
+from dispatcher.dispatch import backoff, cancel, liveness, push, send, service
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
 from dispatcher.models import DispatchState, Event, InboundEvent, PushState, Review
@@ -31,14 +32,14 @@ def three(goal):
 
 def test_wiping_redis_loses_no_dispatch(three, redis_server):
     dispatches, _ = three
-    expected = sorted(tasks.send_job_id(d.id) for d in dispatches)
+    expected = sorted(send.send_job_id(d.id) for d in dispatches)
     assert sorted(queued_ids(DISPATCH)) == expected
     redis_server.flushall()
     assert queued_ids(DISPATCH) == []
-    counts = maintenance.reconcile()
+    counts = reconcile.reconcile()
     assert counts["dispatches"] == 3
     assert sorted(queued_ids(DISPATCH)) == expected
-    assert maintenance.reconcile()["dispatches"] == 0  # the same dispatch is never queued twice
+    assert reconcile.reconcile()["dispatches"] == 0  # the same dispatch is never queued twice
     assert len(queued_ids(DISPATCH)) == 3
 
 
@@ -46,13 +47,13 @@ def test_a_requeued_dispatch_waits_for_its_backoff(three, redis_server, sandbox)
     sandbox.control(fail_rate=1, pause_workers=True)
     dispatches, _ = three
     first = dispatches[0]
-    assert isinstance(tasks.send_dispatch(first.id), Retry)
+    assert isinstance(send.send_dispatch(first.id), Retry)
     redis_server.flushall()  # the scheduled retry is gone with Redis
-    maintenance.reconcile()
-    assert tasks.send_job_id(first.id) in queued_ids(DISPATCH)
+    reconcile.reconcile()
+    assert send.send_job_id(first.id) in queued_ids(DISPATCH)
     db.session.refresh(first)
     attempts = first.attempts
-    assert isinstance(tasks.send_dispatch(first.id), Retry)  # not due: it reschedules itself
+    assert isinstance(send.send_dispatch(first.id), Retry)  # not due: it reschedules itself
     db.session.refresh(first)
     assert first.attempts == attempts
 
@@ -62,44 +63,44 @@ def test_received_webhooks_are_applied_again(app, redis_server):
     applied = InboundEvent(adapter="sandbox", event_id="msg_2", body="{}", status="applied")
     db.session.add_all([inbound, applied])
     db.session.commit()
-    assert maintenance.reconcile()["inbound"] == 1
+    assert reconcile.reconcile()["inbound"] == 1
     assert queued_ids(INBOUND) == [f"inbound-{inbound.id}"]
-    assert maintenance.reconcile()["inbound"] == 0
+    assert reconcile.reconcile()["inbound"] == 0
 
 
 def test_owed_cancels_are_requeued(goal, sandbox):
     sandbox.control(pause_workers=True)
     job = delegated(goal)
     dispatch = service.dispatch_job(job)
-    tasks.send_dispatch(dispatch.id)
+    send.send_dispatch(dispatch.id)
     service.cancel_job(job)
     redis_connection().flushall()
-    assert maintenance.reconcile()["cancels"] == 1
-    assert tasks.cancel_job_id(dispatch.id) in queued_ids(DISPATCH)
-    tasks.cancel_at_platform(dispatch.id)
+    assert reconcile.reconcile()["cancels"] == 1
+    assert cancel.cancel_job_id(dispatch.id) in queued_ids(DISPATCH)
+    cancel.cancel_at_platform(dispatch.id)
     redis_connection().flushall()
-    assert maintenance.reconcile()["cancels"] == 0  # settled
+    assert reconcile.reconcile()["cancels"] == 0  # settled
 
 
 def test_unpushed_acceptances_are_pushed_until_paid_or_refused(goal, sandbox):
-    from dispatcher import review
+    from dispatcher.dispatch import review
 
     sandbox.control(pause_workers=True)
     job = delegated(goal)
     dispatch = service.dispatch_job(job)
-    tasks.send_dispatch(dispatch.id)
+    send.send_dispatch(dispatch.id)
     db.session.refresh(dispatch)
     # a submission the platform does not know: pushing the acceptance is refused for good
     delivery = deliver(dispatch, "sub_1")
     accepted = review.accept(delivery, rating=5)
     redis_connection().flushall()
-    assert maintenance.reconcile()["reviews"] == 1
+    assert reconcile.reconcile()["reviews"] == 1
     assert f"review-{accepted.id}" in queued_ids(DISPATCH)
     redis_connection().flushall()
-    assert tasks.push_review(accepted.id).startswith("refused: ")
+    assert push.push_review(accepted.id).startswith("refused: ")
     assert db.session.get(Review, accepted.id).push_state == PushState.REFUSED
     assert db.session.query(Event).filter_by(job_id=job.id, kind="review_push_failed").count() == 1
-    assert maintenance.reconcile()["reviews"] == 0
+    assert reconcile.reconcile()["reviews"] == 0
     assert db.session.get(Review, accepted.id) is not None
 
 
@@ -119,7 +120,7 @@ def test_a_dead_workers_job_is_handed_back_quickly(three, redis_server):
     job.refresh()
     assert job.get_status() == JobStatus.QUEUED  # RQ's abandoned-job retry...
     assert queue.get_job_ids()[0] == job.id  # ...ahead of the backlog
-    assert job.retries_left == tasks.CRASH_RETRY.max - 1
+    assert job.retries_left == backoff.CRASH_RETRY.max - 1
     assert job.id in liveness.live_job_ids(conn, [job.id])
 
 
@@ -141,11 +142,11 @@ def test_a_live_workers_job_is_left_alone(three, redis_server):
 def test_a_job_marked_queued_but_missing_from_its_queue_is_requeued(three, redis_server):
     conn = redis_connection()
     dispatches, _ = three
-    job_id = tasks.send_job_id(dispatches[0].id)
+    job_id = send.send_job_id(dispatches[0].id)
     conn.lrem(get_queue(DISPATCH).key, 0, job_id)  # lost between pop and registry write
     conn.hset(f"rq:job:{job_id}", "enqueued_at", "2020-01-01T00:00:00.000000Z")
     assert job_id not in liveness.live_job_ids(conn, [job_id])
-    assert maintenance.reconcile()["dispatches"] == 1
+    assert reconcile.reconcile()["dispatches"] == 1
     assert job_id in queued_ids(DISPATCH)
 
 
@@ -213,7 +214,7 @@ def test_stale_queued_jobs_are_checked_with_one_read_of_the_queue(three, redis_s
     its queue, not one LPOS per job over the whole queue (quadratic in the backlog)."""
     conn = redis_connection()
     dispatches, _ = three
-    job_ids = [tasks.send_job_id(d.id) for d in dispatches]
+    job_ids = [send.send_job_id(d.id) for d in dispatches]
     for job_id in job_ids:
         conn.hset(f"rq:job:{job_id}", "enqueued_at", "2020-01-01T00:00:00.000000Z")
     conn.lrem(get_queue(DISPATCH).key, 0, job_ids[0])  # lost between pop and registry write

@@ -12,8 +12,8 @@ from sqlalchemy import update
 from adapters.base import AdapterRegistry, DeliveryRef, EventKind
 from adapters.sandbox import SandboxAdapter
 from dispatch.helpers import delegated
-from dispatcher import review
-from dispatcher.dispatch import maintenance, service, tasks
+from dispatcher import reconcile
+from dispatcher.dispatch import channels, push, review, send, service
 from dispatcher.errors import AdapterError, RetryableAdapterError
 from dispatcher.extensions import db
 from dispatcher.inbound import apply
@@ -53,10 +53,10 @@ def delivered(goal, sandbox):
         sandbox.control(pause_workers=False)
         job = delegated(goal, assignments=assignments)
         dispatch = service.dispatch_job(job)
-        assert tasks.send_dispatch(dispatch.id) == "placed"
+        assert send.send_dispatch(dispatch.id) == "placed"
         get_queue(DISPATCH).empty()  # the send ran here, not through a worker
         db.session.refresh(dispatch)
-        adapter = tasks.guarded_adapter(dispatch)
+        adapter = channels.guarded_adapter(dispatch)
 
         def all_delivered():
             try:
@@ -108,14 +108,14 @@ def test_a_push_wiped_from_redis_is_pushed_after_reconcile_exactly_once(
     decide, platform_status, job_status = DECISIONS[decision]
     (delivery,) = delivered()
     decided = decide(delivery)
-    job_id = maintenance.review_job_id(decided.id)
+    job_id = push.review_job_id(decided.id)
     assert queued_ids() == [job_id]
     redis_server.flushall()  # Redis wiped before any worker took the push
     assert queued_ids() == []
 
-    assert maintenance.reconcile()["reviews"] == 1
+    assert reconcile.reconcile()["reviews"] == 1
     assert queued_ids() == [job_id]
-    assert maintenance.reconcile()["reviews"] == 0  # the same push is never queued twice
+    assert reconcile.reconcile()["reviews"] == 0  # the same push is never queued twice
     assert queued_ids() == [job_id]
 
     run_jobs()
@@ -126,7 +126,7 @@ def test_a_push_wiped_from_redis_is_pushed_after_reconcile_exactly_once(
     assert delivery.job.status == job_status
 
     redis_server.flushall()
-    assert maintenance.reconcile()["reviews"] == 0  # confirmed: nothing is owed any more
+    assert reconcile.reconcile()["reviews"] == 0  # confirmed: nothing is owed any more
     assert queued_ids() == []
 
 
@@ -141,13 +141,13 @@ def test_a_push_that_reached_the_platform_before_its_worker_died_is_adopted(
     # A worker counted its attempt and told the platform, then died before recording it.
     db.session.execute(update(Review).where(Review.id == decided.id).values(push_attempts=1))
     db.session.commit()
-    adapter = tasks.guarded_adapter(delivery.dispatch)
+    adapter = channels.guarded_adapter(delivery.dispatch)
     if decision == "reject":
         adapter.reject(ref(delivery), decided.feedback)
     else:
         adapter.request_revision(ref(delivery), decided.feedback)
 
-    assert maintenance.reconcile()["reviews"] == 1
+    assert reconcile.reconcile()["reviews"] == 1
     run_jobs()
     db.session.expire_all()
     assert review_calls(sandbox) == {f"reviews_{platform_status}": 1}  # looked up, not re-sent
@@ -164,23 +164,23 @@ def test_a_platform_that_refuses_a_repeat_is_asked_what_it_holds(app, delivered,
     )
     (same,) = delivered()
     (other,) = delivered()
-    adapter = tasks.guarded_adapter(same.dispatch)
+    adapter = channels.guarded_adapter(same.dispatch)
     adapter.reject(ref(same), "off topic")  # the platform has our decision already...
     adapter.accept(ref(other), 1000)  # ...and, for the other, someone accepted it there
 
     rejected = review.reject(same, reason="off topic")
-    assert tasks.push_review(rejected.id) == "adopted"  # 409, then the look-up: the same
+    assert push.push_review(rejected.id) == "adopted"  # 409, then the look-up: the same
     assert db.session.get(Review, rejected.id).push_state == PushState.PUSHED
 
     db.session.refresh(other)
     refused = review.reject(other, reason="off topic")
-    assert tasks.push_review(refused.id) == (
+    assert push.push_review(refused.id) == (
         "refused: the platform already holds another decision: accept (payout 1000 cents)"
     )
     assert db.session.get(Review, refused.id).push_state == PushState.REFUSED
     (failed,) = timeline(other.job_id, "review_push_failed")
     assert failed["review_id"] == refused.id and "another decision: accept" in failed["reason"]
-    assert maintenance.reconcile()["reviews"] == 0  # refused for good: the owner was told
+    assert reconcile.reconcile()["reviews"] == 0  # refused for good: the owner was told
     assert review_calls(sandbox) == {"reviews_rejected": 1, "reviews_accepted": 1}
 
 
@@ -189,13 +189,13 @@ def test_a_job_is_paid_once_every_acceptance_is_confirmed(delivered, sandbox, re
     one = review.accept(first, rating=4)
     two = review.accept(db.session.get(Delivery, second.id), rating=5)
     redis_server.flushall()
-    assert tasks.push_review(two.id) == "accept"
+    assert push.push_review(two.id) == "accept"
     db.session.expire_all()
     assert first.job.status == Status.ACCEPTED  # the first acceptance is still owed
-    assert maintenance.reconcile()["reviews"] == 1
-    assert tasks.push_review(one.id) == "accept"
+    assert reconcile.reconcile()["reviews"] == 1
+    assert push.push_review(one.id) == "accept"
     db.session.expire_all()
     assert first.job.status == Status.PAID
     assert len(timeline(first.job_id, "pay")) == 1
-    assert tasks.push_review(one.id) == "already pushed"  # a stray second run does nothing
+    assert push.push_review(one.id) == "already pushed"  # a stray second run does nothing
     assert review_calls(sandbox) == {"reviews_accepted": 2}

@@ -8,7 +8,7 @@ import pytest
 from rq import Retry
 
 from dispatch.helpers import delegated
-from dispatcher.dispatch import service, tasks
+from dispatcher.dispatch import backoff, channels, send, service
 from dispatcher.dispatch.breaker import breaker_for, breaker_key
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
@@ -40,8 +40,8 @@ def paused(sandbox):
 def test_places_the_order_once_and_moves_the_job(goal, paused):
     job = delegated(goal, price=1500)
     dispatch = service.dispatch_job(job)
-    assert tasks.send_dispatch(dispatch.id) == "placed"
-    assert tasks.send_dispatch(dispatch.id) == "skipped: placed"
+    assert send.send_dispatch(dispatch.id) == "placed"
+    assert send.send_dispatch(dispatch.id) == "skipped: placed"
     db.session.refresh(dispatch)
     assert dispatch.state == DispatchState.PLACED and dispatch.external_id.startswith("ord_")
     assert dispatch.next_attempt_at is None
@@ -53,17 +53,17 @@ def test_a_worker_that_died_mid_call_is_recovered_by_look_up(goal, paused):
     job = delegated(goal)
     dispatch = service.dispatch_job(job)
     # A worker claims it, the platform makes the order, and the worker dies before recording.
-    claimed = tasks.claim(dispatch.id)
-    adapter = tasks.guarded_adapter(claimed)
-    adapter.dispatch(service.job_spec(job, claimed), claimed.idempotency_key)
+    claimed = send.claim(dispatch.id)
+    adapter = channels.guarded_adapter(claimed)
+    adapter.dispatch(channels.job_spec(job, claimed), claimed.idempotency_key)
     db.session.rollback()
 
-    retried = tasks.send_dispatch(dispatch.id)  # RQ's retry of the abandoned job
+    retried = send.send_dispatch(dispatch.id)  # RQ's retry of the abandoned job
     assert isinstance(retried, Retry)  # the dead worker's lease still holds: wait for it
     assert orders_for(paused, dispatch) == 1
 
     make_due(dispatch)  # the lease runs out
-    assert tasks.send_dispatch(dispatch.id) == "adopted"
+    assert send.send_dispatch(dispatch.id) == "adopted"
     db.session.refresh(dispatch)
     assert dispatch.attempts == 2
     assert dispatch.state == DispatchState.PLACED
@@ -78,13 +78,13 @@ def test_an_order_made_by_a_failed_call_is_adopted_not_repeated(goal, paused, fa
     job = delegated(goal)
     dispatch = service.dispatch_job(job)
     paused.control(**fault)
-    assert isinstance(tasks.send_dispatch(dispatch.id), Retry)
+    assert isinstance(send.send_dispatch(dispatch.id), Retry)
     db.session.refresh(dispatch)
     assert dispatch.state == DispatchState.PENDING and dispatch.last_error
     assert dispatch.next_attempt_at > utcnow()
     paused.control(stall_rate=0, fail_after_create_rate=0)
     make_due(dispatch)
-    assert tasks.send_dispatch(dispatch.id) == "adopted"
+    assert send.send_dispatch(dispatch.id) == "adopted"
     assert paused.stats()["orders"] == 1
 
 
@@ -92,10 +92,10 @@ def test_a_503_before_creating_is_retried_and_creates_once(goal, paused):
     job = delegated(goal)
     dispatch = service.dispatch_job(job)
     paused.control(fail_rate=1)
-    assert isinstance(tasks.send_dispatch(dispatch.id), Retry)
+    assert isinstance(send.send_dispatch(dispatch.id), Retry)
     paused.control(fail_rate=0)
     make_due(dispatch)
-    assert tasks.send_dispatch(dispatch.id) == "placed"  # looked up first, found nothing
+    assert send.send_dispatch(dispatch.id) == "placed"  # looked up first, found nothing
     assert paused.stats()["orders"] == 1
 
 
@@ -105,7 +105,7 @@ def test_retries_are_bounded_then_the_dispatch_fails_with_the_reason(goal, pause
     paused.control(fail_rate=1)
     outcomes = []
     for _ in range(10):
-        outcome = tasks.send_dispatch(dispatch.id)
+        outcome = send.send_dispatch(dispatch.id)
         outcomes.append(outcome)
         if outcome == "failed":
             break
@@ -122,7 +122,7 @@ def test_retries_are_bounded_then_the_dispatch_fails_with_the_reason(goal, pause
     paused.control(fail_rate=0)
     again = service.retry_job(job)
     assert again.idempotency_key != dispatch.idempotency_key
-    assert tasks.send_dispatch(again.id) in ("placed", "adopted")
+    assert send.send_dispatch(again.id) in ("placed", "adopted")
     db.session.refresh(goal)
     assert goal.reserved_cents == 2000 and job.status == Status.DISPATCHED
 
@@ -130,7 +130,7 @@ def test_retries_are_bounded_then_the_dispatch_fails_with_the_reason(goal, pause
 def test_a_refusal_fails_at_once_with_the_platforms_reason(goal, paused):
     job = delegated(goal, title="x" * 250)  # the sandbox takes titles up to 200 characters
     dispatch = service.dispatch_job(job)
-    assert tasks.send_dispatch(dispatch.id) == "failed"
+    assert send.send_dispatch(dispatch.id) == "failed"
     db.session.refresh(dispatch)
     assert dispatch.attempts == 1
     assert "HTTP 422" in dispatch.last_error and "title" in dispatch.last_error
@@ -143,7 +143,7 @@ def test_429_waits_at_least_retry_after(goal, paused):
     dispatch = service.dispatch_job(job)
     paused.control(rate_limit_rate=1)
     before = utcnow()
-    assert isinstance(tasks.send_dispatch(dispatch.id), Retry)
+    assert isinstance(send.send_dispatch(dispatch.id), Retry)
     db.session.refresh(dispatch)
     assert dispatch.next_attempt_at - before >= timedelta(seconds=1)  # Retry-After: 1
     assert "429" in dispatch.last_error
@@ -155,7 +155,7 @@ def test_an_open_circuit_pauses_without_using_up_attempts(goal, paused):
     breaker = breaker_for(breaker_key("sandbox", dispatch.connection_id))
     for _ in range(breaker.threshold):
         breaker.record_failure()
-    outcome = tasks.send_dispatch(dispatch.id)
+    outcome = send.send_dispatch(dispatch.id)
     assert isinstance(outcome, Retry)
     db.session.refresh(dispatch)
     assert dispatch.attempts == 0
@@ -166,30 +166,30 @@ def test_an_open_circuit_pauses_without_using_up_attempts(goal, paused):
 
 def test_two_claims_never_hold_one_dispatch(goal, paused):
     dispatch = service.dispatch_job(delegated(goal))
-    assert tasks.claim(dispatch.id) is not None
-    assert tasks.claim(dispatch.id) is None
+    assert send.claim(dispatch.id) is not None
+    assert send.claim(dispatch.id) is None
 
 
 def test_backoff_is_exponential_jittered_and_bounded():
     for attempt in range(1, 12):
-        ceiling = min(tasks.BACKOFF_CAP, tasks.BACKOFF_BASE * 2 ** (attempt - 1))
-        samples = {tasks.backoff(attempt) for _ in range(50)}
+        ceiling = min(backoff.BACKOFF_CAP, backoff.BACKOFF_BASE * 2 ** (attempt - 1))
+        samples = {backoff.backoff(attempt) for _ in range(50)}
         assert all(ceiling / 2 <= s <= ceiling for s in samples)
         assert len(samples) > 40  # jitter: no two workers come back in step
-    assert max(tasks.backoff(50) for _ in range(100)) <= tasks.BACKOFF_CAP
+    assert max(backoff.backoff(50) for _ in range(100)) <= backoff.BACKOFF_CAP
 
 
 def test_backoff_honours_retry_after_with_a_cap():
-    assert 30 <= tasks.backoff(1, retry_after=30) <= 31
-    assert tasks.backoff(1, retry_after=10**6) <= tasks.RETRY_AFTER_CAP + 1
-    assert 2 <= tasks.backoff(2, retry_after=0.5) <= 4  # the longer of the two
+    assert 30 <= backoff.backoff(1, retry_after=30) <= 31
+    assert backoff.backoff(1, retry_after=10**6) <= backoff.RETRY_AFTER_CAP + 1
+    assert 2 <= backoff.backoff(2, retry_after=0.5) <= 4  # the longer of the two
 
 
 def test_timeouts_and_lease_follow_the_settings(app):
     settings = app.config["SETTINGS"]
     budget = 2 * (settings.http_connect_timeout + settings.http_read_timeout)
-    assert tasks.call_timeout(settings) > budget
-    assert tasks.lease(settings).total_seconds() > tasks.call_timeout(settings)
+    assert backoff.call_timeout(settings) > budget
+    assert backoff.lease(settings).total_seconds() > backoff.call_timeout(settings)
 
 
 def test_a_claim_is_one_update_returning_and_reads_nothing_back(goal, paused):
@@ -208,7 +208,7 @@ def test_a_claim_is_one_update_returning_and_reads_nothing_back(goal, paused):
 
     event.listen(db.engine, "before_cursor_execute", record)
     try:
-        claimed = tasks.claim(dispatch_id)
+        claimed = send.claim(dispatch_id)
         seen = (claimed.attempts, claimed.idempotency_key, claimed.state, claimed.next_attempt_at)
     finally:
         event.remove(db.engine, "before_cursor_execute", record)

@@ -10,7 +10,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from dispatch.helpers import delegated, make_owner
-from dispatcher.dispatch import service, tasks
+from dispatcher.dispatch import send, service
 from dispatcher.dispatch.breaker import breaker_for, breaker_key
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
@@ -28,7 +28,7 @@ def browser(client, owner):
 def failed_dispatch(goal, sandbox, title="refused job"):
     job = delegated(goal, title=title + " " + "x" * 200)  # too long a title: refused for good
     dispatch = service.dispatch_job(job)
-    assert tasks.send_dispatch(dispatch.id) == "failed"
+    assert send.send_dispatch(dispatch.id) == "failed"
     db.session.refresh(dispatch)
     return job, dispatch
 
@@ -85,7 +85,7 @@ def test_a_quarantined_webhook_can_be_tried_again(browser, goal, sandbox):
     sandbox.control(pause_workers=True)
     job = delegated(goal, title="taken job")
     dispatch = service.dispatch_job(job)
-    tasks.send_dispatch(dispatch.id)
+    send.send_dispatch(dispatch.id)
     db.session.refresh(dispatch)
     event = quarantined_about(dispatch)
     page = browser.get("/status").get_data(as_text=True)
@@ -103,7 +103,7 @@ def test_another_owners_rows_are_not_shown_nor_retried(browser, sandbox):
     bobs_goal = tree.create_goal(bob.id, title="Bob's", budget_cents=10_000)
     _, bobs_failed = failed_dispatch(bobs_goal, sandbox, title="bob's refused")
     placed = service.dispatch_job(delegated(bobs_goal, title="bob's placed"))
-    tasks.send_dispatch(placed.id)
+    send.send_dispatch(placed.id)
     db.session.refresh(placed)
     bobs_event = quarantined_about(placed, event_id="msg_bob")
     page = browser.get("/status").get_data(as_text=True)

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from dispatch.helpers import delegated
-from dispatcher.dispatch import service, tasks
+from dispatcher.dispatch import send, service
 from dispatcher.extensions import db
 from dispatcher.models import Event, JobVersion
 from dispatcher.planning import tree
@@ -51,7 +51,7 @@ def test_an_edit_after_an_order_holds_the_text_makes_a_new_version(goal, paused)
     assert [e.data.get("version") for e in updated] == [None, 2]
 
     # the order staged before the edit goes out as it was staged
-    assert tasks.send_dispatch(first.id) == "placed"
+    assert send.send_dispatch(first.id) == "placed"
     assert sent(paused, first) == ("Write a post", "old brief", ["a"])
 
     tree.update_job(job, brief="newer brief")  # no order holds version 2 yet: in place
@@ -60,7 +60,7 @@ def test_an_edit_after_an_order_holds_the_text_makes_a_new_version(goal, paused)
     service.cancel_job(job)
     second = service.retry_job(job)
     assert second.job_version == 2
-    assert tasks.send_dispatch(second.id) == "placed"
+    assert send.send_dispatch(second.id) == "placed"
     assert sent(paused, second) == ("Write a better post", "newer brief", ["a", "b"])
 
 

@@ -13,8 +13,7 @@ from rq import Retry
 from adapters import standard_webhooks
 from adapters.base import AdapterRegistry
 from adapters.sandbox import SandboxAdapter
-from dispatcher import review
-from dispatcher.dispatch import service, tasks
+from dispatcher.dispatch import channels, push, review, send, service
 from dispatcher.errors import PayloadError
 from dispatcher.extensions import db
 from dispatcher.inbound import apply
@@ -28,7 +27,7 @@ def placed(goal, sandbox):
     sandbox.control(pause_workers=True)  # we play the platform's webhooks by hand
     job = delegated(goal, price=1200)
     dispatch = service.dispatch_job(job)
-    assert tasks.send_dispatch(dispatch.id) == "placed"
+    assert send.send_dispatch(dispatch.id) == "placed"
     db.session.refresh(dispatch)
     return job, dispatch
 
@@ -92,7 +91,7 @@ def forward(client, sandbox, order_id: str, type_: str) -> None:
 def test_paid_from_the_webhook_and_from_the_push_pays_once(client, goal, sandbox, run_jobs):
     job = delegated(goal, price=1200)
     dispatch = service.dispatch_job(job)
-    assert tasks.send_dispatch(dispatch.id) == "placed"  # the sandbox's workers take it
+    assert send.send_dispatch(dispatch.id) == "placed"  # the sandbox's workers take it
     db.session.refresh(dispatch)
     forward(client, sandbox, dispatch.external_id, "order.delivered")
     run_jobs()
@@ -100,7 +99,7 @@ def test_paid_from_the_webhook_and_from_the_push_pays_once(client, goal, sandbox
     run_jobs()  # push_review: the platform pays, and marks the job paid
     forward(client, sandbox, dispatch.external_id, "submission.paid")
     run_jobs()  # the platform's "paid" arrives too
-    assert tasks.push_review(accepted.id) == "already pushed"  # a repeat asks nothing more
+    assert push.push_review(accepted.id) == "already pushed"  # a repeat asks nothing more
     db.session.refresh(job)
     assert job.status == Status.PAID
     assert transitions(job, "pay") == 1
@@ -128,9 +127,9 @@ def test_an_event_for_an_order_not_recorded_yet_waits_for_it(client, goal, sandb
     sandbox.control(pause_workers=True)
     job = delegated(goal)
     dispatch = service.dispatch_job(job)
-    claimed = tasks.claim(dispatch.id)  # the worker makes the order, then dies
-    receipt = tasks.guarded_adapter(claimed).dispatch(
-        service.job_spec(job, claimed), claimed.idempotency_key
+    claimed = send.claim(dispatch.id)  # the worker makes the order, then dies
+    receipt = channels.guarded_adapter(claimed).dispatch(
+        channels.job_spec(job, claimed), claimed.idempotency_key
     )
     db.session.rollback()
     inbound = deliver(client, "order.delivered", receipt.external_id, submission_id="sub_1")
@@ -143,7 +142,7 @@ def test_an_event_for_an_order_not_recorded_yet_waits_for_it(client, goal, sandb
         assert isinstance(apply.apply_inbound(inbound.id), Retry)
     dispatch.next_attempt_at = utcnow() - timedelta(seconds=1)  # the dead worker's lease ends
     db.session.commit()
-    assert tasks.send_dispatch(dispatch.id) == "adopted"
+    assert send.send_dispatch(dispatch.id) == "adopted"
     assert apply.apply_inbound(inbound.id) == "applied"
     db.session.refresh(job)
     assert job.status == Status.DELIVERED

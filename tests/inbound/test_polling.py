@@ -170,7 +170,7 @@ def test_microworkers_slots_are_read_with_the_cursor_across_looks(
 def test_microworkers_delivery_is_applied_and_reviewed_through_the_platform(
     goal, mw_fake, run_jobs
 ):
-    from dispatcher import review
+    from dispatcher.dispatch import review
 
     dispatch = _placed(goal, run_jobs, channel="microworkers", price=50, assignments=30)
     [slot] = mw_fake.take(dispatch.external_id, 1)

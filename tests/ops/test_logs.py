@@ -57,7 +57,7 @@ def test_a_request_logs_its_id_in_json(app, client):
 def test_rq_jobs_bind_their_row_ids():
     class FakeJob:  # only what bind_rq_job reads from an rq Job
         id = "send-9"
-        func_name = "dispatcher.dispatch.tasks.send_dispatch"
+        func_name = "dispatcher.dispatch.send.send_dispatch"
         args, kwargs = (9,), {}
 
         @staticmethod

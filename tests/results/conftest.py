@@ -61,8 +61,7 @@ def flow(app):
     from fakes.work import place
 
     from adapters.base import EventKind, NormalizedEvent
-    from dispatcher import review
-    from dispatcher.dispatch import service
+    from dispatcher.dispatch import review, service
     from dispatcher.inbound.apply import apply_event
     from dispatcher.models._base import utcnow
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from dispatcher import connections
+from dispatcher.dispatch import send
 from dispatcher.dispatch import service as dispatch_service
-from dispatcher.dispatch import tasks
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
 from dispatcher.models import Dispatch, DispatchState, Event
@@ -114,7 +114,7 @@ def test_a_failed_dispatch_shows_the_platforms_reason_and_can_be_retried(client,
     (dispatch,) = _dispatches()
     # what the send task does when the platform refuses the order for good
     dispatch.attempts = 1
-    tasks._fail(
+    send._fail(
         dispatch, "sandbox HTTP 422: price_cents: must be between 1 and 10000000", owe_cancel=False
     )
 

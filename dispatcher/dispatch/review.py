@@ -17,12 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, selectinload
 
 from dispatcher.dispatch import places
-from dispatcher.dispatch.locking import lock_job
 from dispatcher.errors import InvalidTransition, Unsupported
 from dispatcher.extensions import db
 from dispatcher.lifecycle import DELIVERY, DeliveryState, Status
 from dispatcher.lifecycle.assignment import UNPAID_END
 from dispatcher.lifecycle.delivery import AWAITING
+from dispatcher.locking import lock_job
 from dispatcher.models import Assignment, Delivery, MicroJob, PushState, Review
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def accept(
     actor: str = "owner",
 ) -> Review:  # fmt: skip
     """Accept the work: its money is "paying" until the platform confirms the payment, then
-    spent (tasks.push_review). Late work (its order closed, or its place finished unpaid) is
+    spent (push.push_review). Late work (its order closed, or its place finished unpaid) is
     accepted only explicitly, and paid from its own order: its money is reserved again."""
     job, place = _decide(delivery, "accept")
     payout = place.price_cents if payout_cents is None else payout_cents
@@ -140,7 +140,7 @@ def check_revisable(delivery: Delivery) -> None:
     if delivery.dispatch is None:
         return
     from adapters.base import Capability
-    from dispatcher.dispatch.service import registry
+    from dispatcher.dispatch.channels import registry
 
     cls = registry().classes().get(delivery.dispatch.adapter)
     if cls is None or Capability.REVISION not in cls.capabilities:
@@ -188,7 +188,7 @@ def _review(delivery: Delivery, decision: str, **fields) -> Review:
 def _push(review: Review) -> None:
     if review.delivery.dispatch_id is None:
         return
-    from dispatcher.dispatch.maintenance import enqueue_review
+    from dispatcher.dispatch.push import enqueue_review
 
     try:
         enqueue_review(review.id)

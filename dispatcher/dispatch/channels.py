@@ -1,0 +1,61 @@
+"""Which adapter a dispatch talks through (its owner's connection) and what it is told about the
+job. The one place send, cancel, push and the poller get their adapter from."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+
+from adapters.base import (
+    Adapter,
+    AdapterRegistry,
+    JobSpec,
+)
+from dispatcher import connections, versions
+from dispatcher.dispatch.breaker import guard
+from dispatcher.models import Dispatch, MicroJob
+
+log = logging.getLogger(__name__)
+
+
+def registry() -> AdapterRegistry:
+    return current_app.extensions["dispatcher.adapters"]
+
+
+def adapter_for(dispatch: Dispatch) -> Adapter:
+    """The adapter of the dispatch's connection (its owner's credentials); a row made
+    before connections existed gets the bare adapter."""
+    if dispatch.connection_id is None:
+        return registry().get(dispatch.adapter)
+    return connections.adapter_for_connection(dispatch.connection_id)
+
+
+def _callback_url(settings, dispatch: Dispatch) -> str:
+    if dispatch.connection is None:
+        return ""
+    return settings.public_base_url.rstrip("/") + connections.webhook_path(dispatch.connection)
+
+
+def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None) -> JobSpec:
+    """A plain copy of what the platform needs; adapters never see ORM rows."""
+    settings = current_app.config["SETTINGS"]
+    text = versions.text_at(job, dispatch.job_version)  # what this order was made with
+    return JobSpec(
+        job_id=job.id,
+        title=text.title,
+        brief=text.brief,
+        acceptance_criteria=text.acceptance_criteria,
+        deliverable_kind=job.deliverable_kind,
+        price_cents=job.price_cents,
+        currency=dispatch.currency,
+        assignments=places_count if places_count is not None else len(dispatch.assignments),
+        due_date=job.due_date,
+        callback_url=_callback_url(settings, dispatch),
+        options=dict(job.channel_options or {}),
+    )
+
+
+def guarded_adapter(dispatch: Dispatch) -> Adapter:
+    """The dispatch's connection's adapter, with the circuit breaker every worker shares."""
+    return guard(adapter_for(dispatch))

@@ -1,0 +1,253 @@
+"""Sending a dispatch to its platform: the `send_dispatch` task (RQ, by id; STYLE 7).
+
+`send_dispatch` is the effectively-once path (DESIGN rule 3):
+
+1. It claims the dispatch with a lease (`next_attempt_at`) in one conditional UPDATE that
+   also counts the attempt, and commits before calling out. Two workers never hold the same
+   dispatch; a worker that dies leaves a lease that runs out, never a lock held forever.
+2. Any attempt after the first may follow one that reached the platform (a timeout, a 5xx
+   after the order was made, a worker killed mid-call), so it looks the idempotency key up
+   first and adopts the order it finds instead of placing another.
+3. Retryable failures back off exponentially with jitter, stored in the database
+   (`next_attempt_at`) and scheduled in RQ by returning a `Retry` under the same job id, up
+   to `dispatch_max_attempts`; then, or on a permanent refusal, the dispatch fails with the
+   platform's reason and its money is released.
+4. Placing is a conditional UPDATE too: if the owner cancelled (or the job expired) while
+   the call was out, the order just made is cancelled at the platform rather than kept.
+
+Cancels owed to a platform are cancel.py's; review pushes are push.py's."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from flask import current_app
+from rq import Retry
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import or_, update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from adapters.base import (
+    Capability,
+    Receipt,
+)
+from dispatcher import lifecycle
+from dispatcher.dispatch import places
+from dispatcher.dispatch.backoff import CRASH_RETRY, backoff_for, call_timeout, lease, reschedule
+from dispatcher.dispatch.cancel import enqueue_cancel
+from dispatcher.dispatch.channels import guarded_adapter, job_spec
+from dispatcher.errors import AdapterError, CircuitOpen, RetryableAdapterError
+from dispatcher.extensions import db
+from dispatcher.locking import lock_job
+from dispatcher.models import Dispatch, DispatchState
+from dispatcher.models._base import utcnow
+from dispatcher.ops import metrics
+from dispatcher.queues import DISPATCH, enqueue_once, enqueue_quietly
+
+log = logging.getLogger(__name__)
+
+
+def send_job_id(dispatch_id: int) -> str:
+    """The one RQ job id of a dispatch: the same dispatch is never queued twice."""
+    return f"dispatch-{dispatch_id}"
+
+
+def enqueue_send(dispatch_id: int) -> bool:
+    """Queue the send task (a no-op if it is already queued, scheduled or running).
+
+    Raises RedisError; callers that run after a commit log it, since the reconciler will
+    find the pending row again."""
+    settings = current_app.config["SETTINGS"]
+    job = enqueue_once(
+        DISPATCH,
+        send_dispatch,
+        dispatch_id,
+        job_id=send_job_id(dispatch_id),
+        retry=CRASH_RETRY,
+        job_timeout=call_timeout(settings),
+    )
+    return job is not None
+
+
+def claim(dispatch_id: int) -> Dispatch | None:
+    """Take the lease on a pending, due dispatch and count the attempt; None if it is held
+    by another attempt, not due yet, or no longer pending.
+
+    One UPDATE ... RETURNING, then the commit: the row comes back with the UPDATE, and the
+    values it returned are kept through the commit instead of read again."""
+    now = utcnow()
+    settings = current_app.config["SETTINGS"]
+    dispatch = db.session.scalars(
+        update(Dispatch)
+        .where(
+            Dispatch.id == dispatch_id,
+            Dispatch.state == DispatchState.PENDING,
+            or_(Dispatch.next_attempt_at.is_(None), Dispatch.next_attempt_at <= now),
+        )
+        .values(attempts=Dispatch.attempts + 1, next_attempt_at=now + lease(settings))
+        .returning(Dispatch)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    if dispatch is None:
+        db.session.commit()
+        return None
+    returned = {key: getattr(dispatch, key) for key in _DISPATCH_COLUMNS}
+    db.session.commit()
+    for key, value in returned.items():
+        set_committed_value(dispatch, key, value)
+    return dispatch
+
+
+_DISPATCH_COLUMNS = tuple(attr.key for attr in sa_inspect(Dispatch).column_attrs)
+
+
+@metrics.observe_dispatch
+def send_dispatch(dispatch_id: int) -> str | Retry:
+    """Place one dispatch at its platform, safely under retries and worker deaths."""
+    dispatch = claim(dispatch_id)
+    if dispatch is None:
+        return _not_claimed(dispatch_id)
+    settings = current_app.config["SETTINGS"]
+    adapter = guarded_adapter(dispatch)
+    spec = job_spec(dispatch.job, dispatch)
+    key, attempts = dispatch.idempotency_key, dispatch.attempts
+    db.session.commit()  # no transaction stays open while the platform takes its time
+    adopted = False
+    try:
+        receipt = None
+        if attempts > 1 and adapter.supports(Capability.FIND):
+            receipt = adapter.find(key)
+            adopted = receipt is not None
+        if receipt is None:
+            receipt = adapter.dispatch(spec, key)
+    except CircuitOpen as exc:
+        return _wait_for_breaker(dispatch, exc)
+    except RetryableAdapterError as exc:
+        return _retry_later(dispatch, exc, settings.dispatch_max_attempts)
+    except AdapterError as exc:
+        _fail(dispatch, str(exc), owe_cancel=attempts > 1)
+        return "failed"
+    return _placed(dispatch, receipt, adopted)
+
+
+def _not_claimed(dispatch_id: int) -> str | Retry:
+    """Someone else holds the lease, or it is not due yet: come back then; else done."""
+    db.session.rollback()
+    dispatch = db.session.get(Dispatch, dispatch_id)
+    if dispatch is None:
+        return "gone"
+    if dispatch.state != DispatchState.PENDING:
+        return f"skipped: {dispatch.state}"
+    return reschedule(dispatch.next_attempt_at or utcnow())
+
+
+def _placed(dispatch: Dispatch, receipt: Receipt, adopted: bool) -> str:
+    job = lock_job(dispatch.job, dispatch)
+    now = utcnow()
+    values = dict(
+        external_id=receipt.external_id,
+        external_url=receipt.url or None,
+        placed_at=now,
+        next_attempt_at=None,
+        last_error=None,
+    )
+    if lifecycle.DISPATCH.guarded_update(Dispatch, dispatch.id, "place", **values):
+        db.session.refresh(dispatch)
+        data = {
+            "dispatch_id": dispatch.id,
+            "external_id": receipt.external_id,
+            "attempts": dispatch.attempts,
+            "adopted": adopted,
+        }
+        actor = f"adapter:{dispatch.adapter}"
+        lifecycle.record(job, "dispatch.place", from_status=DispatchState.PENDING,
+                         to_status=DispatchState.PLACED, actor=actor, data=data)  # fmt: skip
+        places.sync_job(job, actor=actor, data=data)
+        db.session.commit()
+        return "adopted" if adopted else "placed"
+    if dispatch.state == DispatchState.PLACED:
+        db.session.commit()  # another attempt placed it (the same order, by key)
+        return "already placed"
+    # Cancelled or expired while the call was out: do not keep an order nobody wants.
+    dispatch.external_id = dispatch.external_id or receipt.external_id
+    dispatch.external_url = dispatch.external_url or receipt.url or None
+    dispatch.next_attempt_at = now
+    db.session.commit()
+    enqueue_quietly(enqueue_cancel, dispatch.id)
+    return f"placed after it was {dispatch.state}: cancelling"
+
+
+def _closed_meanwhile(dispatch: Dispatch) -> str | None:
+    """The dispatch was cancelled or expired while an attempt that may have reached the
+    platform was out: owe the platform a cancel again, since a cancel that ran meanwhile may
+    have found no order yet (the create was still in flight). None if it is still pending."""
+    db.session.rollback()
+    db.session.refresh(dispatch)
+    if dispatch.state == DispatchState.PENDING:
+        return None
+    if dispatch.state in (DispatchState.CANCELLED, DispatchState.CLOSED):
+        dispatch.next_attempt_at = utcnow()
+        db.session.commit()
+        enqueue_quietly(enqueue_cancel, dispatch.id)
+        return f"{dispatch.state} while the attempt was out: cancel owed again"
+    db.session.commit()
+    return f"skipped: {dispatch.state}"
+
+
+def _wait_for_breaker(dispatch: Dispatch, exc: CircuitOpen) -> Retry:
+    """No call went out: give the attempt back and come back when the breaker may let us."""
+    at = utcnow() + timedelta(seconds=(exc.retry_after or 1.0) + random.uniform(0.5, 3.0))
+    db.session.execute(
+        update(Dispatch)
+        .where(Dispatch.id == dispatch.id, Dispatch.state == DispatchState.PENDING)
+        .values(attempts=Dispatch.attempts - 1, next_attempt_at=at, last_error=str(exc))
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return reschedule(at)
+
+
+def _retry_later(dispatch: Dispatch, exc: RetryableAdapterError, max_attempts: int) -> str | Retry:
+    closed = _closed_meanwhile(dispatch)
+    if closed is not None:
+        return closed
+    if dispatch.attempts >= max_attempts:
+        _fail(dispatch, f"gave up after {dispatch.attempts} attempts: {exc}", owe_cancel=True)
+        return "failed"
+    settings = current_app.config["SETTINGS"]
+    at = utcnow() + timedelta(seconds=backoff_for(settings, dispatch.attempts, exc.retry_after))
+    db.session.execute(
+        update(Dispatch)
+        .where(Dispatch.id == dispatch.id, Dispatch.state == DispatchState.PENDING)
+        .values(next_attempt_at=at, last_error=str(exc)[:2000])
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return reschedule(at)
+
+
+def _fail(dispatch: Dispatch, reason: str, *, owe_cancel: bool) -> None:
+    """Give up: the owner sees the platform's reason and can retry; money goes back.
+
+    `owe_cancel`: an earlier attempt may have made an order we never heard back about, so
+    the platform is asked (look-up, then cancel) once it answers again."""
+    job = lock_job(dispatch.job, dispatch)
+    if dispatch.state != DispatchState.PENDING:
+        db.session.commit()
+        if owe_cancel:
+            _closed_meanwhile(dispatch)
+        return
+    actor = f"adapter:{dispatch.adapter}"
+    data = {"dispatch_id": dispatch.id, "reason": reason[:2000]}
+    lifecycle.DISPATCH.move(dispatch, "fail", job=job, actor=actor, data=data)
+    dispatch.last_error = reason[:2000]
+    dispatch.next_attempt_at = utcnow() if owe_cancel else None
+    for place in dispatch.assignments:
+        if place.status in places.IN_FLIGHT:
+            places.move(place, "cancel", job, actor=actor)
+    places.sync_job(job, actor=actor, data=data)
+    db.session.commit()
+    if owe_cancel:
+        enqueue_quietly(enqueue_cancel, dispatch.id)
