@@ -1,5 +1,6 @@
 """The review queue and the three decisions on a delivery: accept (pay, rate), ask for a
-revision, reject. The decisions are dispatcher/dispatch/review.py's; this module only takes the forms.
+revision, reject. The decisions are dispatcher/dispatch/review.py's; this module only takes
+the forms.
 
 A decision can be made on the queue or on the job's page (`origin`); a form that fails comes
 back on the page it was sent from, with its errors and what was typed.
