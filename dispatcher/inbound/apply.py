@@ -212,7 +212,7 @@ def _withdrawn(dispatch, job, event, actor, data) -> None:
 
 
 def _returned(dispatch, job, event, actor, data) -> None:
-    place = _place(dispatch, event, claim=False)
+    place = _place(dispatch, event)
     if place is not None and ASSIGNMENT.can(place.status, "return"):
         places.move(place, "return", job, actor=actor, data=data)
 
@@ -222,7 +222,8 @@ def _expired(dispatch, job, event, actor, data) -> None:
     for ends and gives its money back; work already delivered stays for review."""
     targets = dispatch.assignments
     if event.assignment_ref:
-        one = _place(dispatch, event, claim=False)
+        # a place nobody took has no platform reference yet: it is one of our unnamed ones
+        one = _place(dispatch, event)
         targets = [one] if one is not None else []
     for place in targets:
         if ASSIGNMENT.can(place.status, "expire"):

@@ -319,3 +319,13 @@ def test_a_revision_is_refused_before_anything_is_sent_on_a_channel_without_them
     assert db.session.query(Review).count() == 0
     assert db.session.get(MicroJob, job.id).status == Status.DELIVERED
     assert queue(goal) == [delivery.id]
+
+
+def test_a_place_nobody_took_expires_when_the_platform_names_it(goal):
+    """The platform names the place it expires (its slot); a place nobody took has no
+    platform reference yet, and still expires (its money back), not left open for ever."""
+    job, first = placed(goal, assignments=2)
+    deliver(first, "sub-0", worker="w0", slot="slot-0")
+    apply(first, EventKind.EXPIRED, event_id="exp-1", assignment_ref="slot-1")
+    assert states(first) == ["submitted", "expired"]
+    assert money(goal) == (PRICE, 0)
