@@ -96,7 +96,8 @@ class SandboxAdapter(Adapter):
             "price_cents": job.price_cents,
             "currency": job.currency,
             "assignments": job.assignments,
-            "callback_url": job.callback_url,
+            # a polled connection asks for no webhooks: the sandbox then sends none
+            "callback_url": "" if self.options.get("polling") else job.callback_url,
             "client_ref": f"job-{job.job_id}",
             "due_date": job.due_date.isoformat() if job.due_date else None,
         }

@@ -96,6 +96,8 @@ class Plan:
     #: Redis behind Sentinel (Debian's redis-server and redis-sentinel): every Redis event
     #: becomes a failover (the master SIGKILLed, the replica promoted)
     sentinel: bool = False
+    #: how work comes back: "both" (half the jobs through a webhook connection, half polled)
+    mode: str = "both"
 
     def sandbox_faults(self) -> dict:
         return {
@@ -123,6 +125,9 @@ class Plan:
             "DISPATCH_MAX_ATTEMPTS": "30",
             "DISPATCH_BACKOFF_BASE": "0.5",
             "DISPATCH_BACKOFF_CAP": "8",
+            # the polled channel is looked at often: the suite waits for it
+            "POLL_INTERVAL": "0.5",
+            "POLL_MAX_INTERVAL": "3",
         }
 
 
@@ -255,10 +260,19 @@ class Suite:
         owner.set_password("not used")
         db.session.add(owner)
         db.session.commit()
-        # the owner's own sandbox account and connection; its webhook secret is registered
-        key = accounts.sign_up(f"http://127.0.0.1:{self.sandbox_port}", "fault suite")
-        connection, _ = connections.create(owner.id, "sandbox", "Sandbox", {"api_key": key})
-        connections.sync_webhook(connection)
+        # The owner's own sandbox accounts: one sends webhooks (its secret registered), the
+        # other is polled (its connection asks for polling: its orders carry no callback).
+        base = f"http://127.0.0.1:{self.sandbox_port}"
+        channels = []
+        for label, options in (("webhooks", {}), ("polled", {"polling": True})):
+            if self.plan.mode not in ("both", label):
+                continue
+            key = accounts.sign_up(base, f"fault suite ({label})")
+            connection, _ = connections.create(
+                owner.id, "sandbox", f"Sandbox ({label})", {"api_key": key}, options
+            )
+            connections.sync_webhook(connection)
+            channels.append(connection.id)
         db.session.commit()
         sizes = [self.rng.randint(1, MAX_PLACES) for _ in range(self.plan.jobs)]
         budget = int(sum(sizes) * PRICE * BUDGET_SHARE)
@@ -267,6 +281,7 @@ class Suite:
             job = tree.add_job(
                 goal, title=f"Fault job {i + 1}", brief="Write one line.", price_cents=PRICE,
                 mode="delegate", channel="sandbox", assignments=size, commit=False,
+                connection_id=channels[i % len(channels)],
             )  # fmt: skip
             db.session.flush()
             self.scenarios[job.id] = {
@@ -318,6 +333,7 @@ class Suite:
             self.settle_recoveries()
             self.settle_inbound()
             self.observed["lost"] = len(self.unsettled(goal_id))
+            self.observed["mode"] = self.plan.mode
             stats = requests.get(f"http://127.0.0.1:{self.sandbox_port}/_stats", timeout=30).json()
             result = figures.compute(
                 goal_id, stats, [k.recovered_after for k in self.killed], drained,
@@ -805,6 +821,10 @@ def parse(argv: list[str]) -> tuple[Plan, argparse.Namespace]:
     parser.add_argument("--keep", action="store_true", help="keep the instance folder and logs")
     parser.add_argument("--hosts", type=int, default=1, help="process groups sharing DB/Redis")
     parser.add_argument(
+        "--mode", choices=("both", "webhooks", "polled"), default="both",
+        help="how work comes back: half the jobs each way (both), or one way only",
+    )  # fmt: skip
+    parser.add_argument(
         "--sentinel", action="store_true", help="Redis behind Sentinel; Redis chaos = failovers"
     )
     parser.add_argument(
@@ -815,9 +835,10 @@ def parse(argv: list[str]) -> tuple[Plan, argparse.Namespace]:
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     seed = args.seed if args.seed is not None else random.randrange(10**6)
-    timeout = args.timeout or (200.0 if args.short else 600.0 + 1.2 * args.jobs)
+    timeout = args.timeout or (280.0 if args.short else 600.0 + 1.2 * args.jobs)
     plan = Plan(jobs=args.jobs, short=args.short, seed=seed, timeout=timeout)
     plan.hosts, plan.kill_host_at = max(1, args.hosts), args.kill_host
+    plan.mode = args.mode
     if args.sentinel:
         plan.sentinel = True
         plan.redis_events = [(0.3, "failover"), (0.7, "failover")]

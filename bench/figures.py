@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dispatcher.extensions import db
 from dispatcher.lifecycle.assignment import FINISHED
@@ -52,6 +52,7 @@ MUST_HAVE_HAPPENED = (
     "double accepts raced",
     "accepts raced with cancels",
     "jobs with several assignments",
+    "changes found by polling",
 )
 
 
@@ -186,7 +187,15 @@ def compute(
         "double accepts raced": observed.get("double_accepts", 0),
         "accepts raced with cancels": observed.get("cancel_races", 0),
         "jobs with several assignments": sum(1 for j in jobs if j.assignments > 1),
+        "changes found by polling": db.session.scalar(
+            select(func.count()).where(InboundEvent.source == "poll")
+        ),
     }
+    if observed.get("mode") == "webhooks":
+        happened.pop("changes found by polling")
+    if observed.get("mode") == "polled":
+        for name in ("webhooks duplicated", "webhooks reordered"):
+            happened.pop(name)
     return Figures(
         jobs=len(jobs),
         places=sum(j.assignments for j in jobs),

@@ -55,6 +55,9 @@ class Settings:
     #: update by themselves (they still work, with a reload)
     live_url: str = ""
     live_port: int = 5002
+    #: seconds between looks at a polled order, doubling while nothing changes, up to the max
+    poll_interval: float = 30.0
+    poll_max_interval: float = 1800.0
     webhook_tolerance_seconds: int = 300
     webhook_max_bytes: int = 256 * 1024
     http_connect_timeout: float = 3.05
@@ -122,6 +125,8 @@ _OPTIONAL: list[tuple[str, str, Any]] = [
     ("sandbox_port", "SANDBOX_PORT", int),
     ("live_url", "LIVE_URL", str),
     ("live_port", "LIVE_PORT", int),
+    ("poll_interval", "POLL_INTERVAL", float),
+    ("poll_max_interval", "POLL_MAX_INTERVAL", float),
     ("http_connect_timeout", "HTTP_CONNECT_TIMEOUT", float),
     ("http_read_timeout", "HTTP_READ_TIMEOUT", float),
     ("dispatch_max_attempts", "DISPATCH_MAX_ATTEMPTS", int),

@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from flask import current_app
 from rq import Retry
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from adapters.base import EventKind, NormalizedEvent
 from dispatcher.dispatch import adopt, places
@@ -30,7 +30,7 @@ from dispatcher.errors import DispatcherError
 from dispatcher.extensions import db
 from dispatcher.inbound.stored import POLL, events_of
 from dispatcher.journal import note
-from dispatcher.lifecycle import ASSIGNMENT, AssignmentState, DeliveryState
+from dispatcher.lifecycle import ASSIGNMENT, INBOUND, AssignmentState, DeliveryState
 from dispatcher.lifecycle.dispatch import OPEN as OPEN_ORDER
 from dispatcher.locking import lock_job
 from dispatcher.models import Delivery, Dispatch, InboundEvent, MicroJob
@@ -61,13 +61,10 @@ def apply_inbound(inbound_id: int) -> str | Retry:
     try:
         for event in events_of(inbound):
             apply_event(inbound.adapter, event, connection_id=inbound.connection_id)
-        done = db.session.execute(
-            update(InboundEvent)
-            .where(InboundEvent.id == inbound_id, InboundEvent.status == "received")
-            .values(status="applied", applied_at=utcnow(), error=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if done != 1:
+        done = INBOUND.guarded_update(
+            InboundEvent, inbound_id, "apply", applied_at=utcnow(), error=None
+        )
+        if not done:
             db.session.rollback()  # applied (or quarantined) by someone else meanwhile
             return "already done"
         db.session.commit()
@@ -104,7 +101,7 @@ def _failed(inbound_id: int, exc: Exception) -> str:
 
 
 def _quarantine(inbound: InboundEvent, error: str) -> str:
-    inbound.status = "quarantined"
+    INBOUND.move(inbound, "quarantine")
     inbound.error = error[:2000]
     for dispatch in dispatches_of(inbound):
         note(
@@ -156,7 +153,7 @@ def retry_quarantined(inbound: InboundEvent) -> None:
     """The owner's "try again": back to received with a fresh count, then enqueued."""
     if inbound.status != "quarantined":
         raise ValueError(f"inbound event {inbound.id} is {inbound.status}, not quarantined")
-    inbound.status = "received"
+    INBOUND.move(inbound, "retry")
     inbound.attempts = 0
     db.session.commit()
     from dispatcher.inbound.queueing import enqueue_apply_quietly

@@ -20,6 +20,7 @@ import logging
 from collections import defaultdict
 from datetime import timedelta
 
+from flask import current_app, has_app_context
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -34,7 +35,7 @@ from dispatcher.queues import MAINTENANCE, enqueue_once
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL = 30.0
+DEFAULT_POLL_INTERVAL = POLL_INTERVAL = 30.0
 POLL_MAX_INTERVAL = 1800.0
 #: pages read per order per look; a longer scan goes on at the next look
 MAX_PAGES = 10
@@ -162,8 +163,13 @@ def _record(state: PollState, cursor: str | None, *, found: bool, error: str | N
 
 
 def next_interval(idle_polls: int) -> float:
-    """Seconds to the next look after `idle_polls` looks in a row that found nothing."""
-    return min(POLL_MAX_INTERVAL, POLL_INTERVAL * 2 ** max(0, idle_polls))
+    """Seconds to the next look after `idle_polls` looks in a row that found nothing (the
+    POLL_INTERVAL and POLL_MAX_INTERVAL settings; the module's defaults without an app)."""
+    first, most = POLL_INTERVAL, POLL_MAX_INTERVAL
+    settings = current_app.config.get("SETTINGS") if has_app_context() else None
+    if settings is not None and first == DEFAULT_POLL_INTERVAL:
+        first, most = settings.poll_interval, settings.poll_max_interval
+    return min(most, first * 2 ** max(0, idle_polls))
 
 
 def store_events(
@@ -226,4 +232,4 @@ def _store(
 
 
 #: Every periodic job of this module: (function, interval in seconds). See dispatcher/periodic.py.
-PERIODIC_JOBS = [(poll_due, 10)]
+PERIODIC_JOBS = [(poll_due, 2)]  # cheap when nothing is due: one query
