@@ -33,19 +33,23 @@ def channel_for(owner_id: int) -> str:
 
 
 def message_for(event: Event) -> dict[str, Any]:
-    """What a page needs to show one change without a reload."""
+    """What a page needs to show one change without a reload. Only the job's own moves carry
+    a status for its chip; its assignments', orders' and deliveries' ("<entity>.<action>")
+    go to the timeline only."""
     from dispatcher.web.common import status_class, status_label
 
+    own = "." not in event.kind
+    to_status = event.to_status if own else None
     return {
         "id": event.id,
         "job": event.job_id,
         "goal": event.goal_id,
         "kind": event.kind,
         "label": status_label(event.kind),
-        "from": event.from_status,
-        "to": event.to_status,
-        "to_label": status_label(event.to_status) if event.to_status else None,
-        "to_class": status_class(event.to_status) if event.to_status else None,
+        "from": event.from_status if own else None,
+        "to": to_status,
+        "to_label": status_label(to_status) if to_status else None,
+        "to_class": status_class(to_status) if to_status else None,
         "actor": event.actor,
         "at": event.created_at.isoformat() if event.created_at else None,
     }

@@ -193,3 +193,17 @@ def shot(output_dir, request):
         return path
 
     return _shot
+
+
+def wait_for_js(page, expression: str, timeout: float = 10.0) -> None:
+    """Wait until `expression` is true in the page. Playwright's wait_for_function compiles a
+    string predicate with eval inside the page, which the pages' CSP (no 'unsafe-eval')
+    refuses; page.evaluate goes through the browser's own protocol instead."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            body = page.evaluate("document.body.dataset.live || ''")
+            raise AssertionError(f"still false after {timeout} s: {expression} (live: {body!r})")
+        page.wait_for_timeout(50)

@@ -84,7 +84,7 @@ def test_delegate_and_dispatch_to_the_sandbox(
 
     # delegate, to the sandbox
     node(page, job).get_by_label("Who does it").select_option("delegate")
-    node(page, job).get_by_label("Channel").select_option("sandbox")
+    node(page, job).get_by_label("Channel").select_option(label="Sandbox (sandbox)")
     with page.expect_navigation():
         node(page, job).locator("form.mode").get_by_role("button", name="Save").click()
     meta = node(page, job).locator(".node-line .meta").inner_text()

@@ -7,12 +7,14 @@ from __future__ import annotations
 import socket
 
 import pytest
+from fakes.connections import connect_sandbox
 from fakes.live_fixture import run_stream_server
+from fakes.work import deliver, place
 
+from browser.conftest import wait_for_js
 from dispatcher import lifecycle
 from dispatcher.dispatch import service as dispatch_service
 from dispatcher.extensions import db
-from dispatcher.models import Delivery
 from dispatcher.planning import tree
 from dispatcher.planning.build import NewJob, create_subtree
 
@@ -41,6 +43,7 @@ def stream(app, app_config, redis_url, stream_socket):
 
 
 def test_a_dispatched_job_turns_delivered_without_a_reload(page, log_in, owner, goal, stream, shot):
+    connect_sandbox(owner.id)
     job = tree.add_job(
         goal, title="Write a guest post", mode="delegate", channel="sandbox", price_cents=2_500
     )
@@ -54,23 +57,16 @@ def test_a_dispatched_job_turns_delivered_without_a_reload(page, log_in, owner, 
     page.wait_for_timeout(300)  # the stream connects
 
     # What the send task and the platform's webhook do, in another process in production.
-    dispatch.state = "placed"
-    dispatch.external_id = f"ord-{dispatch.id}"
-    lifecycle.transition(job, "dispatched", actor="system")
+    place(dispatch)
     db.session.commit()
-    lifecycle.transition(job, "delivered", actor="adapter:sandbox")
-    db.session.add(
-        Delivery(job_id=job.id, dispatch_id=dispatch.id, external_id="sub-1", content="Here")
-    )
-    db.session.commit()
+    deliver(dispatch, "sub-1", content="Here")
 
-    page.wait_for_function(
+    wait_for_js(
+        page,
         f"document.querySelector('[data-status-of=\"{job.id}\"]').textContent === 'delivered'",
-        timeout=2_000,
+        timeout=2.0,
     )
-    page.wait_for_function(
-        "document.getElementById('review-count').textContent === '1'", timeout=2_000
-    )
+    wait_for_js(page, "document.getElementById('review-count').textContent === '1'", timeout=2.0)
     assert page.evaluate("window.notReloaded") is True
     shot(page, "delivered-live")
 
@@ -118,6 +114,6 @@ def test_a_big_goal_opens_and_folds_a_subtree_in_place(page, log_in, owner, goal
     page.reload()
     assert page.locator("#tree li.node").count() == 19  # the URL kept it open
     page.locator(f"#job-{group.id} a.fold").click()
-    page.wait_for_function("document.querySelectorAll('#tree li.node').length === 9")
+    wait_for_js(page, "document.querySelectorAll('#tree li.node').length === 9")
     assert "open=" not in page.url
     assert page.js_errors == [] and page.offsite_requests == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from browser.conftest import wait_for_js
 from dispatcher.extensions import db
 from dispatcher.models import Goal, MicroJob
 from dispatcher.planning import tree
@@ -64,9 +65,10 @@ def test_drag_keyboard_buttons_and_rename(page, owner, goal, log_in, shot):
     # keyboard: focus B, Alt+Up moves it above A; Alt+Right indents it under a2
     page.locator("[data-title]:text-is('B')").focus()
     page.keyboard.press("Alt+ArrowUp")
-    page.wait_for_function(
+    wait_for_js(
+        page,
         "document.querySelectorAll('ul.tree > li.node')[1].querySelector('[data-title]')"
-        ".textContent === 'B'"
+        ".textContent === 'B'",
     )
     page.keyboard.press("Alt+ArrowRight")
     page.wait_for_selector("li.node li.node [data-title]:text-is('B')")
@@ -91,9 +93,7 @@ def test_drag_keyboard_buttons_and_rename(page, owner, goal, log_in, shot):
     page.locator("input.edit").fill("First pitch")
     page.keyboard.press("Enter")
     page.wait_for_selector("[data-title]:text-is('First pitch')")
-    page.wait_for_function(
-        "document.querySelector('[data-plan-live]').textContent.includes('Renamed')"
-    )
+    wait_for_js(page, "document.querySelector('[data-plan-live]').textContent.includes('Renamed')")
     db.session.expire_all()
     renamed = db.session.scalars(select(MicroJob).where(MicroJob.title == "First pitch")).one()
     assert renamed.goal_id == goal_id
