@@ -6,8 +6,7 @@ import pytest
 from rq.job import Job
 from sqlalchemy import select
 
-from dispatcher.dispatch import service
-from dispatcher.extensions import db
+from dispatcher.dispatch import send, service
 from dispatcher.models import Dispatch, Goal, MicroJob
 from dispatcher.queues import DISPATCH, get_queue, redis_connection
 
@@ -168,7 +167,7 @@ def test_delegate_then_dispatch_stages_a_dispatch_and_queues_the_job(api, goal, 
     assert db.session.get(MicroJob, job["id"]).status == "queued"
     assert db.session.get(Goal, goal["id"]).reserved_cents == 5_000
     queue = get_queue(DISPATCH)
-    rq_id = service.send_job_id(row)
+    rq_id = send.send_job_id(row.id)
     assert rq_id in queue.job_ids
     assert Job.fetch(rq_id, connection=redis_connection()).args == (row.id,)
 
