@@ -6,7 +6,7 @@ import pytest
 from rq.job import Job
 from sqlalchemy import select
 
-from dispatcher.dispatch import send, service
+from dispatcher.dispatch import send
 from dispatcher.extensions import db
 from dispatcher.models import Dispatch, Goal, MicroJob
 from dispatcher.queues import DISPATCH, get_queue, redis_connection
