@@ -103,14 +103,20 @@ class Bench:
         )
         self.ctx = self.app.app_context()
         self.ctx.push()
+        from dispatcher import connections
         from dispatcher.extensions import db
         from dispatcher.models import Owner
+        from dispatcher.sandbox import accounts
 
         owner = Owner(email="bench@example.com", name="Bench")
         owner.set_password("not used")
         db.session.add(owner)
         db.session.commit()
         self.owner_id = owner.id
+        # the owner's own sandbox account: the product's connection and the floor share it
+        self.api_key = accounts.sign_up(self.sandbox_url, "bench")
+        connections.create(owner.id, "sandbox", "Sandbox", {"api_key": self.api_key})
+        db.session.commit()
 
     def stop(self) -> None:
         self.stop_workers()
@@ -272,7 +278,9 @@ class Bench:
         commands = self.redis_commands()
         started = time.perf_counter()
         for body, key in bodies:
-            queue.enqueue(post_order, f"{self.sandbox_url}/orders", body, key, result_ttl=0)
+            queue.enqueue(
+                post_order, f"{self.sandbox_url}/orders", body, key, self.api_key, result_ttl=0
+            )
         self.wait_orders(before + n, FLOOR_QUEUE)
         elapsed = time.perf_counter() - started
         cpu = sum(cpu_seconds(p) for p in pids) - cpu
@@ -310,7 +318,9 @@ class Bench:
             db.session.remove()
             time.sleep(0.15)
             t0 = time.time()
-            queue.enqueue(post_order, f"{self.sandbox_url}/orders", body, key, result_ttl=0)
+            queue.enqueue(
+                post_order, f"{self.sandbox_url}/orders", body, key, self.api_key, result_ttl=0
+            )
             floor_t0[key] = t0
             time.sleep(0.15)
         time.sleep(1.0)

@@ -39,7 +39,7 @@ def main() -> None:
     try:
         from flask_migrate import upgrade
 
-        from dispatcher import create_app
+        from dispatcher import connections, create_app
         from dispatcher.extensions import db
         from dispatcher.models import Owner
         from dispatcher.planning import transfer, tree
@@ -51,6 +51,9 @@ def main() -> None:
             owner = Owner(email="bench@example.com", name="Bench", timezone="UTC")
             owner.set_password("bench-pass")
             db.session.add(owner)
+            db.session.commit()
+            # delegated jobs use the owner's sandbox connection (no call is ever made here)
+            connections.create(owner.id, "sandbox", "Sandbox", {"api_key": "sbx_bench-only"})
             db.session.commit()
             goal = tree.create_goal(owner.id, title="Bench goal", budget_cents=10_000_000)
             build(goal, args.jobs, local_today(owner))

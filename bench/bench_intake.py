@@ -61,12 +61,9 @@ class Bench:
         self.floor: subprocess.Popen | None = None
 
     def start(self) -> None:
-        from dispatcher.config import Settings
-
-        settings = Settings.from_env({"instance_path": self.dir / "instance"})
-        self.secret = settings.sandbox_webhook_secret
         self.redis.start()
         cli(["db", "upgrade"], self.env)
+        self.path, self.secret = self._connection()
         self.web = Proc("web", ["web", "--port", str(self.ports["product"])], self.env, self.logs)
         self.web.start()
         log = open(self.logs / "floor.log", "ab")  # noqa: SIM115 - lives with the process
@@ -79,6 +76,31 @@ class Bench:
         log.close()
         for port in self.ports.values():
             wait_http(f"http://127.0.0.1:{port}/")
+
+    def _connection(self) -> tuple[str, str]:
+        """An owner's sandbox connection in the product's database: the webhook path its
+        events are posted to, and the secret they are signed with (the floor's too)."""
+        from dispatcher import connections, create_app
+        from dispatcher.extensions import db
+        from dispatcher.models import Owner
+
+        app = create_app(
+            {"instance_path": self.dir / "instance", "database_url": self.database_url,
+             "redis_url": self.redis.url}
+        )  # fmt: skip
+        with app.app_context():
+            owner = Owner(email="bench@example.com", name="Bench")
+            owner.set_password("not used")
+            db.session.add(owner)
+            db.session.commit()
+            connection, secret = connections.create(
+                owner.id, "sandbox", "Sandbox", {"api_key": "sbx_bench-only"}
+            )
+            db.session.commit()
+            path = f"/webhooks/sandbox/{connection.webhook_path}"
+            db.session.remove()
+            db.engine.dispose()
+        return path, secret
 
     def stop(self) -> None:
         if self.web is not None:
@@ -94,7 +116,7 @@ class Bench:
         requests = loadgen.signed_requests(self.secret, max(4000, 3000 * seconds))
         path = loadgen.write_requests(self.dir / f"{which}.tsv", requests)
         result = loadgen.wrk(
-            f"http://127.0.0.1:{self.ports[which]}/webhooks/sandbox",
+            f"http://127.0.0.1:{self.ports[which]}{self.path}",
             path, self.dir / "requests.lua", connections=CONNECTIONS, seconds=seconds,
         )  # fmt: skip
         if result["errors"]:  # an answer other than 2xx is a broken benchmark
@@ -106,7 +128,7 @@ class Bench:
     def at_rate(self, which: str, rate: float, seconds: int) -> dict:
         requests = loadgen.signed_requests(self.secret, int(rate * seconds))
         result = loadgen.open_loop(
-            "127.0.0.1", self.ports[which], "/webhooks/sandbox", requests,
+            "127.0.0.1", self.ports[which], self.path, requests,
             rate=rate, connections=CONNECTIONS,
         )  # fmt: skip
         if result["errors"]:

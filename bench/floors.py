@@ -20,9 +20,10 @@ import requests
 _session = requests.Session()
 
 
-def post_order(url: str, body: dict, key: str) -> str:
+def post_order(url: str, body: dict, key: str, api_key: str = "") -> str:
     """One order at the sandbox: what the product's worker does, without the product."""
-    response = _session.post(url, json=body, headers={"Idempotency-Key": key}, timeout=(1, 5))
+    headers = {"Idempotency-Key": key, "Authorization": f"Bearer {api_key}"}
+    response = _session.post(url, json=body, headers=headers, timeout=(1, 5))
     response.raise_for_status()
     return response.json()["id"]
 
@@ -47,7 +48,8 @@ def create_webhook_app():
     app = Flask(__name__)
 
     @app.post("/webhooks/<name>")
-    def receive(name: str):
+    @app.post("/webhooks/<name>/<path>")  # the product's URL shape: one per connection
+    def receive(name: str, path: str = ""):
         body = request.get_data()
         msg_id = request.headers["webhook-id"]
         ts = request.headers["webhook-timestamp"]
