@@ -43,8 +43,9 @@ class JobUpdateSchema(PatchSchema):
     mode = fields.String(validate=validate.OneOf(MODES))
     channel = Text(allow_none=True, validate=validate.Length(min=1, max=60))
     connection_id = fields.Integer(
-        strict=True, allow_none=True, metadata={"description": "one of your connections"}
-    )
+        strict=True, allow_none=True, validate=validate.Range(min=1, max=MAX_INT),
+        metadata={"description": "one of your connections"},
+    )  # fmt: skip
     channel_options = fields.Dict(keys=fields.String())
     assignments = count_field(
         1, MAX_ASSIGNMENTS, metadata={"description": "how many workers should do it"}
@@ -64,8 +65,9 @@ class JobUpdateSchema(PatchSchema):
 class JobCreateSchema(JobUpdateSchema):
     title = title_field(300, required=True)
     parent_id = fields.Integer(
-        strict=True, allow_none=True, metadata={"description": "a job of the same goal"}
-    )
+        strict=True, allow_none=True, validate=validate.Range(min=1, max=MAX_INT),
+        metadata={"description": "a job of the same goal"},
+    )  # fmt: skip
 
 
 class SplitSchema(Schema):
@@ -75,6 +77,7 @@ class SplitSchema(Schema):
 class DelegateSchema(Schema):
     connection_id = fields.Integer(
         strict=True,
+        validate=validate.Range(min=1, max=MAX_INT),
         metadata={"description": "one of your connections (GET /connections)", "example": 1},
     )
     channel = Text(

@@ -12,6 +12,7 @@ from sqlalchemy import update
 from dispatcher.extensions import db
 from dispatcher.models import ApiToken, Owner
 from dispatcher.models._base import utcnow
+from dispatcher.security.converters import MAX_ID
 
 
 def load_session_owner(session_id: str) -> Owner | None:
@@ -23,7 +24,7 @@ def load_session_owner(session_id: str) -> Owner | None:
         owner_id, version = int(owner_part), int(version_part)
     except ValueError:
         return None
-    owner = db.session.get(Owner, owner_id) if 0 < owner_id < 2**63 else None
+    owner = db.session.get(Owner, owner_id) if 0 < owner_id <= MAX_ID else None
     if owner is None or owner.session_version != version:
         return None
     return owner

@@ -122,4 +122,8 @@ def test_the_app_follows_a_failover(app_config, sentinel_cluster):
         assert took < 15, f"the promoted replica answered only after {took:.1f}s"
         readyz = _wait(lambda: app.test_client().get("/readyz").status_code == 200, 10)
         assert readyz
+        from dispatcher.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()  # no connection to the test database is left to the collector
     print(f"sentinel failover: writes resumed {took:.1f}s after SIGKILL of the master")
