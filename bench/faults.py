@@ -277,19 +277,35 @@ class Suite:
         sizes = [self.rng.randint(1, MAX_PLACES) for _ in range(self.plan.jobs)]
         budget = int(sum(sizes) * PRICE * BUDGET_SHARE)
         goal = tree.create_goal(owner.id, title="Fault suite", budget_cents=budget)
+        jobs = []
         for i, size in enumerate(sizes):
-            job = tree.add_job(
+            jobs.append(tree.add_job(
                 goal, title=f"Fault job {i + 1}", brief="Write one line.", price_cents=PRICE,
                 mode="delegate", channel="sandbox", assignments=size, commit=False,
                 connection_id=channels[i % len(channels)],
-            )  # fmt: skip
-            db.session.flush()
-            self.scenarios[job.id] = {
-                name for name, rate in SCENARIOS.items() if self.rng.random() < rate
-            }
+            ))  # fmt: skip
+        db.session.flush()
+        self.scenarios = self.pick_scenarios([(j.id, j.assignments) for j in jobs])
         db.session.commit()
         print(f"{len(sizes)} jobs, {sum(sizes)} assignments, budget {budget} cents", flush=True)
         return goal.id
+
+    def pick_scenarios(self, jobs: list[tuple[int, int]]) -> dict[int, set[str]]:
+        """What the suite does to which job: each scenario to its share of the jobs, and to
+        at least two, one scenario a job, drawn (by the seed) from the jobs dispatched first
+        (the budget funds those), so that every kind of chaos the verdict asks for happens."""
+        picked: dict[int, set[str]] = {job_id: set() for job_id, _ in jobs}
+        early = jobs[: max(2, int(len(jobs) * 0.7))]
+        free = [job_id for job_id, _ in early]
+        self.rng.shuffle(free)
+        several = {job_id for job_id, size in early if size > 1}
+        for name, rate in SCENARIOS.items():
+            want = max(2, round(rate * len(jobs)))
+            pool = [j for j in free if j in several] if name == "partial_expiry" else free
+            for job_id in pool[:want]:
+                picked[job_id].add(name)
+                free.remove(job_id)
+        return picked
 
     def run(self) -> int:
         from dispatcher.extensions import db
