@@ -124,7 +124,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="CI: 10 streams, 5 changes")
     args = parser.parse_args()
+    if args.quick:
+        args.clients, args.changes = 10, 5
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)

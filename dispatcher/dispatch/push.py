@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 from rq import Retry
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from adapters.base import (
     Adapter,
@@ -19,7 +19,7 @@ from adapters.base import (
 )
 from dispatcher import lifecycle
 from dispatcher.dispatch import places
-from dispatcher.dispatch.backoff import call_timeout
+from dispatcher.dispatch.backoff import call_timeout, lease, reschedule
 from dispatcher.dispatch.channels import guarded_adapter
 from dispatcher.errors import AdapterError, RetryableAdapterError, Unsupported
 from dispatcher.extensions import db
@@ -27,6 +27,7 @@ from dispatcher.journal import note
 from dispatcher.lifecycle import AssignmentState
 from dispatcher.locking import lock_job
 from dispatcher.models import Delivery, PushState, Review
+from dispatcher.models._base import utcnow
 from dispatcher.queues import DISPATCH, enqueue_once
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def unpushed_reviews() -> list[int]:
     )
 
 
-def push_review(review_id: int) -> str:
+def push_review(review_id: int) -> str | Retry:
     """Tell the platform the owner's decision, effectively once; on an acceptance, mark the
     job paid once every acceptance of it is confirmed.
 
@@ -91,9 +92,12 @@ def push_review(review_id: int) -> str:
         return "not a platform delivery"
     if not dispatch.external_id:
         return _refuse_review(review, dispatch.adapter, "no order at the platform to review")
-    if not _update_owed(review, push_attempts=Review.push_attempts + 1):
-        db.session.commit()
-        return "settled by another attempt"
+    if not _claim(review):
+        db.session.rollback()
+        db.session.refresh(review)
+        if review.push_state != PushState.OWED:
+            return "settled by another attempt"
+        return reschedule(review.push_lease_until or utcnow())  # another attempt is out
     db.session.refresh(review)
     name, attempts = dispatch.adapter, review.push_attempts
     ref = DeliveryRef(dispatch.external_id, delivery.external_id)
@@ -107,6 +111,7 @@ def push_review(review_id: int) -> str:
                 return _adopt_or_refuse(review, name, held)
         _send_decision(adapter, ref, decision)
     except RetryableAdapterError:
+        _release(review)  # the next try need not wait for the lease to run out
         raise
     except Unsupported as exc:
         return _refuse_review(review, name, str(exc))
@@ -172,6 +177,35 @@ def _settle_review(review: Review, state: PushState) -> bool:
     if state == PushState.NONE:
         return _update_owed(review, push_state=state)
     return lifecycle.PUSH.guarded_update(Review, review.id, action)
+
+
+def _claim(review: Review) -> bool:
+    """Count the attempt and take the push's lease, in one conditional UPDATE: only while the
+    decision is still owed and no other attempt holds an unexpired lease."""
+    now = utcnow()
+    settings = current_app.config["SETTINGS"]
+    written = db.session.execute(
+        update(Review)
+        .where(
+            Review.id == review.id,
+            Review.push_state == PushState.OWED,
+            or_(Review.push_lease_until.is_(None), Review.push_lease_until <= now),
+        )
+        .values(push_attempts=Review.push_attempts + 1, push_lease_until=now + lease(settings))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return written == 1
+
+
+def _release(review: Review) -> None:
+    db.session.rollback()
+    db.session.execute(
+        update(Review)
+        .where(Review.id == review.id)
+        .values(push_lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
 
 
 def _update_owed(review: Review, **values) -> bool:

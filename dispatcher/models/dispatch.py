@@ -122,5 +122,8 @@ class Review(db.Model):
     #: calls made to tell the platform; after the first, the platform is asked what it holds
     #: before the decision is sent again (DESIGN rule 3)
     push_attempts: Mapped[int] = mapped_column(default=0)
+    #: while an attempt is out at the platform, no other attempt may start (a worker judged
+    #: dead while it still runs must not send the decision a second time); it runs out
+    push_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     delivery: Mapped[Delivery] = relationship(back_populates="reviews")

@@ -199,3 +199,21 @@ def test_a_job_is_paid_once_every_acceptance_is_confirmed(delivered, sandbox, re
     assert len(timeline(first.job_id, "pay")) == 1
     assert push.push_review(one.id) == "already pushed"  # a stray second run does nothing
     assert review_calls(sandbox) == {"reviews_accepted": 2}
+
+
+def test_a_push_already_out_is_not_sent_again_by_a_second_attempt(delivered, sandbox, redis_server):
+    """A worker judged dead while it still runs (its liveness lost with Redis) gets its push
+    re-run beside it: the second attempt waits for the first's lease instead of finding nothing
+    at the platform yet and sending the decision a second time."""
+    from rq import Retry
+
+    (delivery,) = delivered()
+    decided = review.request_revision(delivery, feedback="cite two sources")
+    redis_server.flushall()
+    # the first attempt has claimed the push and is out at the platform (not answered yet)
+    assert push._claim(db.session.get(Review, decided.id))
+    db.session.commit()
+    second = push.push_review(decided.id)
+    assert isinstance(second, Retry)  # it comes back when the lease may have run out
+    assert review_calls(sandbox) == {}  # nothing was sent by the second attempt
+    assert db.session.get(Review, decided.id).push_attempts == 1
