@@ -273,6 +273,19 @@ class Adapter(ABC):
             )
         return response
 
+    def json_object(self, response: requests.Response) -> dict[str, Any]:
+        """The answer's JSON object; AdapterError (permanent) when the platform answered
+        something else, so a garbled answer is reported, never guessed at."""
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise AdapterError(
+                self.name, "answer is not JSON", status=response.status_code, body=response.text
+            ) from exc
+        if not isinstance(data, dict):
+            raise AdapterError(self.name, "answer is not a JSON object", body=response.text)
+        return data
+
 
 class CallGuard(Protocol):
     """What `Adapter.request` needs from a circuit breaker."""

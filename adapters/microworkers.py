@@ -115,7 +115,7 @@ class MicroworkersAdapter(Adapter):
             "internalTemplate": {"id": str(template), "ratingMethodId": 1, "numberOfSubTasks": 1},
         }
         response = self.request("POST", self._url("basic-campaigns"), json=body)
-        return self._receipt(self._json(response))
+        return self._receipt(self.json_object(response))
 
     def find(self, idempotency_key: str) -> Receipt | None:
         tag = f"[{idempotency_key}]"
@@ -129,7 +129,9 @@ class MicroworkersAdapter(Adapter):
             }
             if token:
                 params["nextPageToken"] = token
-            data = self._json(self.request("GET", self._url("basic-campaigns"), params=params))
+            data = self.json_object(
+                self.request("GET", self._url("basic-campaigns"), params=params)
+            )
             for campaign in _items(self.name, data):
                 if isinstance(campaign.get("title"), str) and campaign["title"].endswith(tag):
                     return self._receipt(campaign)
@@ -143,7 +145,7 @@ class MicroworkersAdapter(Adapter):
         if cursor:
             params["nextPageToken"] = cursor
         url = self._url("basic-campaigns", external_id, "slots")
-        data = self._json(self.request("GET", url, params=params))
+        data = self.json_object(self.request("GET", url, params=params))
         events = tuple(self.slot_event(external_id, slot) for slot in _items(self.name, data))
         return PollPage(events=events, next_cursor=data.get("nextPageToken") or None)
 
@@ -171,7 +173,7 @@ class MicroworkersAdapter(Adapter):
         self._rate(delivery, {"rating": "REVISE", "comment": feedback})
 
     def decision(self, delivery: DeliveryRef) -> HeldDecision | None:
-        slot = self._json(self.request("GET", self._url("slots", _slot_id(delivery))))
+        slot = self.json_object(self.request("GET", self._url("slots", _slot_id(delivery))))
         decision = DECISION_MAP.get(slot.get("status"))
         if decision is None:
             return None
@@ -181,7 +183,9 @@ class MicroworkersAdapter(Adapter):
         return HeldDecision(decision=decision, payout_cents=payout, raw=slot)
 
     def check(self) -> str:
-        data = self._json(self.request("GET", self._url("basic-campaigns"), params={"pageSize": 1}))
+        data = self.json_object(
+            self.request("GET", self._url("basic-campaigns"), params={"pageSize": 1})
+        )
         return f"Microworkers answered: {len(_items(self.name, data))} campaign(s) on page 1"
 
     def fee_cents(self, price_cents: int) -> int:
@@ -235,22 +239,11 @@ class MicroworkersAdapter(Adapter):
         self.request("PUT", self._url("slots", _slot_id(delivery), "rate"), json=body)
 
     def _price_cents(self, campaign_id: str) -> int:
-        campaign = self._json(self.request("GET", self._url("basic-campaigns", campaign_id)))
+        campaign = self.json_object(self.request("GET", self._url("basic-campaigns", campaign_id)))
         price = campaign.get("paymentPerTask")
         if isinstance(price, bool) or not isinstance(price, int | float):
             raise AdapterError(self.name, f"campaign {campaign_id} has no paymentPerTask")
         return _cents(price)
-
-    def _json(self, response) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise AdapterError(
-                self.name, "answer is not JSON", status=response.status_code, body=response.text
-            ) from exc
-        if not isinstance(data, dict):
-            raise AdapterError(self.name, "answer is not a JSON object", body=response.text)
-        return data
 
     def _receipt(self, campaign: Mapping[str, Any]) -> Receipt:
         campaign_id = campaign.get("id")

@@ -80,7 +80,7 @@ class SandboxAdapter(Adapter):
     # -- account ------------------------------------------------------------------------
     def check(self) -> str:
         response = self.request("GET", self._url("account"))
-        account = self._json(response)
+        account = self.json_object(response)
         return f"sandbox account {account.get('name', '?')} ({account.get('id', '?')})"
 
     def register_webhook(self, url: str, secret: str) -> None:
@@ -104,13 +104,13 @@ class SandboxAdapter(Adapter):
         response = self.request(
             "POST", self._url("orders"), json=body, headers={"Idempotency-Key": idempotency_key}
         )
-        return self._receipt(self._json(response))
+        return self._receipt(self.json_object(response))
 
     def find(self, idempotency_key: str) -> Receipt | None:
         response = self.request(
             "GET", self._url("orders"), params={"idempotency_key": idempotency_key}
         )
-        orders = self._json(response).get("orders")
+        orders = self.json_object(response).get("orders")
         if not isinstance(orders, list):
             raise AdapterError(self.name, "order look-up answered without an orders list")
         return self._receipt(orders[0]) if orders else None
@@ -120,7 +120,7 @@ class SandboxAdapter(Adapter):
 
     def poll(self, external_id: str, cursor: str | None = None) -> PollPage:
         response = self.request("GET", self._url("orders", external_id, "events"))
-        events = self._json(response).get("events")
+        events = self.json_object(response).get("events")
         if not isinstance(events, list):
             raise AdapterError(self.name, "events answer has no events list")
         return PollPage(events=tuple(self._event(payload) for payload in events))
@@ -136,7 +136,7 @@ class SandboxAdapter(Adapter):
 
     def decision(self, delivery: DeliveryRef) -> HeldDecision | None:
         response = self.request("GET", self._url("orders", delivery.external_order_id))
-        submissions = self._json(response).get("submissions")
+        submissions = self.json_object(response).get("submissions")
         if not isinstance(submissions, list):
             raise AdapterError(self.name, "order answer has no submissions list")
         for sub in submissions:
@@ -198,17 +198,6 @@ class SandboxAdapter(Adapter):
             action,
         )
         self.request("POST", url, json=body)
-
-    def _json(self, response) -> dict[str, Any]:
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise AdapterError(
-                self.name, "answer is not JSON", status=response.status_code, body=response.text
-            ) from exc
-        if not isinstance(data, dict):
-            raise AdapterError(self.name, "answer is not a JSON object", body=response.text)
-        return data
 
     def _receipt(self, order: Any) -> Receipt:
         if not isinstance(order, dict) or not isinstance(order.get("id"), str):
