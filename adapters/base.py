@@ -60,6 +60,19 @@ class EventKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class PersonRef:
+    """The named person a teammate channel reaches: a plain copy of the owner's directory
+    entry, with their handle on each service (empty when the owner gave none)."""
+
+    name: str
+    email: str = ""
+    slack_handle: str = ""
+    trello_handle: str = ""
+    asana_handle: str = ""
+    endpoint_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """What a platform needs to know about a job: a plain copy, no database row."""
 
@@ -74,6 +87,28 @@ class JobSpec:
     due_date: date | None = None
     callback_url: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: teammate channels: who the job goes to, and the signed link to their submission page
+    #: (no account needed), which every teammate message carries
+    person: PersonRef | None = None
+    submission_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message to a teammate after the job went out: a revision request, the owner's answer
+    to their question, a reminder before the due date, the decision on their work. Sent from
+    the outbox, once per `key` (the outbox row's idempotency key)."""
+
+    key: str
+    kind: str  # "revision" | "answer" | "reminder" | "accepted" | "rejected" | ...
+    person: PersonRef
+    subject: str
+    text: str
+    job_id: int
+    #: the order the notice is about (the Receipt's external id), for channels that thread
+    #: messages on it (a Trello card, an Asana task)
+    external_id: str = ""
+    submission_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +185,10 @@ class Adapter(ABC):
     notice: ClassVar[str] = ""
     #: whether jobs sent here cost money (personal goals never use paid channels)
     paid: ClassVar[bool] = True
+    #: a channel to one named person of the owner's (email, Slack, their endpoint, a board):
+    #: Dispatcher itself is the marketplace, so review decisions need no platform's consent
+    #: and the owner pays the person; work comes back through the submission link
+    teammate: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -205,6 +244,11 @@ class Adapter(ABC):
         """The platform's fee for one assignment at `price_cents`, paid on top of the
         worker's pay; the budget reserves and counts both."""
         return 0
+
+    def notify(self, notice: Notice) -> None:
+        """Teammate channels: send one message to the person (sent from the outbox, which
+        retries it; the channel passes `notice.key` wherever the service de-duplicates)."""
+        raise Unsupported(f"{self.name} cannot send messages")
 
     def accept(self, delivery: DeliveryRef, payout_cents: int) -> None:
         raise Unsupported(f"{self.name} cannot accept deliveries")

@@ -64,6 +64,10 @@ class Assignment(db.Model):
     #: the platform's id of this place (slot, worker's copy), once it names one
     external_ref: Mapped[str | None] = mapped_column(String(120))
     worker_ref: Mapped[str] = mapped_column(String(120), default="")
+    #: the owner's person who holds this place (teammate channels); the scorecards read it
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), index=True
+    )
     status: Mapped[str] = mapped_column(String(20), default=AssignmentState.OPEN, index=True)
     price_cents: Mapped[int] = mapped_column(default=0)  # the worker's pay for this place
     fee_cents: Mapped[int] = mapped_column(default=0)  # the platform's fee on top

@@ -48,6 +48,10 @@ class MicroJob(db.Model):
         ForeignKey("connections.id", ondelete="SET NULL"), index=True
     )
     channel_options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: the one named person this job goes to (through a teammate channel), if any
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), index=True
+    )
     assignments: Mapped[int] = mapped_column(default=1)
     status: Mapped[str] = mapped_column(String(20), default=Status.DRAFT, index=True)
     # An optional budget envelope on any node; spend and reservations roll up to the goal.
