@@ -5,6 +5,7 @@ CPU time is this process's (time.process_time), so other load on the machine cha
 time but hardly the figure. Prints CPU ms per job and the functions that take the most.
 
     .venv/bin/python -m bench.profile_dispatch [--jobs 300] [--top 25] [--sort tottime]
+    .venv/bin/python -m bench.profile_dispatch --top 0     # CPU per job, not profiled
 """
 
 from __future__ import annotations
@@ -53,22 +54,25 @@ def run(jobs: int, top: int, sort: str, callers: str = "", callees: str = "") ->
         before = bench.orders()
         profile = cProfile.Profile()
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        profile.enable()
+        if top or callers or callees:
+            profile.enable()
         worker.work(burst=True, logging_level="WARNING")
         profile.disable()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         placed = bench.orders() - before
-        out = io.StringIO()
-        stats = pstats.Stats(profile, stream=out).sort_stats(sort)
-        stats.print_stats(top)
-        if callers:
-            stats.print_callers(callers)
-        if callees:
-            stats.print_callees(callees)
-        print(out.getvalue())
+        if top or callers or callees:
+            out = io.StringIO()
+            stats = pstats.Stats(profile, stream=out).sort_stats(sort)
+            stats.print_stats(top)
+            if callers:
+                stats.print_callers(callers)
+            if callees:
+                stats.print_callees(callees)
+            print(out.getvalue())
         per_job = cpu / max(placed, 1) * 1000
-        print(f"orders placed: {placed} of {jobs}; CPU {per_job:.2f} ms/job (profiled, so "
-              f"slower than unprofiled); wall {wall:.1f} s")  # fmt: skip
+        note = " (profiled: slower than unprofiled)" if top or callers or callees else ""
+        print(f"orders placed: {placed} of {jobs}; CPU {per_job:.2f} ms/job{note}; "
+              f"wall {wall:.1f} s")  # fmt: skip
         return per_job
     finally:
         bench.stop()
