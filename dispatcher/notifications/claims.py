@@ -72,11 +72,8 @@ def owners_with_pending(now: datetime) -> list[int]:
 def notices(events: Sequence[Event]) -> list[Notice]:
     """The Events as the owner reads them (job titles loaded in one query)."""
     job_ids = {e.job_id for e in events if e.job_id is not None}
-    titles = dict(
-        db.session.execute(select(MicroJob.id, MicroJob.title).where(MicroJob.id.in_(job_ids)))
-        .tuples()
-        .all()
-    ) if job_ids else {}  # fmt: skip
+    rows = db.session.execute(select(MicroJob.id, MicroJob.title).where(MicroJob.id.in_(job_ids)))
+    titles = {job_id: title for job_id, title in rows} if job_ids else {}
     base = current_app.config["SETTINGS"].public_base_url.rstrip("/")
     result = []
     for event in events:

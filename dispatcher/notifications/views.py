@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, RadioField
+from wtforms import BooleanField, PasswordField, RadioField, SelectChoice
 from wtforms.validators import Optional, ValidationError
 
 from dispatcher.extensions import db
@@ -16,9 +16,9 @@ from dispatcher.notifications.slack import check_slack_url
 bp = Blueprint("notifications", __name__)
 
 EMAIL_CHOICES = [
-    (EmailMode.DIGEST.value, "In my daily digest"),
-    (EmailMode.IMMEDIATE.value, "At once (one mail per batch, within a minute)"),
-    (EmailMode.OFF.value, "Not by email"),
+    SelectChoice(EmailMode.DIGEST.value, "In my daily digest"),
+    SelectChoice(EmailMode.IMMEDIATE.value, "At once (one mail per batch, within a minute)"),
+    SelectChoice(EmailMode.OFF.value, "Not by email"),
 ]
 
 
