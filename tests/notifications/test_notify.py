@@ -343,3 +343,20 @@ def test_settings_page_refuses_bad_input_with_a_form_error(client, login, owner,
     assert answer.status_code == 400
     assert error in answer.get_data(as_text=True)
     assert prefs_of(owner.id).email == EmailMode.DIGEST
+
+
+def test_a_dispatch_failing_through_its_machine_is_told(inbox, owner, goal, flow):
+    """The kind the dispatch machine records for a failure is one the notifier listens to."""
+    from dispatcher import lifecycle
+    from dispatcher.dispatch import service
+
+    _immediate(owner)
+    job = _job(goal, "Refused order")
+    dispatch = service.dispatch_job(job)
+    lifecycle.DISPATCH.move(dispatch, "fail", job=job, actor="adapter:sandbox",
+                            data={"reason": "403 account suspended"})  # fmt: skip
+    db.session.commit()
+
+    notify_owners(_later())
+
+    assert "Refused order: could not be sent (403 account suspended)" in _text(inbox.messages[0])
