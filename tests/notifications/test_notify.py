@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fakes.smtp import Inbox, smtp_server
@@ -164,14 +164,15 @@ def test_two_runs_at_once_send_each_notification_once(app, smtp_port, owner, goa
 
 def test_digest_mode_puts_them_in_the_digest_instead(inbox, owner, goal, flow):
     assert prefs_of(owner.id).email == EmailMode.DIGEST  # the default
-    owner.digest_hour = datetime.now(UTC).hour
+    now = utcnow()
+    owner.digest_hour = now.hour  # UTC, the owner's zone
     db.session.commit()
     _deliver(flow, goal, "Guest post for the digest")
 
     assert notify_owners(_later()) == {}
     assert inbox.messages == []
 
-    assert send_due_digests() == [owner.id]
+    assert send_due_digests(now) == [owner.id]
     [message] = inbox.messages
     assert "1 new delivery" in message["Subject"]
     text = _text(message)
@@ -184,27 +185,29 @@ def test_digest_mode_puts_them_in_the_digest_instead(inbox, owner, goal, flow):
 
 
 def test_a_digest_that_fails_gives_its_notices_back(app, smtp_port, owner, goal, flow):
-    owner.digest_hour = datetime.now(UTC).hour
+    now = utcnow()
+    owner.digest_hour = now.hour  # UTC, the owner's zone
     db.session.commit()
     _deliver(flow, goal, "Kept for the next digest")
 
     with pytest.raises(Exception, match="not sent"):
-        send_due_digests()  # no SMTP server yet
+        send_due_digests(now)  # no SMTP server yet
     assert _claims() == 0
 
     with smtp_server(smtp_port) as inbox:
-        send_due_digests()
+        send_due_digests(now)
     assert "Kept for the next digest" in _text(inbox.messages[0])
 
 
 def test_mail_off_sends_nothing(inbox, owner, goal, flow):
     save_prefs(owner.id, EmailMode.OFF, None)
-    owner.digest_hour = datetime.now(UTC).hour
+    now = utcnow()
+    owner.digest_hour = now.hour  # UTC, the owner's zone
     db.session.commit()
     _deliver(flow, goal, "Quiet")
 
     assert notify_owners(_later()) == {}
-    send_due_digests()
+    send_due_digests(now)
     text = _text(inbox.messages[0])
     assert "* Quiet (sandbox)" in text  # the digest's own review list still has it
     assert "NEW DELIVERIES TO REVIEW" not in text
