@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from collections.abc import Sequence
 from datetime import date, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -25,6 +26,9 @@ from dispatcher.errors import DispatcherError
 from dispatcher.extensions import db
 from dispatcher.models import Event, Owner
 from dispatcher.models._base import utcnow
+from dispatcher.notifications.digest import claim_for_digest, release_digest
+from dispatcher.notifications.kinds import Notice
+from dispatcher.notifications.render import grouped, summary
 from dispatcher.today import local_now, overdue_reason, today_view
 
 log = logging.getLogger(__name__)
@@ -41,14 +45,18 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def compose_digest(owner: Owner, today: date) -> tuple[str, str, str]:
-    """(subject, plain text, HTML) of `owner`'s digest for their local day `today`."""
+def compose_digest(
+    owner: Owner, today: date, notices: Sequence[Notice] = ()
+) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of `owner`'s digest for their local day `today`, with the
+    notifications it carries (dispatcher/notifications/digest.py)."""
     view = today_view(owner, today)
     counts = [
         _plural(len(view.planned), "job") + " today",
         f"{len(view.overdue)} overdue" if view.overdue else "",
         f"{len(view.review)} to review" if view.review else "",
         f"{len(view.out)} out with others" if view.out else "",
+        summary(notices),
     ]
     subject = f"Today, {today:%a %d %b}: " + ", ".join(c for c in counts if c)
     base = current_app.config["SETTINGS"].public_base_url.rstrip("/")
@@ -59,6 +67,7 @@ def compose_digest(owner: Owner, today: date) -> tuple[str, str, str]:
         "today_url": f"{base}/today",
         "base_url": base,
         "overdue_reason": overdue_reason,
+        "notice_groups": grouped(notices),
     }
     text = render_template("today/digest.txt", **context)
     html = render_template("today/digest_email.html", **context)
@@ -122,10 +131,13 @@ def send_digest(owner: Owner, day: date, *, actor: str = "scheduler") -> bool:
     """Send `owner`'s digest for `day` unless it was already sent; True if this call sent it."""
     if not claim_digest(owner.id, day, actor=actor):
         return False
+    notices: list[Notice] = []
     try:
-        subject, text, html = compose_digest(owner, day)
+        notices = claim_for_digest(owner.id, utcnow())
+        subject, text, html = compose_digest(owner, day, notices)
         send_mail(owner.email, subject, text, html)
     except BaseException:
+        release_digest(owner.id, notices)
         _withdraw_claim(owner.id, day)
         raise
     return True

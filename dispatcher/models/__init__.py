@@ -13,6 +13,7 @@ from dispatcher.models.dispatch import (
 from dispatcher.models.event import Event, InboundEvent
 from dispatcher.models.goal import Goal, MetricValue
 from dispatcher.models.job import DELIVERABLE_KINDS, MODES, JobVersion, MicroJob
+from dispatcher.models.notification import Notification, NotificationSettings
 from dispatcher.models.person import Person
 from dispatcher.models.planning import CADENCE_UNITS, Cadence, CadenceRun, OwnerPlaybook
 from dispatcher.models.polling import PollState
@@ -35,6 +36,8 @@ __all__ = [
     "JobVersion",
     "MetricValue",
     "MicroJob",
+    "Notification",
+    "NotificationSettings",
     "Owner",
     "OwnerPlaybook",
     "PasswordReset",

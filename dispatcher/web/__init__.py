@@ -21,3 +21,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(__import__("dispatcher.web.planning", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("dispatcher.web.status", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("dispatcher.web.live", fromlist=["bp"]).bp)
+    app.register_blueprint(__import__("dispatcher.notifications.views", fromlist=["bp"]).bp)

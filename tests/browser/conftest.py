@@ -10,13 +10,16 @@ Fixtures for every browser test:
   network.
 - `log_in(page, owner, password)`: through the /login form when the app has one, else by a
   signed session cookie.
-- `shot(page, name)`: a full-page screenshot under `output_dir/browser/`.
+- `shot(page, name)`: a full-page screenshot under `output_dir/browser/`; every one saved in
+  the run is listed at its end.
+- `axe(page)`: axe-core (tests/browser/axe, installed by npm; see `AXE`) run on the open page.
 - `owner` (Ann, who logs in with PASSWORD) and `goal` (hers, with a $100 budget).
 - `sandbox` (from tests/fakes): the real sandbox marketplace on loopback, for the flows that
   dispatch; a test module points the app at it by overriding `app_config`.
 
-Mark tests `@pytest.mark.browser`. Without /usr/bin/chromium they are skipped, except under
-CI (env CI set), where a missing browser fails them.
+Mark tests `@pytest.mark.browser`. Without /usr/bin/chromium (or, for `axe`, without
+`npm install --prefix tests/browser/axe`) they are skipped, except under CI (env CI set),
+where a missing browser or axe-core fails them.
 """
 
 from __future__ import annotations
@@ -48,6 +51,13 @@ LAUNCH_ARGS = [
     "--no-first-run",
 ]
 PASSWORD = "correct horse battery"
+#: axe-core, from `npm install --prefix tests/browser/axe` (.ci/run does it; never fetched here)
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+#: where the page gets axe from: same origin, so the pages' CSP (script-src 'self') allows it,
+#: served by the test's route from AXE, never by the app
+AXE_PATH = "/__tests__/axe.min.js"
+#: screenshots saved in this run, listed at its end (pytest_terminal_summary)
+SAVED_SHOTS: list[Path] = []
 
 
 @dataclass
@@ -89,13 +99,17 @@ def live_server(app, app_config, live_socket):
             db.engine.dispose()  # its own pool: close it rather than leave it to the GC
 
 
+def _missing(reason: str) -> None:
+    """Skip here, fail under CI: CI must run what it claims to."""
+    if os.environ.get("CI"):
+        pytest.fail(f"browser tests must run in CI: {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} is missing: apt-get install -y chromium"
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests must run in CI: {reason}")
-        pytest.skip(reason)
+        _missing(f"{CHROMIUM} is missing: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -190,9 +204,49 @@ def shot(output_dir, request):
         stem = request.node.name + (f"-{name}" if name else "")
         path = folder / f"{stem}.png"
         page.screenshot(path=str(path), full_page=True)
+        SAVED_SHOTS.append(path)
         return path
 
     return _shot
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if SAVED_SHOTS:
+        terminalreporter.section(f"screenshots ({len(SAVED_SHOTS)})")
+        for path in SAVED_SHOTS:
+            terminalreporter.write_line(str(path))
+
+
+#: serious and critical violations, with the first few elements each one names
+AXE_RUN = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations
+    .filter(v => v.impact === "serious" || v.impact === "critical")
+    .map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 4)
+      .map(n => n.target.join(" ") + " :: " + n.failureSummary)}));
+}"""
+
+
+@pytest.fixture
+def axe(live_server):
+    """`axe(page)`: run axe-core on the open page; returns its serious and critical violations.
+
+    The script is served at AXE_PATH on the page's own origin by a route of the test (the
+    pages' CSP forbids inline scripts, so add_script_tag(path=...) would be refused)."""
+    if not AXE.exists():
+        _missing(f"{AXE} is missing: npm install --prefix tests/browser/axe")
+    source = AXE.read_bytes()
+
+    def _serve(route):
+        route.fulfill(status=200, content_type="text/javascript", body=source)
+
+    def _axe(page) -> list[dict]:
+        page.route(f"{live_server.url}{AXE_PATH}", _serve)
+        if not page.evaluate("typeof axe !== 'undefined'"):
+            page.add_script_tag(url=AXE_PATH)
+        return page.evaluate(AXE_RUN)
+
+    return _axe
 
 
 def wait_for_js(page, expression: str, timeout: float = 10.0) -> None:

@@ -3,26 +3,16 @@ script error), and the review page refuses to be framed by another site."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from fakes.connections import connect_sandbox
-from fakes.work import deliver
 from sqlalchemy import select
 
-from dispatcher.dispatch import service as dispatch_service
+from browser.site import seed, site_pages
 from dispatcher.extensions import db
-from dispatcher.models import Delivery, Goal
-from dispatcher.planning import tree
-from dispatcher.planning.playbooks import shipped_playbooks
+from dispatcher.models import Delivery
 from dispatcher.security.resets import issue_reset
 
 pytestmark = pytest.mark.browser
 
-#: GET pages that are not HTML pages (data, downloads, files)
-NOT_PAGES = re.compile(
-    r"^/(api/v1/|api/openapi|static/|favicon\.ico|metrics|healthz|readyz|live/)|/export\.|/yaml$|/subtree$"
-)
 #: report every CSP violation the page sees into window.__csp
 WATCH_CSP = """
 window.__csp = [];
@@ -30,39 +20,6 @@ document.addEventListener("securitypolicyviolation", (e) => {
   window.__csp.push(e.violatedDirective + " " + (e.blockedURI || "inline") + " @" + e.lineNumber);
 });
 """
-
-
-def _seed(goal: Goal) -> dict[str, int | str]:
-    """Rows for every kind of id a page takes: a tree of jobs, a delivery waiting for review."""
-    parent = tree.add_job(goal, title="Launch the blog")
-    tree.add_job(parent, title="Write the first post", mode="keep")
-    connect_sandbox(goal.owner_id)
-    job = tree.add_job(
-        goal, title="Write a guest post", mode="delegate", channel="sandbox", price_cents=2_500
-    )
-    dispatch = dispatch_service.dispatch_job(job)
-    delivery = deliver(  # what the send task and the platform's webhook do
-        dispatch, "sub-1", worker="w1", content="The post.", url="https://example.com/draft/1"
-    )
-    return {
-        "goal_id": goal.id,
-        "job_id": parent.id,
-        "delivery_id": delivery.id,
-        "key": shipped_playbooks()[0].key,
-    }
-
-
-def _pages(app, ids: dict) -> list[str]:
-    """Every GET page of the URL map, with real ids: a new page is visited without a test."""
-    urls = []
-    for rule in app.url_map.iter_rules():
-        if "GET" not in (rule.methods or ()) or NOT_PAGES.search(rule.rule):
-            continue
-        if "<token>" in rule.rule:
-            continue  # visited logged out, with a real reset link
-        url = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(ids[m.group(1)]), rule.rule)
-        urls.append(url)
-    return sorted(set(urls))
 
 
 def _visit(page, url: str) -> list[str]:
@@ -75,7 +32,7 @@ def _visit(page, url: str) -> list[str]:
 
 
 def test_no_page_breaks_the_content_security_policy(page, owner, goal, live_server, log_in):
-    ids = _seed(goal)
+    ids = seed(goal)
     console: list[str] = []
     page.on("console", lambda m: console.append(m.text) if "Content Security" in m.text else None)
     page.add_init_script(WATCH_CSP)
@@ -87,7 +44,7 @@ def test_no_page_breaks_the_content_security_policy(page, owner, goal, live_serv
         violations[url] = _visit(page, url)
         visited.append(url)
     log_in(page, owner)
-    urls = _pages(live_server.app, ids)
+    urls = site_pages(live_server.app, ids)
     assert len(urls) >= 20
     for url in urls:
         violations[url] = _visit(page, url)
@@ -110,7 +67,7 @@ def test_no_page_breaks_the_content_security_policy(page, owner, goal, live_serv
 
 
 def test_review_page_refuses_to_be_framed(page, owner, goal, live_server, log_in):
-    ids = _seed(goal)
+    ids = seed(goal)
     log_in(page, owner)
     asked = []
     page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/review") else None)
@@ -144,5 +101,5 @@ def test_review_page_refuses_to_be_framed(page, owner, goal, live_server, log_in
 
 def test_delivery_rows_exist_for_the_pages(goal):
     """The seed builds what the page list needs (guards the test above)."""
-    ids = _seed(goal)
+    ids = seed(goal)
     assert db.session.scalars(select(Delivery).where(Delivery.id == ids["delivery_id"])).one()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fakes.smtp import inbox, smtp_port  # noqa: F401  (fixtures: a real SMTP server)
 from web.conftest import (  # noqa: F401  (fixtures, re-exported for pytest)
     ann,
     bob_client,

@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 from web.conftest import PASSWORD, login_with, owner_by_email, page, signup_with
 
@@ -18,23 +17,7 @@ from dispatcher.models import Owner, PasswordReset
 from dispatcher.models._base import utcnow
 from dispatcher.security.passwords import common_passwords, password_problem
 
-from .mailbox import Inbox, free_port
-
 NEW = "tangerine kayak orbit"
-
-
-@pytest.fixture
-def smtp_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def inbox(smtp_port):
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
-    yield handler
-    controller.stop()
 
 
 @pytest.fixture

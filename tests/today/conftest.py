@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 from fakes.connections import connect_sandbox
+from fakes.smtp import inbox, smtp_port  # noqa: F401  (fixtures: a real SMTP server)
 
 from dispatcher.extensions import db, login_manager
 from dispatcher.models import Owner

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from datetime import UTC, date, datetime, timedelta
-from email import message_from_bytes, policy
 
 import pytest
-from aiosmtpd.controller import Controller
+from fakes.smtp import smtp_server
 from sqlalchemy import select
 
 from dispatcher.extensions import db
@@ -21,38 +19,6 @@ from .conftest import make_owner
 
 # 07:00 in New York (EST, UTC-5) on a day in January.
 SEVEN_IN_NEW_YORK = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps every message it is given."""
-
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append((envelope.rcpt_tos, message))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_port() -> int:
-    return _free_port()
-
-
-@pytest.fixture
-def inbox(smtp_port):
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
-    yield handler
-    controller.stop()
 
 
 @pytest.fixture
@@ -106,7 +72,7 @@ def test_sent_once_at_the_owners_hour(inbox, ny_owner, ny_day):
     assert send_due_digests(SEVEN_IN_NEW_YORK + timedelta(minutes=10)) == []
 
     assert len(inbox.messages) == 1
-    rcpt, message = inbox.messages[0]
+    rcpt, message = inbox.envelopes[0]
     assert rcpt == ["ann@example.com"]
     assert message["Subject"].startswith("Today, Wed 15 Jan")
     assert message["From"] == "dispatcher@localhost"
@@ -124,7 +90,7 @@ def test_only_owners_whose_hour_it_is(inbox, ny_owner):
 
     send_due_digests(SEVEN_IN_NEW_YORK)
 
-    assert sorted(r[0] for r, _ in inbox.messages) == [
+    assert sorted(r[0] for r, _ in inbox.envelopes) == [
         "ann@example.com", "noon@example.com", "tokyo@example.com",
     ]  # fmt: skip
 
@@ -167,13 +133,8 @@ def test_smtp_down_raises_and_the_next_run_retries(app, smtp_port, ny_owner):
         send_due_digests(SEVEN_IN_NEW_YORK)
     assert not digest_sent(ny_owner.id, date(2025, 1, 15))  # the claim was withdrawn
 
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
-    try:
+    with smtp_server(smtp_port) as handler:
         assert send_due_digests(SEVEN_IN_NEW_YORK + timedelta(minutes=10)) == [ny_owner.id]
-    finally:
-        controller.stop()
     assert len(handler.messages) == 1
 
 
@@ -194,6 +155,6 @@ def test_the_periodic_task_runs_on_the_worker(inbox, app, run_jobs):
     get_queue(MAINTENANCE).enqueue(send_digests)
     run_jobs()
 
-    assert [r for r, _ in inbox.messages] == [["now@example.com"]]
+    assert [r for r, _ in inbox.envelopes] == [["now@example.com"]]
     db.session.expire_all()
     assert db.session.get(Owner, owner.id).digest_hour == owner.digest_hour

@@ -20,6 +20,17 @@
     });
   }
 
+  // On a phone a wide table scrolls inside itself (app.css): keyboard users reach it with Tab.
+  function scrollables(root) {
+    root.querySelectorAll("table").forEach(function (table) {
+      if (table.scrollWidth > table.clientWidth + 1) {
+        table.setAttribute("tabindex", "0");
+      } else if (table.getAttribute("tabindex") === "0") {
+        table.removeAttribute("tabindex");
+      }
+    });
+  }
+
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
@@ -29,8 +40,13 @@
   }, true);
 
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", function () { layout(document); });
+    document.addEventListener("DOMContentLoaded", function () {
+      layout(document);
+      scrollables(document);
+    });
   } else {
     layout(document);
+    scrollables(document);
   }
+  window.addEventListener("resize", function () { scrollables(document); });
 })();
