@@ -204,3 +204,33 @@ def test_today_and_a_parents_summary_update_live(page, log_in, owner, goal, stre
     assert page.locator(chip).inner_text() == "2 to review"
     assert page.evaluate("window.notReloaded") is True
     assert page.js_errors == [] and page.offsite_requests == []
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_long_title_never_pushes_the_badge_off(page, log_in, owner, goal, shot, width):
+    connect_sandbox(owner.id)
+    job = tree.add_job(
+        goal, title="Write " + "a-very-long-unbroken-title-" * 8 + " and then some more words " * 6,
+        mode="delegate", channel="sandbox", price_cents=100,
+        acceptance_criteria=["800 words or more"],
+    )  # fmt: skip
+    delivery = deliver(dispatch_service.dispatch_job(job), "sub-1", content="Text")
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, owner)
+    page.goto("/review")
+    card = page.locator(f"#delivery-{delivery.id}")
+    box, chip = card.bounding_box(), card.locator("header .chip").bounding_box()
+    title = card.locator("header a.title").bounding_box()
+    head = card.locator("header").bounding_box()
+    assert chip["x"] + chip["width"] <= box["x"] + box["width"]  # inside the card
+    assert chip["y"] - head["y"] < 16  # on the header's first line, not wrapped below
+    assert title["x"] + title["width"] <= chip["x"]  # the title wraps in its own column
+    # nothing of the queue sticks out of the window (the site's nav is issue 11 part 8's)
+    wide = page.evaluate(
+        "[...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right"
+        " > window.innerWidth + 1).map(e => e.tagName + '.' + e.className)"
+    )
+    assert wide == []
+    criteria = card.locator("fieldset.criteria")
+    assert criteria.is_visible()  # never folded away
+    shot(page, f"w{width}")
