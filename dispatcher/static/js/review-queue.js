@@ -44,9 +44,13 @@
     return before || null;
   }
 
+  const NOT_TYPED = new Set(["checkbox", "radio", "button", "submit", "reset"]);
+
+  // A field that takes keys (a tick box or a button does not: shortcuts work there).
   function typing(target) {
     if (!(target instanceof Element)) return false;
-    return target.isContentEditable || !!target.closest("input, textarea, select");
+    if (target.isContentEditable || target.closest("textarea, select")) return true;
+    return target instanceof HTMLInputElement && !NOT_TYPED.has(target.type);
   }
 
   function openDecision(item, kind) {
