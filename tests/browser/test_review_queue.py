@@ -138,6 +138,17 @@ def test_an_error_keeps_the_typed_feedback(page, log_in, owner, goal):
     page.wait_for_selector(f"#delivery-{second.id} .inline-error")
     assert "already accepted" in page.locator(f"#delivery-{second.id} .inline-error").inner_text()
     assert box.input_value() == "Shorter paragraphs, please."
+
+    # The server does not answer: the reason beside the form, the text kept, nothing decided.
+    page.route("**/deliveries/*/reject", lambda route: route.abort())
+    reason = page.locator(f"#d{first.id}-reject-reason")
+    page.locator(f"#delivery-{first.id} details[data-decision=reject] summary").click()
+    reason.fill("Not what we asked for.")
+    reason.press("Control+Enter")
+    page.wait_for_selector(f"#delivery-{first.id} details[data-decision=reject] .inline-error")
+    assert "did not answer" in page.locator(f"#delivery-{first.id} .inline-error").inner_text()
+    assert reason.input_value() == "Not what we asked for."
+    assert set(_decisions().values()) == {"accept"}  # only the one decided elsewhere
     assert page.evaluate("window.notReloaded") is True
     assert page.js_errors == []
 

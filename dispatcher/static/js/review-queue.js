@@ -146,7 +146,9 @@
       return;
     }
     const reason = answer && answer.querySelector(".outcome");
-    inlineError(form, reason ? reason.textContent : `Not done (the server answered ${response.status}). What you typed is kept.`);
+    if (reason) inlineError(form, reason.textContent);
+    else if (response.redirected) inlineError(form, "Not done: you were logged out. Log in again in another tab, then send this again; what you typed is kept.");
+    else inlineError(form, `Not done (the server answered ${response.status}). What you typed is kept.`);
   }
 
   queue.addEventListener("submit", (event) => {
