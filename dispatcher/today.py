@@ -7,10 +7,11 @@ digest both read `today_view`, so they always say the same thing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
 from dispatcher import lifecycle
@@ -18,7 +19,7 @@ from dispatcher.dispatch.review import awaiting_review
 from dispatcher.errors import InvalidTransition
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
-from dispatcher.models import Delivery, MicroJob, Owner
+from dispatcher.models import Delivery, Event, MicroJob, Owner, Person
 from dispatcher.planning import tree
 from dispatcher.scoping import owned
 from dispatcher.timezones import zone
@@ -52,6 +53,8 @@ class TodayView:
     done_today: list[MicroJob] = field(default_factory=list)
     out: list[MicroJob] = field(default_factory=list)
     review: list[Delivery] = field(default_factory=list)
+    #: what each job out with others waits for, and since when (by job id)
+    waiting: dict[int, str] = field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
@@ -114,6 +117,7 @@ def today_view(owner: Owner, today: date) -> TodayView:
         )
     )
     view.review = awaiting_review(owner.id)
+    view.waiting = waiting_for(view.out, owner)
     return view
 
 
@@ -166,3 +170,76 @@ def plan_for(job: MicroJob, day: date | None, *, actor: str = "owner") -> MicroJ
 def push_to_tomorrow(job: MicroJob, today: date, *, actor: str = "owner") -> MicroJob:
     """Move a job to the day after the owner's `today`."""
     return plan_for(job, today + timedelta(days=1), actor=actor)
+
+
+# --- what a delegated job waits for ------------------------------------------------------------
+
+#: What a job out with others waits for, by status: (with a named person, without one).
+WAITING_FOR: dict[str, tuple[str, str]] = {
+    Status.QUEUED: ("to be sent to {name}", "to be sent to {channel}"),
+    Status.DISPATCHED: ("for {name} to take it", "for a worker to take it"),
+    Status.TAKEN: ("for {name}’s submission", "for the worker’s submission"),
+    Status.REVISION_REQUESTED: ("for {name}’s revised work", "for the revised work"),
+}
+
+
+def waiting_for(
+    jobs: Iterable[MicroJob], owner: Owner, now: datetime | None = None
+) -> dict[int, str]:
+    """ "waiting for a worker to take it since 14:02" for each job in `jobs` (leaves: a
+    parent waits on nothing itself) that is out with a channel, by job id: the one wording of
+    the job row, the goal page and Today.
+
+    "Since" is when the job entered its status (its latest Event into it); two queries for
+    any number of jobs, none when no job waits.
+    """
+    out = [job for job in jobs if job.status in WAITING_FOR]
+    if not out:
+        return {}
+    since = _entered(out)
+    names = _person_names({job.person_id for job in out if job.person_id is not None})
+    texts = {}
+    for job in out:
+        named, anonymous = WAITING_FOR[job.status]
+        name = names.get(job.person_id) if job.person_id is not None else None
+        what = (named if name else anonymous).format(
+            name=name, channel=job.channel or "its channel"
+        )
+        moment = since.get((job.id, job.status)) or job.updated_at
+        texts[job.id] = f"waiting {what} since {since_text(moment, owner, now)}"
+    return texts
+
+
+def since_text(moment: datetime, owner: Owner, now: datetime | None = None) -> str:
+    """A past moment as short as the owner reads it: "14:02" today, "Mon" this week,
+    "3 Mar" this year, else "3 Mar 2025" (in the owner's time zone)."""
+    here = local_now(owner, now)
+    then = moment.astimezone(here.tzinfo)
+    if then.date() == here.date():
+        return then.strftime("%H:%M")
+    if (here.date() - then.date()).days < 7:
+        return then.strftime("%a")
+    if then.year == here.year:
+        return f"{then.day} {then.strftime('%b')}"
+    return f"{then.day} {then.strftime('%b %Y')}"
+
+
+def _entered(jobs: list[MicroJob]) -> dict[tuple[int, str], datetime]:
+    """(job id, status) -> when the job last moved into that status."""
+    rows = db.session.execute(
+        select(Event.job_id, Event.to_status, func.max(Event.created_at))
+        .where(
+            Event.job_id.in_([job.id for job in jobs]),
+            Event.to_status.in_(tuple(WAITING_FOR)),
+            Event.kind.not_like("%.%"),  # the job's own moves, not its orders' or places'
+        )
+        .group_by(Event.job_id, Event.to_status)
+    )
+    return {(job_id, status): at for job_id, status, at in rows}
+
+
+def _person_names(ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = db.session.execute(select(Person.id, Person.name).where(Person.id.in_(ids)))
+    return {person_id: name for person_id, name in rows}

@@ -23,26 +23,32 @@ from dispatcher.lifecycle import DELIVERY, DeliveryState, Status
 from dispatcher.lifecycle.assignment import UNPAID_END
 from dispatcher.lifecycle.delivery import AWAITING
 from dispatcher.locking import lock_job
-from dispatcher.models import Assignment, Delivery, MicroJob, PushState, Review
+from dispatcher.models import Assignment, Delivery, Dispatch, MicroJob, PushState, Review
 
 log = logging.getLogger(__name__)
 
 
-def awaiting_review(owner_id: int, *, with_reviews: bool = False) -> list[Delivery]:
-    """Every delivery the owner has not decided on yet, oldest first.
+def awaiting_review(
+    owner_id: int, *, with_reviews: bool = False, goal_id: int | None = None,
+    connection_id: int | None = None,
+) -> list[Delivery]:  # fmt: skip
+    """Every delivery the owner has not decided on yet, oldest first (of one goal, or come
+    through one connection, when asked).
 
     Each comes with its job and the job's goal, which every list of deliveries shows, in the
     same query; `with_reviews` loads their past reviews too (one more query for all of them).
     """
-    query = (
-        _awaiting(owner_id)
-        .options(
-            contains_eager(Delivery.job).joinedload(MicroJob.goal),
-            selectinload(Delivery.assignment),
-            selectinload(Delivery.dispatch),
-        )
-        .order_by(Delivery.received_at)
-    )
+    query = _awaiting(owner_id)
+    if goal_id is not None:
+        query = query.where(MicroJob.goal_id == goal_id)
+    if connection_id is not None:
+        orders = select(Dispatch.id).where(Dispatch.connection_id == connection_id)
+        query = query.where(Delivery.dispatch_id.in_(orders))
+    query = query.options(
+        contains_eager(Delivery.job).joinedload(MicroJob.goal),
+        selectinload(Delivery.assignment),
+        selectinload(Delivery.dispatch),
+    ).order_by(Delivery.received_at)
     if with_reviews:
         query = query.options(selectinload(Delivery.reviews))
     return list(db.session.scalars(query))

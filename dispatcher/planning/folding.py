@@ -103,13 +103,7 @@ def format_open(ids: Iterable[int]) -> str:
 def folded_tree(goal: Goal, opened: Iterable[int] = (), *, under: int | None = None) -> FoldedTree:
     """The goal's tree with `opened` jobs (and their ancestors) open; `under` limits the
     shown nodes to that job's descendants (a subtree loaded when it is opened)."""
-    rows = _rows(goal)
-    by_id = {row.id: row for row in rows}
-    tops: list[_Row] = []
-    for row in rows:
-        parent = by_id.get(row.parent_id) if row.parent_id is not None else None
-        (parent.children if parent is not None else tops).append(row)
-    _roll_up(tops)
+    rows, by_id, tops = _tree(goal)
 
     wanted = {i for i in opened if i in by_id}
     if under is not None and under in by_id:
@@ -148,6 +142,29 @@ def folded_tree(goal: Goal, opened: Iterable[int] = (), *, under: int | None = N
     leaves = [(r.id, r.mode, r.channel, r.status) for r in rows if not r.children]
     parents = {row.id: row.parent_id for row in rows}
     return FoldedTree(nodes, frozenset(wanted), len(rows), leaves, parents)
+
+
+def _tree(goal: Goal) -> tuple[list[_Row], dict[int, _Row], list[_Row]]:
+    """Every job's row, by id, and the top ones, rolled up (one query)."""
+    rows = _rows(goal)
+    by_id = {row.id: row for row in rows}
+    tops: list[_Row] = []
+    for row in rows:
+        parent = by_id.get(row.parent_id) if row.parent_id is not None else None
+        (parent.children if parent is not None else tops).append(row)
+    _roll_up(tops)
+    return rows, by_id, tops
+
+
+def parent_summaries(goal: Goal, ids: Iterable[int]) -> dict[int, tuple[lifecycle.Summary, Status]]:
+    """The summary and derived status of each parent among `ids`, as the goal page shows
+    them (what a live page refreshes when one of the goal's jobs moves): one query."""
+    _, by_id, _ = _tree(goal)
+    return {
+        job_id: (lifecycle.summarize_counts(by_id[job_id].statuses), _status(by_id[job_id]))
+        for job_id in ids
+        if job_id in by_id and by_id[job_id].children
+    }
 
 
 def _rows(goal: Goal) -> list[_Row]:

@@ -54,10 +54,11 @@ def back(default: str) -> Response:
 def refuse(exc: Exception) -> None:
     """Undo the failed change and tell the owner why, on the next page."""
     db.session.rollback()
-    flash(_refusal_text(exc), "error")
+    flash(refusal_text(exc), "error")
 
 
-def _refusal_text(exc: Exception) -> str:
+def refusal_text(exc: Exception) -> str:
+    """A refusal as the owner reads it (a sentence, over budget explained)."""
     if isinstance(exc, BudgetExceeded):
         return f"Over budget: {exc}. Raise the goal's budget or lower the price."
     return str(exc)[:1].upper() + str(exc)[1:]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import login_required
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from wtforms import Field
@@ -23,6 +23,7 @@ from dispatcher.forms import GoalForm, ModeForm, SplitForm, TitleForm, amount_te
 from dispatcher.models import Goal, MicroJob
 from dispatcher.planning import folding, tree
 from dispatcher.scoping import get_owned, owned
+from dispatcher.today import waiting_for
 from dispatcher.web.common import REFUSALS, actor, channel_choices, channel_names, owner_id, refuse
 from dispatcher.web.jobview import Button, job_buttons
 
@@ -150,6 +151,7 @@ def _tree_context(
         "blank_add": blank_add,
         "open_forms": {(k, name) for k, v in node_forms.items() for name in v},
         "buttons": _tree_buttons(folded.nodes),
+        "waiting": waiting_for([n.job for n in folded.nodes if n.is_leaf], current_user),
         "here": lambda job_id=None: tree_url(folded.opened, job_id),
         "opened_url": lambda job_id: tree_url(folded.opened | {job_id}, job_id),
         "folded_url": lambda job_id: tree_url(folded.without(job_id), job_id),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request
-from flask_login import login_required
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
@@ -23,6 +23,7 @@ from dispatcher.lifecycle import Status
 from dispatcher.models import Event, MicroJob
 from dispatcher.planning import outline, tree
 from dispatcher.scoping import get_owned
+from dispatcher.today import waiting_for
 from dispatcher.web.common import (
     REFUSALS,
     actor,
@@ -88,6 +89,7 @@ def render_job(
         review_forms=forms,
         open_forms={(k, name) for k, v in given.items() for name in v},
         deletable=tree.DELETABLE,
+        waiting=waiting_for([job], current_user) if not job.children else {},
     ), status
 
 

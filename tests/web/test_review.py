@@ -99,7 +99,7 @@ def test_request_a_revision(client, delivered):
     response = client.post(f"/deliveries/{delivery.id}/revise", data={"feedback": "  "})
     assert response.status_code == 400
     assert "say what should change" in page(response)
-    assert '<details class="decision" open>' in page(response)
+    assert '<details class="decision" data-decision="revise" open>' in page(response)
 
     response = client.post(
         f"/deliveries/{delivery.id}/revise",
