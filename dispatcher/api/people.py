@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from flask import url_for
+from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from dispatcher.api import auth, problems
@@ -66,43 +68,51 @@ def _mine(person_id: int) -> Person:
 
 
 @blp.route("/people")
-@blp.response(200, PersonSchema(many=True))
-def list_people():
-    """List my people (archived ones last), each with their scorecard"""
-    owner = auth.owner_id()
-    people = directory.people_of(owner) + directory.people_of(owner, archived=True)
-    return _with_cards(people)
+class People(MethodView):
+    @blp.response(200, PersonSchema(many=True))
+    def get(self):
+        """List my people (archived ones last), each with their scorecard"""
+        owner = auth.owner_id()
+        people = directory.people_of(owner) + directory.people_of(owner, archived=True)
+        return _with_cards(people)
 
+    @blp.arguments(PersonCreateSchema)
+    @blp.response(201, PersonSchema)
+    def post(self, data: dict):
+        """Add a person
 
-@blp.route("/people", methods=["POST"])
-@blp.arguments(PersonCreateSchema)
-@blp.response(201, PersonSchema)
-def create(data: dict):
-    """Add a person (422 for a malformed email, an endpoint that is not http(s), a bad rate)"""
-    return _with_cards([directory.create(auth.owner_id(), **data)])[0]
+        A malformed email, an endpoint that is not an http(s) URL, or a negative rate is 422
+        with the field named.
+        """
+        person = directory.create(auth.owner_id(), **data)
+        return _with_cards([person])[0], {
+            "Location": url_for("People.PersonItem", person_id=person.id)
+        }
 
 
 @blp.route("/people/<int:person_id>")
-@blp.response(200, PersonSchema)
-@blp.alt_response(404, description=NOT_FOUND)
-def get(person_id: int):
-    """One person, with their scorecard"""
-    return _with_cards([_mine(person_id)])[0]
+class PersonItem(MethodView):
+    @blp.response(200, PersonSchema)
+    @blp.alt_response(404, description=NOT_FOUND)
+    def get(self, person_id: int):
+        """One person, with their scorecard"""
+        return _with_cards([_mine(person_id)])[0]
 
+    @blp.arguments(PersonUpdateSchema)
+    @blp.response(200, PersonSchema)
+    @blp.alt_response(404, description=NOT_FOUND)
+    def patch(self, data: dict, person_id: int):
+        """Change a person (only the fields sent); `archived: true` archives them
 
-@blp.route("/people/<int:person_id>", methods=["PATCH"])
-@blp.arguments(PersonUpdateSchema)
-@blp.response(200, PersonSchema)
-@blp.alt_response(404, description=NOT_FOUND)
-def update(data: dict, person_id: int):
-    """Change a person; `archived: true` archives them (their history stays)"""
-    person = _mine(person_id)
-    archived = data.pop("archived", None)
-    if data:
-        directory.update(person, **data)
-    if archived is not None:
-        directory.archive(person, archived)
-    return _with_cards([person])[0]
+        An archived person leaves the pickers; their history and scorecard stay.
+        """
+        person = _mine(person_id)
+        archived = data.pop("archived", None)
+        if data:
+            directory.update(person, **data)
+        if archived is not None:
+            directory.archive(person, archived)
+        return _with_cards([person])[0]
 
 
 @blp.route("/jobs/<int:job_id>/assignments/<int:assignment_id>/payments", methods=["POST"])
