@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 
 from dispatcher.extensions import db
-from dispatcher.models import Assignment, Delivery, Dispatch, MicroJob, Person, Review
+from dispatcher.models import Assignment, Delivery, Dispatch, Goal, MicroJob, Person, Review
 
 
 @dataclass
@@ -51,8 +51,11 @@ def scorecard(person: Person) -> Scorecard:
     return scorecards(person.owner_id, [person.id])[person.id]
 
 
-def scorecards(owner_id: int, person_ids: Iterable[int]) -> dict[int, Scorecard]:
-    """The scorecards of these people of the owner's, in three queries."""
+def scorecards(
+    owner_id: int, person_ids: Iterable[int], *, goal_id: int | None = None
+) -> dict[int, Scorecard]:
+    """The scorecards of these people of the owner's, in three queries (`goal_id`: counting
+    only that goal's work, for its results page)."""
     ids = list(person_ids)
     cards = {pid: Scorecard(pid) for pid in ids}
     if not ids:
@@ -69,6 +72,7 @@ def scorecards(owner_id: int, person_ids: Iterable[int]) -> dict[int, Scorecard]
         .join(Dispatch, Assignment.dispatch_id == Dispatch.id)
         .join(MicroJob, Assignment.job_id == MicroJob.id)
         .where(Assignment.person_id.in_(ids), MicroJob.owner_id == owner_id)
+        .where(MicroJob.goal_id == goal_id if goal_id is not None else true())
     ).all()
     places = {r.id: _Place(*r) for r in rows}
     if not places:
@@ -128,3 +132,33 @@ def _fill(cards, places, place_of, reviews) -> None:
 
 def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
+
+
+def goal_people(goal: Goal) -> list[tuple[Person, Scorecard]]:
+    """The people who were given work under the goal, by name, with their figures for it."""
+    people = list(
+        db.session.scalars(
+            select(Person)
+            .where(
+                Person.owner_id == goal.owner_id,
+                Person.id.in_(
+                    select(Assignment.person_id)
+                    .join(MicroJob, Assignment.job_id == MicroJob.id)
+                    .where(MicroJob.goal_id == goal.id)
+                ),
+            )
+            .order_by(Person.name, Person.id)
+        )
+    )
+    cards = scorecards(goal.owner_id, [p.id for p in people], goal_id=goal.id)
+    return [(p, cards[p.id]) for p in people]
+
+
+def job_person_names(goal: Goal) -> dict[int, str]:
+    """job id -> the name of the person it goes to, for the goal's jobs that name one."""
+    rows = db.session.execute(
+        select(MicroJob.id, Person.name)
+        .join(Person, MicroJob.person_id == Person.id)
+        .where(MicroJob.goal_id == goal.id, Person.owner_id == goal.owner_id)
+    )
+    return {job_id: name for job_id, name in rows}

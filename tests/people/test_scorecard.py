@@ -12,6 +12,7 @@ from dispatcher.extensions import db
 from dispatcher.models import Assignment
 from dispatcher.people.pay import record_payment
 from dispatcher.people.scorecard import scorecard, scorecards
+from dispatcher.planning import tree
 
 from .conftest import page
 from .helpers import given, paid_at_platform, placed_at, submit
@@ -114,3 +115,22 @@ def test_the_pages_show_the_figures_and_the_persons_name(client, history):
     job_page = page(client.get(f"/jobs/{place.job_id}"))
     assert 'id="job-person">Sam Writer</a>' in job_page
     assert 'class="person-name">Sam Writer</a>' in job_page
+
+
+def test_the_goals_results_show_its_people_with_this_goals_figures(client, ann, goal, history):
+    sam, kim = history
+    other = tree.create_goal(ann.id, title="Other goal", budget_cents=5_000)
+    elsewhere = given(other, sam, "Elsewhere")
+    submit(elsewhere, "x1")
+    assert scorecard(sam).jobs_given == 4  # everywhere
+
+    html = page(client.get(f"/goals/{goal.id}/results"))
+    row = html[html.index(f'id="goal-person-{sam.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert 'data-figure="jobs">3<' in row and 'data-figure="paid">12.50' in row
+    assert f'id="goal-person-{kim.id}"' in html
+    rollup = html[html.index('id="rollup-') :]
+    assert "· Sam Writer</span>" in rollup and "· Kim Coder</span>" in rollup
+    other_page = page(client.get(f"/goals/{other.id}/results"))
+    assert f'id="goal-person-{kim.id}"' not in other_page
+    assert 'data-figure="jobs">1<' in other_page
