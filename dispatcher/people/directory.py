@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
+from adapters.base import PersonRef
 from dispatcher.errors import InvalidChange, NotFound
 from dispatcher.extensions import db
 from dispatcher.models import Person
@@ -131,3 +132,19 @@ def choices(owner_id: int) -> list[tuple[str, str]]:
         .order_by(Person.name, Person.id)
     )
     return [(str(pid), name) for pid, name in rows]
+
+
+def person_ref(person_id: int | None) -> PersonRef | None:
+    """What an adapter is told about the job's person: a plain copy (adapters never see
+    rows), or None when the job names nobody."""
+    person = db.session.get(Person, person_id) if person_id else None
+    if person is None:
+        return None
+    return PersonRef(
+        name=person.name,
+        email=person.email,
+        slack_handle=person.slack_handle,
+        trello_handle=person.trello_handle,
+        asana_handle=person.asana_handle,
+        endpoint_url=person.endpoint_url,
+    )

@@ -138,3 +138,18 @@ def test_a_persons_jobs_keep_them_while_the_order_is_out(api, ann, make_job, per
     url = f"/api/v1/jobs/{job.id}/delegate"
     assert_problem(api.post(url, json={"channel": "sandbox", "person_id": kim.id}), 409)
     assert reload(job).person_id == sam.id
+
+
+def test_the_adapter_is_told_who_the_person_is(ann, make_job, person):
+    from adapters.base import PersonRef
+    from dispatcher.dispatch.channels import job_spec
+
+    sam = person(slack_handle="@sam", endpoint_url="https://sam.example.com/in")
+    job = make_job(mode="delegate", channel="sandbox", price_cents=1_000, person_id=sam.id)
+    spec = job_spec(job, dispatch_service.dispatch_job(job))
+    assert spec.person == PersonRef(
+        name="Sam Writer", email="sam@example.com", slack_handle="@sam",
+        endpoint_url="https://sam.example.com/in",
+    )  # fmt: skip
+    nobody = make_job("Nobody's", mode="delegate", channel="sandbox", price_cents=1_000)
+    assert job_spec(nobody, dispatch_service.dispatch_job(nobody)).person is None
