@@ -63,15 +63,13 @@ def create():
     ), 400
 
 
-@bp.get("/people/<int:person_id>")
+@bp.route("/people/<int:person_id>", methods=["GET", "POST"])
 def show(person_id: int):
+    """The person's page (scorecard, work, details); the details form posts here. One rule
+    for both methods, so an id past the range is 404 whatever the method."""
     person = _person(person_id)
-    return _show(person, PersonForm(formdata=None, obj=person, data=_form_data(person)))
-
-
-@bp.post("/people/<int:person_id>")
-def edit(person_id: int):
-    person = _person(person_id)
+    if request.method == "GET":
+        return _show(person, PersonForm(formdata=None, obj=person, data=_form_data(person)))
     form = PersonForm()
     if _saved(form, person):
         flash(f"Saved {person.name}.", "success")
