@@ -320,14 +320,24 @@ class ModeForm(FlaskForm):
     #: one of the owner's connections (its id); an adapter's name picks the owner's
     #: connection of that adapter
     channel = SelectField("Channel", choices=[], validate_choice=False)
+    #: one of the owner's people (their id), offered beside the channels
+    person = SelectField("Person", choices=[], validate_choice=False)
 
     def __init__(
-        self, *args: Any, channels: list[tuple[str, str, str]] | tuple = (), **kwargs: Any
+        self,
+        *args: Any,
+        channels: list[tuple[str, str, str]] | tuple = (),
+        people: list[tuple[str, str]] | tuple = (),
+        **kwargs: Any,
     ):
-        """`channels`: (connection id, label, adapter name) of each of the owner's connections."""
+        """`channels`: (connection id, label, adapter name) of each of the owner's connections;
+        `people`: (person id, name) of each of their people."""
         super().__init__(*args, **kwargs)
         self.channel.choices = [SelectChoice("", "— channel —")] + [
             SelectChoice(value, label) for value, label, _ in channels
+        ]
+        self.person.choices = [SelectChoice("", "— nobody named —")] + [
+            SelectChoice(value, label) for value, label in people
         ]
         self._by_value = {value: value for value, _, _ in channels}
         for value, _, adapter in reversed(list(channels)):
@@ -347,6 +357,17 @@ class ModeForm(FlaskForm):
         """The connection picked, when delegating."""
         value = self._by_value.get(self.channel.data or "")
         return int(value) if value else None
+
+    @property
+    def person_id(self) -> int | None:
+        """The person picked (the service checks they are the owner's)."""
+        value = (self.person.data or "").strip()
+        return int(value) if value.isdigit() else None
+
+    def validate_person(self, field: SelectField) -> None:
+        value = (field.data or "").strip()
+        if value and not value.isdigit():
+            raise ValidationError("pick one of your people")
 
 
 # --- reviews ----------------------------------------------------------------------------------
@@ -432,3 +453,58 @@ def connection_values(form: ConnectionForm) -> tuple[dict[str, str], dict[str, s
         {k: v for k, v in credentials.items() if v},
         {k: v for k, v in options.items() if v},
     )
+
+
+# --- people -----------------------------------------------------------------------------------
+
+
+class PersonForm(FlaskForm):
+    """A teammate or regular freelancer; the rules (email, rate, endpoint) are the directory
+    service's, so the page and the API refuse the same input with the same words."""
+
+    name = StringField("Name", filters=[_strip], validators=[DataRequired("give a name")])
+    email = StringField("Email", filters=[_strip], validators=[Optional(), Length(max=254)])
+    rate = MoneyField("Rate per job", description="what you pay them for a job without a price")
+    currency = StringField(
+        "Currency",
+        default="USD",
+        filters=[_strip],
+        validators=[Regexp(r"^[A-Za-z]{3}$", message="a 3-letter currency code, like USD")],
+    )
+    slack_handle = StringField("Slack handle", filters=[_strip], validators=[Length(max=120)])
+    trello_handle = StringField("Trello username", filters=[_strip], validators=[Length(max=120)])
+    asana_handle = StringField("Asana user", filters=[_strip], validators=[Length(max=120)])
+    endpoint_url = StringField(
+        "Their endpoint",
+        filters=[_strip],
+        description="their own system's address, for the webhook channel",
+        validators=[Length(max=1000)],
+    )
+    notes = TextAreaField("Notes", filters=[_strip])
+
+    def fields_for_service(self) -> dict[str, Any]:
+        return {
+            "name": self.name.data or "",
+            "email": self.email.data or "",
+            "rate_cents": self.rate.cents,
+            "currency": (self.currency.data or "USD").upper(),
+            "slack_handle": self.slack_handle.data or "",
+            "trello_handle": self.trello_handle.data or "",
+            "asana_handle": self.asana_handle.data or "",
+            "endpoint_url": self.endpoint_url.data or "",
+            "notes": self.notes.data or "",
+        }
+
+
+class PaymentForm(FlaskForm):
+    """Record a payment for accepted work; `paid_before` is what the page showed as paid,
+    so a second click of the same form is refused instead of paying twice."""
+
+    amount = MoneyField("Amount", validators=[DataRequired("give the amount paid")])
+    paid_before = IntegerField(
+        "Paid before", validators=[InputRequired(), NumberRange(min=0, max=MAX_CENTS)]
+    )
+
+    def validate_amount(self, field: MoneyField) -> None:
+        if field.cents is not None and field.cents <= 0:
+            raise ValidationError("the amount must be more than 0")

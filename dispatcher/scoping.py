@@ -16,6 +16,7 @@ from dispatcher.models import (
     Goal,
     MicroJob,
     OwnerPlaybook,
+    Person,
 )
 
 T = TypeVar("T")
@@ -23,7 +24,7 @@ T = TypeVar("T")
 
 def owned(model: type[T], owner_id: int) -> Select[tuple[T]]:
     """A SELECT of `model` rows that belong to `owner_id`; every owned query starts here."""
-    if model in (Goal, MicroJob, Cadence, OwnerPlaybook, Connection):
+    if model in (Goal, MicroJob, Cadence, OwnerPlaybook, Connection, Person):
         return select(model).where(model.owner_id == owner_id)
     if model in (Delivery, Dispatch):
         return (

@@ -27,7 +27,7 @@ SESSION = {
 
 def init_api(app: Flask, api: Api) -> None:
     """Register the API blueprints, the security schemes and the docs page."""
-    from dispatcher.api import connections, contract, deliveries, docs, goals, jobs, tokens
+    from dispatcher.api import connections, contract, deliveries, docs, goals, jobs, people, tokens
     from dispatcher.extensions import csrf
 
     _document_errors(api)
@@ -35,7 +35,7 @@ def init_api(app: Flask, api: Api) -> None:
     api.spec.components.security_scheme("bearerAuth", BEARER)
     api.spec.components.security_scheme("sessionCookie", SESSION)
     api.spec.options["security"] = [{"bearerAuth": []}, {"sessionCookie": []}]
-    for blp in (goals.blp, jobs.blp, deliveries.blp, tokens.blp, connections.blp):
+    for blp in (goals.blp, jobs.blp, deliveries.blp, tokens.blp, connections.blp, people.blp):
         csrf.exempt(blp)  # bearer tokens; unsafe methods never take the cookie (see auth)
         api.register_blueprint(blp)
     app.register_blueprint(docs.bp)

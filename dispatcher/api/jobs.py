@@ -17,6 +17,7 @@ from dispatcher.dispatch import service
 from dispatcher.errors import NotFound
 from dispatcher.extensions import db
 from dispatcher.models import Event, Goal, MicroJob
+from dispatcher.people import delegate as delegate_to
 from dispatcher.planning import tree
 from dispatcher.schemas.common import MAX_INT
 from dispatcher.schemas.jobs import (
@@ -175,12 +176,13 @@ def delegate(data: dict, job_id: int):
         auth.owner_id(), data["channel"]
     ):
         problems.field_error("channel", f"no {data['channel']} connection yet: connect it first")
-    return tree.set_mode(
+    return delegate_to.set_mode(
         job,
         "delegate",
-        data.get("channel"),
-        data["channel_options"],
+        channel=data.get("channel"),
+        channel_options=data["channel_options"],
         connection_id=data.get("connection_id"),
+        person_id=data["person_id"],
         actor=auth.ACTOR,
     )
 
@@ -191,7 +193,7 @@ def delegate(data: dict, job_id: int):
 @blp.alt_response(409, description=TERMS_FIXED)
 def keep(job_id: int):
     """Mark a job as mine to do"""
-    return tree.set_mode(_job(job_id), "keep", actor=auth.ACTOR)
+    return delegate_to.set_mode(_job(job_id), "keep", actor=auth.ACTOR)
 
 
 def _act(job_id: int, action: str) -> MicroJob:

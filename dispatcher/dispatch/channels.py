@@ -15,6 +15,7 @@ from adapters.base import (
 from dispatcher import connections, versions
 from dispatcher.dispatch.breaker import guard
 from dispatcher.models import Dispatch, MicroJob
+from dispatcher.people.directory import person_ref
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None)
         due_date=job.due_date,
         callback_url=_callback_url(settings, dispatch),
         options=dict(job.channel_options or {}),
+        person=person_ref(job.person_id),
     )
 
 

@@ -44,6 +44,7 @@ def open_places(job: MicroJob, dispatch: Dispatch, count: int, fee_cents: int) -
                 position=position,
                 status=A.OPEN,
                 price_cents=job.price_cents,
+                person_id=job.person_id,
                 fee_cents=fee_cents,
                 held_cents=per_place,
             )
@@ -86,7 +87,7 @@ def move(
         pay = place.price_cents if payout_cents is None else payout_cents
         budget.spend(job, place.held_cents, pay + place.fee_cents)
         place.held_cents = 0
-        place.paid_cents = pay
+        place.paid_cents += pay  # a payment recorded before (people.pay) stays
     place.updated_at = utcnow()
     return after
 

@@ -58,6 +58,9 @@ def check_delegable(job: MicroJob, goal: Goal) -> Adapter:
             "or mark the job free if it really pays nothing",
         )
     check_capabilities(job, adapter)
+    from dispatcher.people.delegate import check_dispatchable
+
+    check_dispatchable(job, adapter.teammate)
     return adapter
 
 

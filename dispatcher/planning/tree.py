@@ -39,11 +39,12 @@ GOAL_MONEY_FIELDS = ("budget_cents", "currency")
 JOB_FIELDS = {
     "title", "brief", "acceptance_criteria", "deliverable_kind", "estimate_minutes",
     "due_date", "planned_for", "price_cents", "free", "mode", "channel", "channel_options",
-    "assignments", "budget_cents", "connection_id",
+    "assignments", "budget_cents", "connection_id", "person_id",
 }  # fmt: skip
 #: What a job's order at its channel is made of: fixed while money is held for it there.
 ORDER_TERMS = (
     "price_cents", "free", "assignments", "channel", "connection_id", "channel_options", "mode",
+    "person_id",
 )  # fmt: skip
 TERM_LABELS = {
     "price_cents": "price",
@@ -52,6 +53,7 @@ TERM_LABELS = {
     "channel": "channel",
     "connection_id": "connection",
     "channel_options": "channel options",
+    "person_id": "person",
     "mode": "who does it",
 }
 
@@ -259,12 +261,14 @@ def set_mode(
     *,
     connection_id: int | None = None,
     actor: str = "owner",
+    extra: dict[str, Any] | None = None,
 ) -> MicroJob:
     """Mark a job keep (I do it) or delegate: to one of the owner's connections, or to
-    `channel` (the owner's connection of that adapter is bound, if any)."""
+    `channel` (the owner's connection of that adapter is bound, if any). `extra`: more job
+    fields changed in the same edit (the person, and the price their rate fills in)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
-    fields: dict[str, Any] = {"mode": mode}
+    fields: dict[str, Any] = {"mode": mode, **(extra or {})}
     if mode == "delegate":
         if connection_id is not None:
             connection = connections.get(connection_id, job.owner_id)

@@ -88,6 +88,16 @@ class DelegateSchema(Schema):
         },
     )
     channel_options = fields.Dict(keys=fields.String(), load_default=dict)
+    person_id = fields.Integer(
+        strict=True,
+        allow_none=True,
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_INT),
+        metadata={
+            "description": "one of your people (GET /people) the job goes to; required by "
+            "a teammate channel. Their rate becomes the price of a job that has none."
+        },
+    )
 
     @validates_schema
     def _one_channel(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -115,6 +125,7 @@ class JobSchema(Schema):
     channel = fields.String(allow_none=True)
     connection_id = fields.Integer(allow_none=True)
     channel_options = fields.Dict()
+    person_id = fields.Integer(allow_none=True, metadata={"description": "the named person"})
     assignments = fields.Integer()
     version = fields.Integer(
         metadata={"description": "version of the title, brief and criteria (orders keep theirs)"}

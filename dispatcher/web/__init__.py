@@ -18,6 +18,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(today.bp)
     app.register_blueprint(results.bp)
     app.register_blueprint(connections.bp)
+    app.register_blueprint(__import__("dispatcher.web.people", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("dispatcher.web.planning", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("dispatcher.web.status", fromlist=["bp"]).bp)
     app.register_blueprint(__import__("dispatcher.web.live", fromlist=["bp"]).bp)

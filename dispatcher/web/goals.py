@@ -21,6 +21,7 @@ from dispatcher.errors import InvalidChange
 from dispatcher.extensions import db
 from dispatcher.forms import GoalForm, ModeForm, SplitForm, TitleForm, amount_text
 from dispatcher.models import Goal, MicroJob
+from dispatcher.people import directory
 from dispatcher.planning import folding, tree
 from dispatcher.scoping import get_owned, owned
 from dispatcher.today import waiting_for
@@ -120,13 +121,15 @@ def _tree_context(
     # and rendering three forms per job: see SharedForm.
     blank_add = SharedForm(TitleForm(formdata=None))
     blank_split = SharedForm(SplitForm(formdata=None))
-    mode_forms: dict[tuple[str, str], SharedForm] = {}
+    people = directory.choices(owner_id())
+    mode_forms: dict[tuple[str, str, str], SharedForm] = {}
 
     def mode_form(job: MicroJob) -> SharedForm:
-        key = (job.mode, job.channel or "")
+        key = (job.mode, job.channel or "", str(job.person_id or ""))
         if key not in mode_forms:
+            data = {"mode": key[0], "channel": key[1], "person": key[2]}
             mode_forms[key] = SharedForm(
-                ModeForm(formdata=None, channels=channels, data={"mode": key[0], "channel": key[1]})
+                ModeForm(formdata=None, channels=channels, people=people, data=data)
             )
         return mode_forms[key]
 
@@ -148,6 +151,7 @@ def _tree_context(
     return {
         "nodes": folded.nodes,
         "forms": forms,
+        "person_names": {int(pid): name for pid, name in people},
         "blank_add": blank_add,
         "open_forms": {(k, name) for k, v in node_forms.items() for name in v},
         "buttons": _tree_buttons(folded.nodes),

@@ -16,11 +16,12 @@ from sqlalchemy import select
 
 from dispatcher import versions
 from dispatcher.dispatch import service as dispatch_service
-from dispatcher.errors import InvalidTransition
+from dispatcher.errors import InvalidChange, InvalidTransition
 from dispatcher.extensions import db
 from dispatcher.forms import JobForm, ModeForm, SplitForm, TitleForm, amount_text
 from dispatcher.lifecycle import Status
 from dispatcher.models import Event, MicroJob
+from dispatcher.people import delegate, directory
 from dispatcher.planning import outline, tree
 from dispatcher.scoping import get_owned
 from dispatcher.today import waiting_for
@@ -36,6 +37,7 @@ from dispatcher.web.common import (
 )
 from dispatcher.web.goals import goal_url, render_goal
 from dispatcher.web.jobview import KEPT_ACTIONS, job_buttons
+from dispatcher.web.people import job_people
 from dispatcher.web.review_forms import review_forms
 
 bp = Blueprint("jobs", __name__)
@@ -90,6 +92,7 @@ def render_job(
         open_forms={(k, name) for k, v in given.items() for name in v},
         deletable=tree.DELETABLE,
         waiting=waiting_for([job], current_user) if not job.children else {},
+        **job_people(job),
     ), status
 
 
@@ -213,10 +216,20 @@ def mode(job_id: int):
     if job.children or job.status not in MODE_EDITABLE:
         refuse(ValueError(f"“{job.title}” is {job.status}: who does it can no longer change"))
         return back(goal_url(job.goal, job.id))
-    form = ModeForm(channels=channel_choices())
+    form = ModeForm(channels=channel_choices(), people=directory.choices(owner_id()))
     if form.validate_on_submit():
         try:
-            tree.set_mode(job, form.mode.data, connection_id=form.connection_id, actor=actor())
+            delegate.set_mode(
+                job,
+                form.mode.data,
+                connection_id=form.connection_id,
+                person_id=form.person_id,
+                actor=actor(),
+            )
+        except InvalidChange as exc:
+            db.session.rollback()
+            target = form.person if exc.field == "person_id" else form.mode
+            target.errors.append(str(exc))
         except ValueError as exc:
             db.session.rollback()
             form.mode.errors.append(str(exc))

@@ -14,6 +14,7 @@ from wtforms.validators import InputRequired, Length
 from dispatcher import results
 from dispatcher.models import Goal
 from dispatcher.money import format_cents
+from dispatcher.people.scorecard import goal_people, job_person_names
 from dispatcher.scoping import get_owned
 from dispatcher.today import local_today, zone
 
@@ -91,6 +92,8 @@ def _render(goal: Goal, form: MetricForm, status: int = 200):
         busy=results.busy_work(goal),
         charts=chart_data(series, burn, today),
         money=lambda cents: format_cents(cents, goal.currency),
+        people=goal_people(goal),
+        person_of_job=job_person_names(goal),
     ), status
 
 

@@ -17,6 +17,7 @@ from dispatcher import connections
 from dispatcher.auth_tokens import issue_token
 from dispatcher.extensions import db
 from dispatcher.models import Dispatch, InboundEvent
+from dispatcher.people import directory
 from dispatcher.planning import cadence as cadences
 from dispatcher.planning.playbooks import shipped_playbooks
 
@@ -24,10 +25,13 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 #: a body that passes the usual form and JSON checks, so only ownership can refuse
 BODY = {"title": "Taken over", "name": "Bob's", "value": "3", "note": "x", "reason": "x",
         "outline": "- x", "price": "1", "mode": "keep", "channel": "sandbox"}  # fmt: skip
-#: API bodies that pass each schema (by the last part of the path); others send a title
+BODY_API = {"title": "Taken over"}
+#: API bodies that pass each schema (by the last part of the path, else by the resource
+#: before an id); others send a title
 API_BODIES = {"split": {"titles": ["a", "b"]}, "delegate": {"channel": "sandbox"},
               "revise": {"feedback": "more"}, "reject": {"reason": "no"}, "accept": {},
-              "jobs": {"title": "Taken over"}}  # fmt: skip
+              "jobs": {"title": "Taken over"}, "people": {"name": "Taken over"},
+              "payments": {"amount_cents": 100, "paid_before_cents": 0}}  # fmt: skip
 
 
 @pytest.fixture
@@ -55,6 +59,8 @@ def anns_rows(app, ann, goal, make_job, delivered) -> dict[str, int | str]:
         "inbound_id": inbound.id,
         "token_id": issue_token(ann, "Ann's script").token.id,
         "connection_id": connections.for_adapter(ann.id, "sandbox").id,
+        "person_id": directory.create(ann.id, name="Sam Writer").id,
+        "assignment_id": delivery.assignment_id,
         "key": playbook.key,
         "action": "complete",
     }
@@ -93,7 +99,8 @@ def test_a_second_owner_gets_404_everywhere_and_changes_nothing(app, anns_rows, 
     for method, url in routes:
         client = bob_api if url.startswith("/api/") else bob
         if url.startswith("/api/"):
-            body = API_BODIES.get(url.rsplit("/", 1)[1], {"title": "Taken over"})
+            *_, resource, last = url.split("/")  # by the last part, else by the resource
+            body = API_BODIES[last] if last in API_BODIES else API_BODIES.get(resource, BODY_API)
             response = client.open(url, method=method, json=body)
         else:
             response = client.open(url, method=method, data=BODY)
