@@ -43,7 +43,12 @@ Resolver = Callable[[str, int], list[str]]
 
 class UnsafeURL(DispatcherError, ValueError):
     """An owner-given URL Dispatcher must not call. A ValueError too, so every form and API
-    that reports bad input (a 422, a form error) reports this one."""
+    that reports bad input (a 422, a form error) reports this one; `field` names the input
+    the URL came from, when there is one."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        self.field = field
+        super().__init__(message)
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -163,10 +168,18 @@ def split_url(url: str) -> tuple[str, str, int]:
     return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
 
 
-def check_url(url: str, settings: Any, resolver: Resolver | None = None) -> list[str]:
+def check_url(
+    url: str, settings: Any, resolver: Resolver | None = None, *, field: str | None = None
+) -> list[str]:
     """Raise UnsafeURL unless Dispatcher may call `url`; returns the addresses it resolves
-    to now (checked again at connection time by `safe_session`)."""
-    return Guard(settings, resolver).check_url(url)
+    to now (checked again at connection time by `safe_session`). `field` is put on the
+    error, for the form or API input the URL came from."""
+    try:
+        return Guard(settings, resolver).check_url(url)
+    except UnsafeURL as exc:
+        if field is None:
+            raise
+        raise UnsafeURL(str(exc), field=field) from None
 
 
 def safe_session(settings: Any, resolver: Resolver | None = None) -> requests.Session:
