@@ -121,9 +121,7 @@ class SlackAdapter(OwnerURLAdapter):
         secret = self.credentials.get("signing_secret")
         if not secret:
             raise SignatureError("this connection has no Slack signing secret")
-        verify_signature(
-            secret, headers, body, tolerance=self.settings.webhook_tolerance_seconds
-        )
+        verify_signature(secret, headers, body, tolerance=self.settings.webhook_tolerance_seconds)
 
     def event_id(self, headers: Mapping[str, str], body: bytes) -> str:
         payload = interaction(body)
