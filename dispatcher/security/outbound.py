@@ -148,6 +148,8 @@ class Guard:
 
     def check_url(self, url: str) -> list[str]:
         _, host, port = split_url(url)
+        if self.allowlist.names(host, port):
+            return []  # allowed whatever it resolves to: no need to ask the resolver now
         return self.addresses(host, port)
 
 
@@ -172,7 +174,8 @@ def check_url(
     url: str, settings: Any, resolver: Resolver | None = None, *, field: str | None = None
 ) -> list[str]:
     """Raise UnsafeURL unless Dispatcher may call `url`; returns the addresses it resolves
-    to now (checked again at connection time by `safe_session`). `field` is put on the
+    to now (none for a host the allow-list names: it is not resolved), checked again at
+    connection time by `safe_session`. `field` is put on the
     error, for the form or API input the URL came from."""
     try:
         return Guard(settings, resolver).check_url(url)
