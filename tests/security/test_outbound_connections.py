@@ -53,7 +53,7 @@ def test_the_connect_form_refuses_an_unsafe_slack_url(ann, client, url, reason):
     )
     assert response.status_code == 422
     page = response.get_data(as_text=True)
-    assert reason in page and "refused" in page or "only http" in page
+    assert reason in page
     assert stored("slack") == []
 
 
