@@ -191,3 +191,12 @@ def test_forged_and_old_answers_are_refused(adapter):
 def test_malformed_answers_are_payload_errors(adapter, body):
     with pytest.raises(PayloadError):
         adapter.parse({"webhook-id": "msg_1"}, body)
+
+
+def test_the_outbound_format_is_in_the_api_docs(client):
+    spec = client.get("/api/openapi.json").get_json()
+    [tag] = [t for t in spec["tags"] if t["name"] == "Teammate webhooks"]
+    for word in ("job.assigned", "webhook-id", "webhook-signature", "job.revision_requested",
+                 "job.answer", "job.reminder", "job.accepted", "job.taken", "job.delivered",
+                 "job.question", "job.declined", "submission_url", "order_id"):  # fmt: skip
+        assert word in tag["description"], word
