@@ -47,9 +47,9 @@ from adapters.base import (
     Receipt,
 )
 from adapters.owner_urls import OwnerURLAdapter
-from dispatcher.errors import PayloadError, SignatureError
+from dispatcher.errors import AdapterError, PayloadError, SignatureError
 from dispatcher.money import format_cents
-from dispatcher.security.outbound import check_url, split_url
+from dispatcher.security.outbound import UnsafeURL, check_url, split_url
 
 TAKE = "dispatcher.take"
 DONE = "dispatcher.done"
@@ -91,7 +91,10 @@ class SlackAdapter(OwnerURLAdapter):
     # -- outbound -----------------------------------------------------------------------
     def check(self) -> str:
         url = self._webhook_url()
-        check_url(url, self.settings, field="webhook_url")
+        try:
+            check_url(url, self.settings)
+        except UnsafeURL as exc:
+            raise AdapterError(self.name, f"webhook URL refused: {exc}") from exc
         return (
             f"webhook URL for {split_url(url)[1]} looks right; Slack's incoming webhooks have "
             "no test call, so nothing was posted"

@@ -38,7 +38,7 @@ from adapters.base import (
 )
 from adapters.owner_urls import OwnerURLAdapter
 from dispatcher.errors import AdapterError, PayloadError, SignatureError
-from dispatcher.security.outbound import check_url
+from dispatcher.security.outbound import UnsafeURL, check_url
 
 #: their event types, in our words; anything else maps to EventKind.UNKNOWN
 STATUS_MAP: dict[str, EventKind] = {
@@ -86,7 +86,10 @@ class WebhookChannelAdapter(OwnerURLAdapter):
         endpoint = self.options.get("endpoint_url")
         if not endpoint:
             return "no default endpoint: each job goes to its person's endpoint URL"
-        check_url(str(endpoint), self.settings, field="endpoint_url")
+        try:
+            check_url(str(endpoint), self.settings)
+        except UnsafeURL as exc:
+            raise AdapterError(self.name, f"endpoint URL refused: {exc}") from exc
         return "endpoint URL is safe to call; nothing was sent (there is no test event)"
 
     def dispatch(self, job: JobSpec, idempotency_key: str) -> Receipt:

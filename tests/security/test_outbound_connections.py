@@ -113,3 +113,18 @@ def test_an_endpoint_not_allowed_fails_the_dispatch_at_send_time(ann, receiver, 
     assert "loopback" in dispatch.last_error and "refused" in dispatch.last_error
     assert dispatch.attempts == 1  # permanent: not retried
     assert receiver.requests == []
+
+
+def test_test_connection_reports_an_unsafe_url(ann, client, receiver):
+    """A URL stored before the allow-list changed: "Test connection" says why it is
+    refused (a failed check on the page), never a 500, and calls nothing."""
+    from dispatcher import connections
+
+    connection, _ = connections.create(ann.id, "webhook", "Dev", {}, {})
+    connection.options = {"endpoint_url": receiver.url}
+    db.session.commit()
+    response = client.post(f"/settings/connections/{connection.id}/check")
+    assert response.status_code == 303
+    db.session.refresh(connection)
+    assert connection.check_ok is False and "loopback" in connection.check_message
+    assert receiver.requests == []
