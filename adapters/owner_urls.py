@@ -11,7 +11,7 @@ import requests
 
 from adapters.base import Adapter
 from dispatcher.errors import AdapterError
-from dispatcher.security.outbound import UnsafeURL, check_url, safe_session
+from dispatcher.security.outbound import UnsafeURL, safe_session, split_url
 
 
 class OwnerURLAdapter(Adapter):
@@ -30,9 +30,10 @@ class OwnerURLAdapter(Adapter):
         )
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """`Adapter.request`, refusing an unsafe URL before and at connection time."""
+        """`Adapter.request`, refusing an unsafe URL (a permanent failure); a name that does
+        not resolve now is a connection error, retried like any other."""
         try:
-            check_url(url, self.settings)
+            split_url(url)  # the scheme and host; the address is checked as it connects
             return super().request(method, url, **kwargs)
         except UnsafeURL as exc:
             raise AdapterError(self.name, f"refused to call the URL: {exc}") from exc

@@ -24,7 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util import connection as u3_connection
 
 from dispatcher.errors import DispatcherError
@@ -51,12 +51,17 @@ class UnsafeURL(DispatcherError, ValueError):
         super().__init__(message)
 
 
+class Unresolved(UnsafeURL):
+    """The host does not resolve (now). Refused when a URL is saved; when a call goes out,
+    a connection error like any other (retried: DNS failures are often passing)."""
+
+
 def system_resolver(host: str, port: int) -> list[str]:
     """What the operating system's resolver answers for `host`, each address once."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeURL(f"{host} does not resolve: {exc}") from exc
+        raise Unresolved(f"{host} does not resolve: {exc}") from exc
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
@@ -132,7 +137,7 @@ class Guard:
         is refused (a name with one bad address among good ones is refused too)."""
         found = self.resolver(_host(host), port)
         if not found:
-            raise UnsafeURL(f"{host} does not resolve to any address")
+            raise Unresolved(f"{host} does not resolve to any address")
         for address in found:
             self.check_address(host, port, address)
         return found
@@ -240,7 +245,12 @@ class _GuardedConnection:
     def _new_conn(self) -> socket.socket:
         host, port = self._dns_host, self.port  # type: ignore[attr-defined]
         last: OSError | None = None
-        for address in self._guard.addresses(host, port):
+        try:
+            addresses = self._guard.addresses(host, port)
+        except Unresolved as exc:
+            cause = exc.__cause__ if isinstance(exc.__cause__, socket.gaierror) else None
+            raise NameResolutionError(host, self, cause or socket.gaierror(str(exc))) from exc
+        for address in addresses:
             try:
                 sock = u3_connection.create_connection(
                     (address, port),

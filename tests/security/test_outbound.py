@@ -228,3 +228,16 @@ def test_proxies_from_the_environment_are_not_used(monkeypatch, receiver):
     monkeypatch.setenv("NO_PROXY", "")
     session = safe_session(Settings((f"127.0.0.1:{port_of(receiver.url)}",)))
     assert session.get(receiver.url, timeout=3).status_code == 200
+
+
+def test_a_name_that_does_not_resolve_now_is_a_connection_error_when_calling():
+    """Refused when saved; when a call goes out, retried like any connection error (a DNS
+    failure often passes), never taken for a permanent refusal."""
+
+    def nothing(host: str, port: int) -> list[str]:
+        return []
+
+    with pytest.raises(UnsafeURL, match="does not resolve"):
+        check_url("https://gone.example/hook", Settings(), nothing)
+    with pytest.raises(requests.ConnectionError):
+        safe_session(Settings(), nothing).get("https://gone.example/hook", timeout=3)
