@@ -128,3 +128,18 @@ def test_test_connection_reports_an_unsafe_url(ann, client, receiver):
     db.session.refresh(connection)
     assert connection.check_ok is False and "loopback" in connection.check_message
     assert receiver.requests == []
+
+
+def test_changing_a_connection_checks_its_urls_too(ann):
+    from dispatcher import connections
+
+    connection, _ = connections.create(
+        ann.id, "webhook", "Dev", {}, {"endpoint_url": "https://hooks.allowed.test/jobs"}
+    )
+    db.session.commit()
+    with pytest.raises(ValueError, match="metadata") as refused:
+        connections.change(connection, options={"endpoint_url": "http://169.254.169.254/"})
+    assert refused.value.field == "endpoint_url"
+    assert connection.options == {"endpoint_url": "https://hooks.allowed.test/jobs"}
+    connections.change(connection, label="Dev Co")  # a label alone needs no check
+    assert connection.label == "Dev Co"
