@@ -189,6 +189,17 @@ class Adapter(ABC):
     #: Dispatcher itself is the marketplace, so review decisions need no platform's consent
     #: and the owner pays the person; work comes back through the submission link
     teammate: ClassVar[bool] = False
+    #: the HTTP status the webhook route answers an event it accepted with: Standard Webhooks
+    #: senders take any 2xx; Slack's interactivity callbacks want exactly 200
+    accepted_status: ClassVar[int] = 202
+
+    @classmethod
+    def validate_connection(
+        cls, settings: Any, credentials: Mapping[str, str], options: Mapping[str, Any]
+    ) -> None:
+        """Check what an owner typed before it is stored (a URL it names is safe to call,
+        say); raise ValueError, with a ``field`` attribute when one input is at fault."""
+        return None
 
     def __init__(
         self,

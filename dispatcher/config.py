@@ -77,6 +77,10 @@ class Settings:
     log_format: str = "plain"
     #: bearer token /metrics asks for; without one it answers loopback clients only
     metrics_token: str = ""
+    #: owner-given URLs (Slack webhooks, teammate endpoints, file URLs) that may reach
+    #: addresses refused otherwise (loopback, private, link-local, metadata): hosts,
+    #: host:port pairs or CIDRs (dispatcher/security/outbound.py)
+    outbound_allowlist: tuple[str, ...] = ()
     testing: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -137,6 +141,7 @@ _OPTIONAL: list[tuple[str, str, Any]] = [
     ("mail_from", "MAIL_FROM", str),
     ("log_format", "LOG_FORMAT", lambda v: _choice(v, ("plain", "json"))),
     ("metrics_token", "METRICS_TOKEN", str),
+    ("outbound_allowlist", "OUTBOUND_ALLOWLIST", lambda v: _list(v)),
 ]
 
 
@@ -190,6 +195,11 @@ def mask_password(url: str) -> str:
         host = f"[{host}]"
     port = f":{parts.port}" if parts.port else ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def _list(value: str) -> tuple[str, ...]:
+    """A comma-separated setting as a tuple of its non-empty items."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
 def _choice(value: str, allowed: tuple[str, ...]) -> str:

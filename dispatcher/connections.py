@@ -87,6 +87,7 @@ def create(
     missing = [f for f in cls.credential_fields if not (credentials or {}).get(f)]
     if missing:
         raise ValueError(f"{', '.join(missing)} required")
+    cls.validate_connection(registry().settings, dict(credentials or {}), dict(options or {}))
     secret = new_webhook_secret()
     connection = Connection(
         owner_id=owner_id,
@@ -251,6 +252,16 @@ def change(
 ) -> None:
     """Change a connection; blank credential fields keep what is stored (never shown again)."""
     cls = registry().classes()[connection.adapter]
+    if credentials or options is not None:
+        merged_credentials = {
+            **connection.credentials,
+            **{k: v for k, v in (credentials or {}).items() if v},
+        }
+        cls.validate_connection(
+            registry().settings,
+            merged_credentials,
+            connection.options if options is None else dict(options),
+        )
     if label is not None and label.strip():
         connection.label = label.strip()
     if credentials:

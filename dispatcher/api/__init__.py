@@ -28,6 +28,7 @@ SESSION = {
 def init_api(app: Flask, api: Api) -> None:
     """Register the API blueprints, the security schemes and the docs page."""
     from dispatcher.api import connections, contract, deliveries, docs, goals, jobs, people, tokens
+    from dispatcher.api.teammate_webhooks import document as document_teammate_webhooks
     from dispatcher.extensions import csrf
 
     _document_errors(api)
@@ -38,6 +39,7 @@ def init_api(app: Flask, api: Api) -> None:
     for blp in (goals.blp, jobs.blp, deliveries.blp, tokens.blp, connections.blp, people.blp):
         csrf.exempt(blp)  # bearer tokens; unsafe methods never take the cookie (see auth)
         api.register_blueprint(blp)
+    document_teammate_webhooks(api)
     app.register_blueprint(docs.bp)
 
 

@@ -52,7 +52,9 @@ def create(data: dict):
             auth.owner_id(), data["adapter"], data["label"], data["credentials"], data["options"]
         )
     except ValueError as exc:
-        field = "adapter" if "channel" in str(exc) else "credentials"
+        field = getattr(exc, "field", None) or (
+            "adapter" if "channel" in str(exc) else "credentials"
+        )
         problems.field_error(field, str(exc))
     connections.sync_webhook(connection)
     db.session.commit()

@@ -3,7 +3,8 @@
 owner's secret never verifies another owner's events.
 
 Answers, for senders and for whoever reads the logs:
-- 202 stored and queued for applying;
+- 202 stored and queued for applying (200 for an adapter whose sender wants exactly that:
+  `Adapter.accepted_status`, Slack's interactivity callbacks);
 - 200 a duplicate of an event already stored (a no-op; the apply step is queued again in
   case the first enqueue was lost), or an authentic event of a type we do not use (stored
   as ``ignored``: a sender that sees errors retries and may switch the endpoint off);
@@ -120,7 +121,7 @@ def receive(adapter_name: str, path: str):
     if status == "ignored":
         return {"status": "ignored", "event_id": event_id, "id": inbound_id}, 200
     enqueue_apply_quietly(inbound_id)
-    return {"status": "accepted", "event_id": event_id, "id": inbound_id}, 202
+    return {"status": "accepted", "event_id": event_id, "id": inbound_id}, adapter.accepted_status
 
 
 def _too_large(limit: int):

@@ -73,7 +73,16 @@ def create(adapter_name: str):
     if cls is None:
         abort(404)
     form = connection_form(cls, prefix=adapter_name)
-    if not form.validate_on_submit():
+    connection = None
+    if form.validate_on_submit():
+        credentials, options = connection_values(form)
+        try:
+            connection, secret = connections.create(
+                owner_id(), adapter_name, form.label.data or "", credentials, options
+            )
+        except ValueError as exc:
+            _field_error(form, exc)
+    if connection is None:
         page = render_template(
             "connections/index.html",
             connections=connections.for_owner(owner_id()),
@@ -82,10 +91,6 @@ def create(adapter_name: str):
             webhook_url=connections.webhook_url,
         )
         return page, 422
-    credentials, options = connection_values(form)
-    connection, secret = connections.create(
-        owner_id(), adapter_name, form.label.data or "", credentials, options
-    )
     connections.sync_webhook(connection)
     db.session.commit()
     return _secret_page(connection, secret, "connected")
@@ -121,6 +126,17 @@ def delete(connection_id: int):
     else:
         flash(f"Deleted “{label}”.", "success")
     return redirect(url_for("connections.index"), code=303)
+
+
+def _field_error(form, exc: ValueError) -> None:
+    """Show a refusal from the connection's own checks beside the input at fault."""
+    name = getattr(exc, "field", None)
+    for prefix in ("credential_", "option_"):
+        input_ = getattr(form, f"{prefix}{name}", None) if name else None
+        if input_ is not None:
+            input_.errors = [*input_.errors, str(exc)]
+            return
+    form.form_errors.append(str(exc))
 
 
 def _secret_page(connection: Connection, secret: str, what: str):

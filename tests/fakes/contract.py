@@ -16,14 +16,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from adapters import standard_webhooks
 from adapters.base import Adapter, JobSpec
 from adapters.microworkers import MicroworkersAdapter
 from adapters.sandbox import SandboxAdapter
+from adapters.slack import SlackAdapter
+from adapters.webhook_channel import WebhookChannelAdapter
 from fakes.microworkers import API_KEY as MW_KEY
 from fakes.microworkers import FakeMicroworkers
 from fakes.sandbox_fixture import SECRET, make_settings, sandbox_account, start_sandbox
+from fakes.slack import FakeSlack
+from fakes.teammate_endpoint import TeammateEndpoint, callback
 
 
 @dataclass
@@ -44,6 +49,8 @@ class ContractFake:
     make_change: Callable[[str, str], None] | None = None
     #: what this platform needs in a job that the defaults below do not give
     job_overrides: dict[str, Any] = field(default_factory=dict)
+    #: the platform's payload inside a webhook body (Slack's is a form field)
+    payload_of: Callable[[bytes], Any] = json.loads
 
     def job(self, **overrides: Any) -> JobSpec:
         values: dict[str, Any] = {
@@ -151,7 +158,82 @@ def microworkers_fake(tmp_path: Path) -> Iterator[ContractFake]:
         fake.stop()
 
 
+@contextmanager
+def slack_fake(tmp_path: Path) -> Iterator[ContractFake]:
+    fake = FakeSlack().start()
+    adapter = SlackAdapter(
+        make_settings(tmp_path, outbound_allowlist=(fake.hostport,)),
+        credentials={"webhook_url": fake.webhook_url, "signing_secret": fake.signing_secret},
+    )
+
+    def signed_event(
+        status: str, external_id: str, timestamp: int | None = None, secret: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        button = {"type": "button", "text": {"type": "plain_text", "text": "Press"},
+                  "action_id": status, "value": external_id}  # fmt: skip
+        message = {"text": "a job", "blocks": [{"type": "actions", "elements": [button]}]}
+        return fake.press(message, "Press", timestamp=timestamp, secret=secret)
+
+    def orders_under_key(key: str) -> int:
+        # Slack has no idempotency: a repeated post is a second message about the same
+        # order (tests/adapters/test_slack.py says so); orders are the ids the buttons carry
+        return len({b.get("value") for m in fake.messages for b in _buttons(m)} & {f"slack-{key}"})
+
+    try:
+        yield ContractFake(
+            adapter=adapter,
+            known_status="dispatcher.take",
+            unknown_status="someone.elses_button",
+            signed_event=signed_event,
+            orders_under_key=orders_under_key,
+            payload_of=lambda body: json.loads(parse_qs(body.decode())["payload"][0]),
+        )
+    finally:
+        adapter.session.close()
+        fake.stop()
+
+
+def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for b in message.get("blocks", []) for e in b.get("elements", [])]
+
+
+@contextmanager
+def webhook_fake(tmp_path: Path) -> Iterator[ContractFake]:
+    endpoint = TeammateEndpoint(SECRET).start()
+    adapter = WebhookChannelAdapter(
+        make_settings(tmp_path, outbound_allowlist=(endpoint.hostport,)),
+        credentials={"webhook_secret": SECRET},
+        options={"endpoint_url": endpoint.url},
+    )
+
+    def signed_event(
+        status: str, external_id: str, timestamp: int | None = None, secret: str = SECRET
+    ) -> tuple[dict[str, str], bytes]:
+        when = datetime.fromtimestamp(timestamp, UTC) if timestamp else None
+        data = {"order_id": external_id, "content": "Delivered: contract", "url": None}
+        return callback(secret, status, data, when=when)
+
+    def orders_under_key(key: str) -> int:
+        # the receiver de-duplicates on webhook-id, as Standard Webhooks asks
+        order = f"webhook-{key}"
+        return sum(1 for e in endpoint.events.values() if e["data"]["order_id"] == order)
+
+    try:
+        yield ContractFake(
+            adapter=adapter,
+            known_status="job.delivered",
+            unknown_status="job.teleported",
+            signed_event=signed_event,
+            orders_under_key=orders_under_key,
+        )
+    finally:
+        adapter.session.close()
+        endpoint.stop()
+
+
 CONTRACT_FAKES: dict[str, Callable[[Path], Any]] = {
     "sandbox": sandbox_fake,
     "microworkers": microworkers_fake,
+    "slack": slack_fake,
+    "webhook": webhook_fake,
 }
