@@ -11,10 +11,12 @@ from adapters.base import (
     Adapter,
     AdapterRegistry,
     JobSpec,
+    PersonRef,
 )
 from dispatcher import connections, versions
 from dispatcher.dispatch.breaker import guard
-from dispatcher.models import Dispatch, MicroJob
+from dispatcher.extensions import db
+from dispatcher.models import Dispatch, MicroJob, Person
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,22 @@ def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None)
         due_date=job.due_date,
         callback_url=_callback_url(settings, dispatch),
         options=dict(job.channel_options or {}),
+        person=person_ref(job),
+    )
+
+
+def person_ref(job: MicroJob) -> PersonRef | None:
+    """The job's named person as the adapter sees them (a plain copy), or None."""
+    person = db.session.get(Person, job.person_id) if job.person_id is not None else None
+    if person is None or person.owner_id != job.owner_id:
+        return None
+    return PersonRef(
+        name=person.name,
+        email=person.email,
+        slack_handle=person.slack_handle,
+        trello_handle=person.trello_handle,
+        asana_handle=person.asana_handle,
+        endpoint_url=person.endpoint_url,
     )
 
 
