@@ -135,8 +135,9 @@ class FakeAsana:
                 self._task(path[1])
                 return 200, {"data": [s for s in self.stories if s["target"] == path[1]]}
             if path[:1] == ["tasks"] and path[2:] == ["stories"] and method == "POST":
-                text = _data(request).get("text")
-                return 201, {"data": self._comment(path[1], text, ME, background=True)}
+                story, event = self._comment(path[1], _data(request).get("text"), ME)
+                self._fire([event], background=True)
+                return 201, {"data": story}
         raise AsanaError(404, f"No matching route for request: {method} {request.path}")
 
     # -- tasks --------------------------------------------------------------------------
@@ -226,8 +227,9 @@ class FakeAsana:
         }
 
     def _comment(
-        self, gid: str, text: Any, user: dict[str, Any], *, background: bool
-    ) -> dict[str, Any]:
+        self, gid: str, text: Any, user: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A comment story on the task, and the event Asana reports it with."""
         task = self._task(gid)
         if not isinstance(text, str) or not text.strip():
             raise AsanaError(400, "text: Missing input")
@@ -243,8 +245,7 @@ class FakeAsana:
         }
         self.stories.append(story)
         ref = {"gid": story["gid"], "resource_type": "story", "resource_subtype": "comment_added"}
-        self._fire([_event(user, "added", ref, _ref(task))], background=background)
-        return story
+        return story, _event(user, "added", ref, _ref(task))
 
     # -- webhooks -----------------------------------------------------------------------
     def _list_webhooks(self, args) -> list[dict[str, Any]]:
@@ -332,8 +333,11 @@ class FakeAsana:
         parent = {"gid": section, "resource_type": "section"}
         return self.send([_event(user, "added", _ref(task), parent)])
 
-    def comment(self, gid: str, text: str, user: dict[str, Any] = BOB) -> dict[str, Any]:
-        return self._comment(gid, text, user, background=False)
+    def comment(self, gid: str, text: str, user: dict[str, Any] = BOB) -> list[int]:
+        """The person's comment; returns the statuses the webhooks answered."""
+        with self._lock:
+            _, event = self._comment(gid, text, user)
+        return self.send([event])
 
     def heartbeat(self) -> list[int]:
         return self.send([])

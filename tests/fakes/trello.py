@@ -286,8 +286,6 @@ class FakeTrello:
             thread = threading.Thread(target=self.send, args=(action,), daemon=True)
             self._senders.append(thread)
             thread.start()
-        else:
-            self.send(action)
         return action
 
     def send(self, action: dict[str, Any], secret: str = APP_SECRET) -> list[int]:
@@ -316,7 +314,8 @@ class FakeTrello:
         return statuses
 
     # -- the person's own actions (Trello's UI), for tests ---------------------------------
-    def move(self, card_id: str, list_id: str, member: dict[str, Any] = BOB) -> dict[str, Any]:
+    def move(self, card_id: str, list_id: str, member: dict[str, Any] = BOB) -> list[int]:
+        """The person moves the card; returns the statuses the webhooks answered."""
         with self._lock:
             card = self._card(card_id)
             before = card["idList"]
@@ -327,10 +326,11 @@ class FakeTrello:
                 "listBefore": self._list_ref(before),
                 "listAfter": self._list_ref(list_id),
             }
-        return self._act("updateCard", member, data, background=False)
+        return self.send(self._act("updateCard", member, data, background=False))
 
-    def comment(self, card_id: str, text: str, member: dict[str, Any] = BOB) -> dict[str, Any]:
-        return self._comment(card_id, text, member, background=False)
+    def comment(self, card_id: str, text: str, member: dict[str, Any] = BOB) -> list[int]:
+        """The person's comment; returns the statuses the webhooks answered."""
+        return self.send(self._comment(card_id, text, member, background=False))
 
     def comments(self, card_id: str) -> list[str]:
         return [a["data"]["text"] for a in self._card_actions(card_id, "commentCard")][::-1]
