@@ -10,7 +10,10 @@ credentials, under HOOK_SECRET, where the adapter's `verify` reads it.
 
 from __future__ import annotations
 
+import logging
+
 from flask import current_app
+from redis.exceptions import RedisError
 
 from adapters.base import HandshakeReply
 from dispatcher.connections import _touch as touch
@@ -21,22 +24,33 @@ from dispatcher.queues import redis_connection
 HOOK_SECRET = "hook_secret"
 _KEY = "dispatcher:handshake:{}"
 
+log = logging.getLogger(__name__)
+
 
 def open_window(connection_id: int) -> None:
     """Let the connection take a handshake for the next few seconds (WEBHOOK_HANDSHAKE_SECONDS)."""
     seconds = current_app.config["SETTINGS"].webhook_handshake_seconds
-    redis_connection().set(_KEY.format(connection_id), "1", ex=max(1, seconds))
+    try:
+        redis_connection().set(_KEY.format(connection_id), "1", ex=max(1, seconds))
+    except RedisError as exc:  # then only a connection without a secret takes one
+        log.warning("handshake window for connection %s not opened: %s", connection_id, exc)
 
 
 def close_window(connection_id: int) -> None:
-    redis_connection().delete(_KEY.format(connection_id))
+    try:
+        redis_connection().delete(_KEY.format(connection_id))
+    except RedisError as exc:  # it closes by itself when its time runs out
+        log.warning("handshake window for connection %s not closed: %s", connection_id, exc)
 
 
 def expecting(connection: Connection) -> bool:
     """Whether a handshake may set this connection's secret now."""
     if not connection.credentials.get(HOOK_SECRET):
         return True
-    return bool(redis_connection().exists(_KEY.format(connection.id)))
+    try:
+        return bool(redis_connection().exists(_KEY.format(connection.id)))
+    except RedisError:
+        return False  # no proof of a window: the established secret stays
 
 
 def accept(connection: Connection, reply: HandshakeReply) -> bool:

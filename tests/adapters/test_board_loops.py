@@ -58,7 +58,7 @@ def app_config(app_config, live_socket, trello_fake, asana_fake):
 
 @pytest.fixture
 def live(app, app_config, live_socket):
-    with serve_app(app_config, live_socket) as url:
+    with serve_app({**app_config, "extra": {}}, live_socket) as url:  # CSRF on, as served
         yield url
 
 
