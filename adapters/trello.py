@@ -92,8 +92,8 @@ class TrelloAdapter(Adapter):
         webhook this token already has for the URL and board is kept, not made again."""
         board = self._option("board_id")
         token = self.credentials.get("token", "")
-        existing = self.request("GET", self._url("tokens", token, "webhooks")).json()
-        if isinstance(existing, list) and any(
+        existing = self._json_list(self.request("GET", self._url("tokens", token, "webhooks")))
+        if any(
             isinstance(w, dict) and w.get("callbackURL") == url and w.get("idModel") == board
             for w in existing
         ):
@@ -131,10 +131,7 @@ class TrelloAdapter(Adapter):
             self._url("boards", board, "cards", "all"),
             params={"fields": "id,desc,url,shortUrl,idList"},
         )
-        cards = response.json()
-        if not isinstance(cards, list):
-            raise AdapterError(self.name, "board cards answer is not a list")
-        for card in cards:
+        for card in self._json_list(response):
             if isinstance(card, dict) and boards.has_ref(card.get("desc", ""), idempotency_key):
                 return self._receipt(card)
         return None
@@ -143,14 +140,14 @@ class TrelloAdapter(Adapter):
         """A comment on the card; one already there with the notice's key is not repeated."""
         if not notice.external_id:
             raise AdapterError(self.name, "a Trello notice needs the card it is about")
-        comments = self.request(
-            "GET",
-            self._url("cards", notice.external_id, "actions"),
-            params={"filter": "commentCard"},
-        ).json()
-        if isinstance(comments, list) and any(
-            boards.has_ref(_get(c, "data", "text"), notice.key) for c in comments
-        ):
+        comments = self._json_list(
+            self.request(
+                "GET",
+                self._url("cards", notice.external_id, "actions"),
+                params={"filter": "commentCard"},
+            )
+        )
+        if any(boards.has_ref(_get(c, "data", "text"), notice.key) for c in comments):
             return
         self.request(
             "POST",
@@ -242,6 +239,16 @@ class TrelloAdapter(Adapter):
         params["key"] = self.credentials.get("api_key", "")
         params["token"] = self.credentials.get("token", "")
         return super().request(method, url, params=params, **kwargs)
+
+    def _json_list(self, response) -> list[Any]:
+        """Trello answers lists as bare JSON arrays; anything else is reported, not guessed."""
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise AdapterError(self.name, "answer is not JSON", body=response.text[:300]) from exc
+        if not isinstance(data, list):
+            raise AdapterError(self.name, "answer is not a JSON list", body=response.text[:300])
+        return data
 
     def _receipt(self, card: Any) -> Receipt:
         if not isinstance(card, dict) or not isinstance(card.get("id"), str):

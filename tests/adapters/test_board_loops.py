@@ -277,3 +277,16 @@ def test_registering_again_opens_the_window_for_a_new_secret(live, owner, asana_
     # and the window closed behind it
     answer = requests.post(hook_url(connection, live), headers={"X-Hook-Secret": "x"}, timeout=5)
     assert answer.status_code == 403
+
+
+def test_trello_an_authentic_body_without_an_action_is_a_400_stored_invalid(
+    live, owner, trello_fake
+):
+    connection = connect_trello(owner)
+    url = hook_url(connection, live)
+    body = b'{"model": {"id": "board"}}'
+    answer = requests.post(
+        url, data=body, headers={"X-Trello-Webhook": trello.sign(body, url)}, timeout=5
+    )
+    assert answer.status_code == 400
+    assert [r.status for r in inbound_rows(connection)] == ["invalid"]
