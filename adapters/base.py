@@ -169,6 +169,17 @@ class HeldDecision:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class HandshakeReply:
+    """The answer to a platform's webhook handshake (Asana's ``X-Hook-Secret``): the headers
+    to echo, and the signing secret it hands over (empty: nothing to store). The webhook route
+    stores the secret only for a connection expecting a handshake (dispatcher/handshakes.py)."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    secret: str = ""
+    status: int = 200
+
+
 class Adapter(ABC):
     """Base class of every channel. Subclasses declare themselves in class attributes."""
 
@@ -201,6 +212,10 @@ class Adapter(ABC):
         say); raise ValueError, with a ``field`` attribute when one input is at fault."""
         return None
 
+    #: the platform calls the webhook URL while `register_webhook` is in flight (Trello's
+    #: HEAD check, Asana's handshake): the connection is committed first so that call finds it
+    calls_back_on_register: ClassVar[bool] = False
+
     def __init__(
         self,
         settings: Any,
@@ -215,6 +230,9 @@ class Adapter(ABC):
         self.credentials: Mapping[str, str] = dict(credentials or {})
         #: the Connection row's id, set by dispatcher.connections (the breaker is per connection)
         self.connection_id: int | None = None
+        #: the connection's own webhook URL, set by dispatcher.connections (Trello signs its
+        #: webhooks over the URL as registered)
+        self.webhook_url: str = ""
         self.options: Mapping[str, Any] = dict(options or {})
         self.session = session or requests.Session()
         self.timeout = (settings.http_connect_timeout, settings.http_read_timeout)
@@ -290,6 +308,13 @@ class Adapter(ABC):
     def event_id(self, headers: Mapping[str, str], body: bytes) -> str:
         """The delivery id used to de-duplicate a webhook before it is parsed."""
         raise Unsupported(f"{self.name} does not receive webhooks")
+
+    def handshake(self, headers: Mapping[str, str], body: bytes) -> HandshakeReply | None:
+        """A platform's webhook handshake (a set-up call, not an event), or None (the default:
+        an ordinary delivery, verified and stored). Asked before `verify`, since a handshake
+        carries no signature yet; the route answers with the reply and stores its secret
+        only while the connection expects one."""
+        return None
 
     # -- HTTP -----------------------------------------------------------------------------
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:

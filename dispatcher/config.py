@@ -49,6 +49,12 @@ class Settings:
     #: where the sandbox adapter sends orders when a connection names no base URL
     sandbox_url: str = "http://127.0.0.1:5001"
     public_base_url: str = "http://127.0.0.1:5000"
+    #: the Trello and Asana APIs the board channels call (tests point them at local fakes)
+    trello_api_base: str = "https://api.trello.com"
+    asana_api_base: str = "https://app.asana.com/api/1.0"
+    #: seconds a connection accepts a webhook handshake (Asana's X-Hook-Secret) after
+    #: Dispatcher asked the platform to register its webhook
+    webhook_handshake_seconds: int = 60
     web_port: int = 5000
     sandbox_port: int = 5001
     #: where browsers reach the live-update stream (`dispatcher live`); empty: pages do not
@@ -125,6 +131,9 @@ class Settings:
 _OPTIONAL: list[tuple[str, str, Any]] = [
     ("sandbox_url", "SANDBOX_URL", str),
     ("public_base_url", "PUBLIC_BASE_URL", str),
+    ("trello_api_base", "TRELLO_API_BASE", str),
+    ("asana_api_base", "ASANA_API_BASE", str),
+    ("webhook_handshake_seconds", "WEBHOOK_HANDSHAKE_SECONDS", int),
     ("web_port", "PORT", int),
     ("sandbox_port", "SANDBOX_PORT", int),
     ("live_url", "LIVE_URL", str),

@@ -137,9 +137,24 @@ def _record(connection: Connection, ok: bool, message: str) -> tuple[bool, str]:
 
 
 def _register_webhook(adapter: Adapter, connection: Connection) -> None:
-    """Give the platform this connection's webhook URL and secret where its API allows."""
-    with contextlib.suppress(Unsupported):
-        adapter.register_webhook(webhook_url(connection), connection.webhook_secret)
+    """Give the platform this connection's webhook URL and secret where its API allows.
+
+    A platform that calls the URL back while registering (Trello's HEAD, Asana's
+    handshake) must find the connection: it is committed first, and the handshake window
+    (dispatcher/handshakes.py) is open only for the time of the call."""
+    if not adapter.calls_back_on_register:
+        with contextlib.suppress(Unsupported):
+            adapter.register_webhook(webhook_url(connection), connection.webhook_secret)
+        return
+    from dispatcher import handshakes  # it builds on this module
+
+    db.session.commit()
+    handshakes.open_window(connection.id)
+    try:
+        with contextlib.suppress(Unsupported):
+            adapter.register_webhook(webhook_url(connection), connection.webhook_secret)
+    finally:
+        handshakes.close_window(connection.id)
 
 
 def sync_webhook(connection: Connection) -> None:
@@ -232,6 +247,7 @@ def adapter_for_connection(connection_id: int) -> Adapter:
     credentials["webhook_secret"] = connection.webhook_secret
     adapter = cls(registry().settings, credentials=credentials, options=connection.options)
     adapter.connection_id = connection.id
+    adapter.webhook_url = webhook_url(connection)
     if hit is not None:
         hit[1].session.close()
     cache[connection.id] = (connection.version, adapter)

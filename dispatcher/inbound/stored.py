@@ -15,6 +15,7 @@ from typing import Any
 from flask import current_app
 
 from adapters.base import EventKind, NormalizedEvent
+from dispatcher.connections import adapter_for_connection
 from dispatcher.errors import PayloadError
 from dispatcher.models import InboundEvent
 
@@ -26,7 +27,11 @@ def events_of(inbound: InboundEvent) -> list[NormalizedEvent]:
     """The normalized events of a stored row; raises PayloadError if it cannot be read."""
     if inbound.source == POLL:
         return [from_json(inbound.body)]
-    adapter = current_app.extensions["dispatcher.adapters"].get(inbound.adapter)
+    if inbound.connection_id is not None:
+        # the connection's own adapter: its options (a board's done list) shape the parse
+        adapter = adapter_for_connection(inbound.connection_id)
+    else:
+        adapter = current_app.extensions["dispatcher.adapters"].get(inbound.adapter)
     return adapter.parse(inbound.headers, inbound.body.encode("utf-8"))
 
 

@@ -11,6 +11,10 @@ Answers, for senders and for whoever reads the logs:
 - 400 malformed body (stored as ``invalid`` for inspection; a redelivery gets the same 400);
 - 401 bad signature, or timestamp outside the window (the adapter checks both, the signature
   in constant time, on the raw bytes before parsing; nothing is stored);
+- 200 a platform's handshake echoed (Asana's ``X-Hook-Secret``: its secret stored while the
+  connection expects one, dispatcher/handshakes.py), or a HEAD check of a known URL (Trello
+  checks the URL so before creating a webhook); 403 a handshake for a connection that already
+  has its secret, outside the window Dispatcher opens when it registers the webhook;
 - 404 no such adapter or connection, or it takes no webhooks; 410 the old per-adapter URL
   (every connection has its own now); 413 body larger than webhook_max_bytes (read no
   further than the limit).
@@ -25,7 +29,8 @@ from flask import Blueprint, current_app, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from adapters.base import Capability, EventKind
+from adapters.base import Capability, EventKind, HandshakeReply
+from dispatcher import handshakes
 from dispatcher.connections import adapter_for_connection
 from dispatcher.errors import PayloadError, SignatureError, Unsupported
 from dispatcher.extensions import db
@@ -53,14 +58,26 @@ def receive_unscoped(adapter_name: str):
     )
 
 
-@bp.post("/<adapter_name>/<path>")
-@metrics.count_webhook
-def receive(adapter_name: str, path: str):
-    connection = db.session.scalars(
+def _connection(adapter_name: str, path: str) -> Connection | None:
+    return db.session.scalars(
         select(Connection).where(
             Connection.webhook_path == path, Connection.adapter == adapter_name
         )
     ).first()
+
+
+@bp.route("/<adapter_name>/<path>", methods=["HEAD"])
+def probe(adapter_name: str, path: str):
+    """A platform checking the URL before it creates a webhook (Trello sends HEAD)."""
+    if _connection(adapter_name, path) is None:
+        return "", 404
+    return "", 200
+
+
+@bp.post("/<adapter_name>/<path>")
+@metrics.count_webhook
+def receive(adapter_name: str, path: str):
+    connection = _connection(adapter_name, path)
     if connection is None:
         return problem(404, "Unknown webhook URL", "no connection has this webhook URL")
     adapter = adapter_for_connection(connection.id)
@@ -75,6 +92,9 @@ def receive(adapter_name: str, path: str):
         return _too_large(limit)
     headers = {k.lower(): v for k, v in request.headers.items()}
 
+    reply = adapter.handshake(headers, body)
+    if reply is not None:
+        return _handshake(connection, reply)
     try:
         adapter.verify(headers, body)
     except SignatureError as exc:
@@ -122,6 +142,20 @@ def receive(adapter_name: str, path: str):
         return {"status": "ignored", "event_id": event_id, "id": inbound_id}, 200
     enqueue_apply_quietly(inbound_id)
     return {"status": "accepted", "event_id": event_id, "id": inbound_id}, adapter.accepted_status
+
+
+def _handshake(connection: Connection, reply: HandshakeReply):
+    """Echo the platform's handshake; store its secret only where one is expected."""
+    if not handshakes.accept(connection, reply):
+        db.session.rollback()
+        return problem(
+            403,
+            "Handshake refused",
+            "this connection already has its signing secret: register the webhook again "
+            "from the connection's settings to replace it",
+        )
+    db.session.commit()
+    return "", reply.status, dict(reply.headers)
 
 
 def _too_large(limit: int):

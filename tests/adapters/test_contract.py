@@ -67,6 +67,8 @@ def test_bad_signature_is_rejected(fake):
 
 def test_stale_timestamp_is_rejected(fake):
     needs(fake, Capability.WEBHOOKS)
+    if not fake.signs_time:
+        pytest.skip(f"{fake.adapter.name} signs no time: a replay is a duplicate instead")
     tolerance = fake.adapter.settings.webhook_tolerance_seconds
     headers, body = fake.signed_event(
         fake.known_status, "ord_contract", timestamp=int(time.time()) - tolerance - 60

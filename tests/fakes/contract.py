@@ -18,17 +18,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from adapters import standard_webhooks
+from adapters import boards, standard_webhooks
+from adapters.asana import AsanaAdapter
 from adapters.base import Adapter, JobSpec
 from adapters.microworkers import MicroworkersAdapter
 from adapters.sandbox import SandboxAdapter
 from adapters.slack import SlackAdapter
+from adapters.trello import TrelloAdapter
 from adapters.webhook_channel import WebhookChannelAdapter
+from fakes import asana, trello
+from fakes.asana import FakeAsana
 from fakes.microworkers import API_KEY as MW_KEY
 from fakes.microworkers import FakeMicroworkers
 from fakes.sandbox_fixture import SECRET, make_settings, sandbox_account, start_sandbox
 from fakes.slack import FakeSlack
 from fakes.teammate_endpoint import TeammateEndpoint, callback
+from fakes.trello import FakeTrello
 
 
 @dataclass
@@ -51,6 +56,9 @@ class ContractFake:
     job_overrides: dict[str, Any] = field(default_factory=dict)
     #: the platform's payload inside a webhook body (Slack's is a form field)
     payload_of: Callable[[bytes], Any] = json.loads
+    #: whether the platform's signature covers a time (Asana's does not, and it retries a
+    #: delivery for a day: a replay is de-duplicated instead, by the body's hash)
+    signs_time: bool = True
 
     def job(self, **overrides: Any) -> JobSpec:
         values: dict[str, Any] = {
@@ -231,9 +239,102 @@ def webhook_fake(tmp_path: Path) -> Iterator[ContractFake]:
         endpoint.stop()
 
 
+@contextmanager
+def trello_fake(tmp_path: Path) -> Iterator[ContractFake]:
+    fake = FakeTrello().start()
+    adapter = TrelloAdapter(
+        make_settings(tmp_path, trello_api_base=fake.url),
+        credentials={"api_key": trello.API_KEY, "token": trello.TOKEN,
+                     "app_secret": trello.APP_SECRET},
+        options={"board_id": trello.BOARD, "list_id": trello.TODO, "done_list_id": trello.DONE},
+    )  # fmt: skip
+    adapter.webhook_url = "http://127.0.0.1:9/webhooks/trello/contract"
+
+    def signed_event(
+        status: str, external_id: str, timestamp: int | None = None, secret: str = trello.APP_SECRET
+    ) -> tuple[dict[str, str], bytes]:
+        when = datetime.fromtimestamp(timestamp if timestamp is not None else time.time(), UTC)
+        card = {"id": external_id, "name": "Guest post", "idShort": 1, "shortLink": "abcd1234"}
+        action = {
+            "id": secrets.token_hex(12),
+            "type": status,
+            "date": when.isoformat().replace("+00:00", "Z"),
+            "data": {
+                "card": card,
+                "listBefore": {"id": trello.TODO, "name": "To do"},
+                "listAfter": {"id": trello.DONE, "name": "Done"},
+            },
+            "memberCreator": dict(trello.BOB),
+        }
+        body = json.dumps({"action": action, "model": {"id": trello.BOARD}}).encode()
+        return {"X-Trello-Webhook": trello.sign(body, adapter.webhook_url, secret)}, body
+
+    def orders_under_key(key: str) -> int:
+        return sum(1 for c in fake.cards.values() if boards.has_ref(c["desc"], key))
+
+    try:
+        yield ContractFake(
+            adapter=adapter,
+            known_status="updateCard",
+            unknown_status="teleportCard",
+            signed_event=signed_event,
+            orders_under_key=orders_under_key,
+        )
+    finally:
+        adapter.session.close()
+        fake.stop()
+
+
+ASANA_HOOK_SECRET = "asana-hook-secret-contract"
+
+
+@contextmanager
+def asana_fake(tmp_path: Path) -> Iterator[ContractFake]:
+    fake = FakeAsana().start()
+    adapter = AsanaAdapter(
+        make_settings(tmp_path, asana_api_base=fake.url),
+        credentials={"token": asana.TOKEN, "hook_secret": ASANA_HOOK_SECRET},
+        options={"project_gid": asana.PROJECT},
+    )
+
+    def signed_event(
+        status: str, external_id: str, timestamp: int | None = None, secret: str = ASANA_HOOK_SECRET
+    ) -> tuple[dict[str, str], bytes]:
+        when = datetime.fromtimestamp(timestamp if timestamp is not None else time.time(), UTC)
+        resource_type, _, action = status.partition(".")
+        event = {
+            "user": {"gid": asana.BOB["gid"], "resource_type": "user"},
+            "created_at": when.isoformat().replace("+00:00", "Z"),
+            "action": action,
+            "resource": {"gid": external_id, "resource_type": resource_type},
+            "parent": None,
+            "change": {"field": "completed", "action": "changed"},
+        }
+        body = json.dumps({"events": [event]}).encode()
+        return {"X-Hook-Signature": asana.sign(body, secret)}, body
+
+    def orders_under_key(key: str) -> int:
+        return sum(1 for t in fake.tasks.values() if boards.has_ref(t["notes"], key))
+
+    try:
+        yield ContractFake(
+            adapter=adapter,
+            known_status="task.changed",
+            unknown_status="task.teleported",
+            signed_event=signed_event,
+            orders_under_key=orders_under_key,
+            signs_time=False,
+        )
+    finally:
+        adapter.session.close()
+        fake.stop()
+
+
 CONTRACT_FAKES: dict[str, Callable[[Path], Any]] = {
     "sandbox": sandbox_fake,
     "microworkers": microworkers_fake,
     "slack": slack_fake,
     "webhook": webhook_fake,
+    "trello": trello_fake,
+    "asana": asana_fake,
 }
