@@ -191,6 +191,38 @@ def stats() -> None:
     )
 
 
+@main.group()
+def admin() -> None:
+    """Grant or revoke the admin role (the RQ dashboard at /admin/rq)."""
+
+
+@admin.command("grant")
+@click.argument("email")
+@with_appcontext
+def admin_grant(email: str) -> None:
+    """Make the owner with EMAIL an admin."""
+    _set_admin(email, True)
+
+
+@admin.command("revoke")
+@click.argument("email")
+@with_appcontext
+def admin_revoke(email: str) -> None:
+    """Take the admin role from the owner with EMAIL."""
+    _set_admin(email, False)
+
+
+def _set_admin(email: str, value: bool) -> None:
+    from dispatcher.ops.admin import set_admin
+
+    try:
+        changed = set_admin(email, value)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    role = "an admin" if value else "not an admin"
+    click.echo(f"{email} is {role}{'' if changed else ' (unchanged)'}")
+
+
 @main.command()
 def machines() -> None:
     """Print every state machine's transition table as Markdown (docs/state-machines.md)."""
