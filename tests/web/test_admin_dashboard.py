@@ -34,6 +34,19 @@ def test_an_owner_who_is_not_an_admin_gets_404(ann, client):
     assert client.post("/admin/rq/queue/dispatch/failed/empty").status_code == 404
 
 
+def test_every_dashboard_route_is_404_for_an_owner_who_is_not_an_admin(app, ann, client):
+    values = {"instance_number": "0", "queue_name": "dispatch", "registry_name": "failed",
+              "per_page": "8", "order": "asc", "page": "1", "job_id": "dispatch-1",
+              "filename": "js/jquery-3.5.1.min.js"}  # fmt: skip
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("rq_dashboard.")]
+    assert len(rules) > 10
+    for rule in rules:
+        url = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            answer = client.open(url, method=method, follow_redirects=True)
+            assert answer.status_code == 404, f"{method} {url}"
+
+
 def test_an_admin_sees_the_dashboard_inside_the_security_headers(admin, client):
     answer = client.get(DASHBOARD)
     assert answer.status_code == 200
