@@ -98,6 +98,9 @@ class Plan:
     sentinel: bool = False
     #: how work comes back: "both" (half the jobs through a webhook connection, half polled)
     mode: str = "both"
+    #: append a /metrics scrape (host 0's web) here every `scrape_every` seconds of chaos
+    scrape_to: str | None = None
+    scrape_every: float = 15.0
 
     def sandbox_faults(self) -> dict:
         return {
@@ -316,7 +319,7 @@ class Suite:
             print("chaos begins", flush=True)
             deadline = started + self.plan.timeout
             next_kill = started + self.rng.uniform(*self.plan.kill_every)
-            next_line = started
+            next_line = next_scrape = started
             redis_events = list(self.plan.redis_events) + list(self.plan.payment_events)
             drained = None
             while time.monotonic() < deadline:
@@ -340,12 +343,17 @@ class Suite:
                 if now >= next_line:
                     self.progress(now - started, counts)
                     next_line = now + 5
+                if self.plan.scrape_to and now >= next_scrape:
+                    self.scrape(now - started)
+                    next_scrape = now + self.plan.scrape_every
                 db.session.rollback()
                 if self.settled(goal_id):
                     drained = now - started
                     break
                 time.sleep(0.3)
             self.progress(time.monotonic() - started, self.statuses(goal_id))
+            if self.plan.scrape_to:
+                self.scrape(time.monotonic() - started)
             self.settle_recoveries()
             self.settle_inbound()
             self.observed["lost"] = len(self.unsettled(goal_id))
@@ -788,6 +796,22 @@ class Suite:
         lines = [line for line in text.splitlines() if line.startswith(wanted)]
         print("  -- /metrics (host 0):\n     " + "\n     ".join(lines))
 
+    def scrape(self, elapsed: float) -> None:
+        """Append the dispatcher_* samples of one /metrics scrape (histogram buckets left
+        out) to `plan.scrape_to`, under the seconds of chaos so far: counters seen moving."""
+        try:
+            text = requests.get(f"http://127.0.0.1:{self.web_port}/metrics", timeout=10).text
+        except requests.RequestException as exc:
+            text = f"# unreachable: {exc}"
+        lines = [
+            line
+            for line in text.splitlines()
+            if line.startswith("dispatcher_") and "_bucket{" not in line
+        ]
+        with open(self.plan.scrape_to, "a") as out:
+            out.write(f"# scrape at {elapsed:.0f} s of chaos (host 0's web)\n")
+            out.write("\n".join(lines) + "\n\n")
+
     def report(self, result: figures.Figures, stats: dict) -> int:
         mode = "PostgreSQL" if self.scratch_db else "SQLite"
         print()
@@ -847,6 +871,10 @@ def parse(argv: list[str]) -> tuple[Plan, argparse.Namespace]:
         "--kill-host", type=float, default=None, metavar="FRACTION",
         help="SIGKILL the last host whole when this fraction is delivered",
     )  # fmt: skip
+    parser.add_argument(
+        "--scrape", default=None, metavar="FILE",
+        help="append a /metrics scrape to FILE every 15 s of chaos and at the end",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
@@ -854,7 +882,7 @@ def parse(argv: list[str]) -> tuple[Plan, argparse.Namespace]:
     timeout = args.timeout or (280.0 if args.short else 600.0 + 1.2 * args.jobs)
     plan = Plan(jobs=args.jobs, short=args.short, seed=seed, timeout=timeout)
     plan.hosts, plan.kill_host_at = max(1, args.hosts), args.kill_host
-    plan.mode = args.mode
+    plan.mode, plan.scrape_to = args.mode, args.scrape
     if args.sentinel:
         plan.sentinel = True
         plan.redis_events = [(0.3, "failover"), (0.7, "failover")]

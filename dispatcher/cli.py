@@ -151,9 +151,22 @@ def demo() -> None:
 
 @main.command()
 @click.option("--alive", is_flag=True, help="only: is a worker or scheduler of this host alive")
+@click.option(
+    "--connections/--no-connections", default=True, show_default=True,
+    help="run each connection's test call (reported; see --connections-required)",
+)  # fmt: skip
+@click.option(
+    "--connections-required", is_flag=True,
+    help="exit 1 also when a connection's test call fails",
+)  # fmt: skip
+@click.option("--connection-timeout", type=float, default=5.0, show_default=True,
+              help="seconds to connect and to read, per connection")  # fmt: skip
 @with_appcontext
-def check(alive: bool) -> None:
-    """Check settings, database, Redis and migrations; exit 1 if any fails."""
+def check(
+    alive: bool, connections: bool, connections_required: bool, connection_timeout: float
+) -> None:
+    """Check settings, database, Redis, migrations and each connection; exit 1 if a required
+    check fails (a connection's test call only with --connections-required)."""
     from dispatcher.ops.checks import check_alive_here, everything
 
     app = current_app._get_current_object()
@@ -161,7 +174,21 @@ def check(alive: bool) -> None:
     _table(
         ["check", "ok", "detail"], [[c.name, "ok" if c.ok else "FAIL", c.detail] for c in checks]
     )
-    if not all(c.ok for c in checks):
+    failed = not all(c.ok for c in checks)
+    schema_ok = {c.name for c in checks if c.ok} >= {"database", "migrations"}
+    if connections and not alive and schema_ok:
+        from dispatcher.ops.connection_checks import check_connections
+
+        rows = check_connections(connection_timeout)
+        click.echo()
+        _table(
+            ["owner", "connection", "adapter", "ok", "detail"],
+            [[r.owner, r.label, r.adapter, r.status, r.detail] for r in rows]
+            or [["(no connections)", "", "", "", ""]],
+        )
+        if connections_required and any(r.failed for r in rows):
+            failed = True
+    if failed:
         sys.exit(1)
 
 
@@ -189,6 +216,38 @@ def stats() -> None:
         [[name, c.get("pending", 0), c.get("placed", 0)] for name, c in sorted(open_.items())]
         or [["(none)", 0, 0]],
     )
+
+
+@main.group()
+def admin() -> None:
+    """Grant or revoke the admin role (the RQ dashboard at /admin/rq)."""
+
+
+@admin.command("grant")
+@click.argument("email")
+@with_appcontext
+def admin_grant(email: str) -> None:
+    """Make the owner with EMAIL an admin."""
+    _set_admin(email, True)
+
+
+@admin.command("revoke")
+@click.argument("email")
+@with_appcontext
+def admin_revoke(email: str) -> None:
+    """Take the admin role from the owner with EMAIL."""
+    _set_admin(email, False)
+
+
+def _set_admin(email: str, value: bool) -> None:
+    from dispatcher.ops.admin import set_admin
+
+    try:
+        changed = set_admin(email, value)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    role = "an admin" if value else "not an admin"
+    click.echo(f"{email} is {role}{'' if changed else ' (unchanged)'}")
 
 
 @main.command()

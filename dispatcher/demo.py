@@ -8,6 +8,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from dispatcher import connections
+from dispatcher.config import PRODUCTION
 from dispatcher.extensions import db
 from dispatcher.models import Connection, Owner
 from dispatcher.planning import tree
@@ -35,6 +36,9 @@ def seed_demo() -> bool:
         return False
     owner = Owner(email=DEMO_EMAIL, name="Demo Owner")
     owner.set_password(DEMO_PASSWORD)
+    # The demo runs on one machine for one person: its owner may open the RQ dashboard. Not
+    # in production, where the demo's password is public knowledge.
+    owner.is_admin = current_app.config["SETTINGS"].env != PRODUCTION
     db.session.add(owner)
     db.session.commit()
     connect_demo_sandbox(owner.id)

@@ -66,10 +66,11 @@ def lease(settings) -> timedelta:
     return timedelta(seconds=call_timeout(settings) + 15)
 
 
-def reschedule(at: datetime) -> Retry:
+def reschedule(at: datetime, now: datetime | None = None) -> Retry:
     """Run this same job (same id) again at `at`, through RQ's scheduler, ahead of new work
-    (it has waited already)."""
-    seconds = max(1, math.ceil((at - utcnow()).total_seconds()))
+    (it has waited already). `now` is on the clock `at` was written by (Redis's, for leases):
+    the delay is their difference, whatever this host's clock says."""
+    seconds = max(1, math.ceil((at - (now or utcnow())).total_seconds()))
     return Retry(max=RESCHEDULE_MAX, interval=seconds, enqueue_at_front=True)
 
 

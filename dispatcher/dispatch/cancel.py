@@ -20,8 +20,8 @@ from dispatcher.errors import AdapterError, RetryableAdapterError, Unsupported
 from dispatcher.extensions import db
 from dispatcher.journal import note
 from dispatcher.models import Dispatch, DispatchState
-from dispatcher.models._base import utcnow
 from dispatcher.queues import DISPATCH, enqueue_once
+from dispatcher.redis_clock import shared_utcnow
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def owe_cancel(dispatch: Dispatch) -> str:
     adapter = adapter_for(dispatch)
     if not adapter.supports(Capability.CANCEL):
         return f"{dispatch.adapter} cannot cancel orders through its API: cancel it there by hand"
-    dispatch.next_attempt_at = utcnow()
+    dispatch.next_attempt_at = shared_utcnow()
     return "the order is being cancelled at the platform"
 
 
@@ -63,8 +63,9 @@ def cancel_at_platform(dispatch_id: int) -> str | Retry:
         return "nothing owed"
     if dispatch.state in (DispatchState.PENDING, DispatchState.PLACED):
         return f"not cancelling a {dispatch.state} dispatch"
-    if dispatch.next_attempt_at > utcnow():
-        return reschedule(dispatch.next_attempt_at)
+    now = shared_utcnow()
+    if dispatch.next_attempt_at > now:
+        return reschedule(dispatch.next_attempt_at, now)
     adapter = guarded_adapter(dispatch)
     external_id = dispatch.external_id
     try:
@@ -80,11 +81,11 @@ def cancel_at_platform(dispatch_id: int) -> str | Retry:
         return _settle_cancel(dispatch, external_id, f"cannot cancel at the platform: {exc}")
     except RetryableAdapterError as exc:
         settings = current_app.config["SETTINGS"]
-        at = utcnow() + timedelta(seconds=backoff_for(settings, 3, exc.retry_after))
+        at = now + timedelta(seconds=backoff_for(settings, 3, exc.retry_after))
         dispatch.next_attempt_at = at
         dispatch.last_error = f"cancel: {exc}"[:2000]
         db.session.commit()
-        return reschedule(at)
+        return reschedule(at, now)
     except AdapterError as exc:
         return _settle_cancel(dispatch, external_id, f"the platform refused to cancel: {exc}")
     return _settle_cancel(dispatch, external_id, "cancelled at the platform")

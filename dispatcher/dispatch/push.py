@@ -27,8 +27,8 @@ from dispatcher.journal import note
 from dispatcher.lifecycle import AssignmentState
 from dispatcher.locking import lock_job
 from dispatcher.models import Delivery, PushState, Review
-from dispatcher.models._base import utcnow
 from dispatcher.queues import DISPATCH, enqueue_once
+from dispatcher.redis_clock import shared_utcnow
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,8 @@ def push_review(review_id: int) -> str | Retry:
         db.session.refresh(review)
         if review.push_state != PushState.OWED:
             return "settled by another attempt"
-        return reschedule(review.push_lease_until or utcnow())  # another attempt is out
+        now = shared_utcnow()  # leases are on Redis's clock
+        return reschedule(review.push_lease_until or now, now)  # another attempt is out
     db.session.refresh(review)
     name, attempts = dispatch.adapter, review.push_attempts
     ref = DeliveryRef(dispatch.external_id, delivery.external_id)
@@ -181,8 +182,8 @@ def _settle_review(review: Review, state: PushState) -> bool:
 
 def _claim(review: Review) -> bool:
     """Count the attempt and take the push's lease, in one conditional UPDATE: only while the
-    decision is still owed and no other attempt holds an unexpired lease."""
-    now = utcnow()
+    decision is still owed and no other attempt holds an unexpired lease (Redis's clock)."""
+    now = shared_utcnow()
     settings = current_app.config["SETTINGS"]
     written = db.session.execute(
         update(Review)

@@ -45,6 +45,7 @@ from dispatcher.models import Dispatch, DispatchState
 from dispatcher.models._base import utcnow
 from dispatcher.ops import metrics
 from dispatcher.queues import DISPATCH, enqueue_once, enqueue_quietly
+from dispatcher.redis_clock import SharedClock, shared_clock, shared_utcnow
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +72,15 @@ def enqueue_send(dispatch_id: int) -> bool:
     return job is not None
 
 
-def claim(dispatch_id: int) -> Dispatch | None:
+def claim(dispatch_id: int, clock: SharedClock | None = None) -> Dispatch | None:
     """Take the lease on a pending, due dispatch and count the attempt; None if it is held
     by another attempt, not due yet, or no longer pending.
 
     One UPDATE ... RETURNING, then the commit: the row comes back with the UPDATE, and the
-    values it returned are kept through the commit instead of read again."""
-    now = utcnow()
+    values it returned are kept through the commit instead of read again. The lease is
+    written and judged on Redis's clock (`clock`, the app's by default), so hosts whose
+    clocks disagree neither overlap nor wait for each other."""
+    now = (clock or shared_clock()).now()
     settings = current_app.config["SETTINGS"]
     dispatch = db.session.scalars(
         update(Dispatch)
@@ -140,7 +143,8 @@ def _not_claimed(dispatch_id: int) -> str | Retry:
         return "gone"
     if dispatch.state != DispatchState.PENDING:
         return f"skipped: {dispatch.state}"
-    return reschedule(dispatch.next_attempt_at or utcnow())
+    now = shared_utcnow()
+    return reschedule(dispatch.next_attempt_at or now, now)
 
 
 def _placed(dispatch: Dispatch, receipt: Receipt, adopted: bool) -> str:
@@ -173,7 +177,7 @@ def _placed(dispatch: Dispatch, receipt: Receipt, adopted: bool) -> str:
     # Cancelled or expired while the call was out: do not keep an order nobody wants.
     dispatch.external_id = dispatch.external_id or receipt.external_id
     dispatch.external_url = dispatch.external_url or receipt.url or None
-    dispatch.next_attempt_at = now
+    dispatch.next_attempt_at = shared_utcnow()
     db.session.commit()
     enqueue_quietly(enqueue_cancel, dispatch.id)
     return f"placed after it was {dispatch.state}: cancelling"
@@ -188,7 +192,7 @@ def _closed_meanwhile(dispatch: Dispatch) -> str | None:
     if dispatch.state == DispatchState.PENDING:
         return None
     if dispatch.state in (DispatchState.CANCELLED, DispatchState.CLOSED):
-        dispatch.next_attempt_at = utcnow()
+        dispatch.next_attempt_at = shared_utcnow()
         db.session.commit()
         enqueue_quietly(enqueue_cancel, dispatch.id)
         return f"{dispatch.state} while the attempt was out: cancel owed again"
@@ -198,7 +202,8 @@ def _closed_meanwhile(dispatch: Dispatch) -> str | None:
 
 def _wait_for_breaker(dispatch: Dispatch, exc: CircuitOpen) -> Retry:
     """No call went out: give the attempt back and come back when the breaker may let us."""
-    at = utcnow() + timedelta(seconds=(exc.retry_after or 1.0) + random.uniform(0.5, 3.0))
+    now = shared_utcnow()
+    at = now + timedelta(seconds=(exc.retry_after or 1.0) + random.uniform(0.5, 3.0))
     db.session.execute(
         update(Dispatch)
         .where(Dispatch.id == dispatch.id, Dispatch.state == DispatchState.PENDING)
@@ -206,7 +211,7 @@ def _wait_for_breaker(dispatch: Dispatch, exc: CircuitOpen) -> Retry:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return reschedule(at)
+    return reschedule(at, now)
 
 
 def _retry_later(dispatch: Dispatch, exc: RetryableAdapterError, max_attempts: int) -> str | Retry:
@@ -217,7 +222,8 @@ def _retry_later(dispatch: Dispatch, exc: RetryableAdapterError, max_attempts: i
         _fail(dispatch, f"gave up after {dispatch.attempts} attempts: {exc}", owe_cancel=True)
         return "failed"
     settings = current_app.config["SETTINGS"]
-    at = utcnow() + timedelta(seconds=backoff_for(settings, dispatch.attempts, exc.retry_after))
+    now = shared_utcnow()
+    at = now + timedelta(seconds=backoff_for(settings, dispatch.attempts, exc.retry_after))
     db.session.execute(
         update(Dispatch)
         .where(Dispatch.id == dispatch.id, Dispatch.state == DispatchState.PENDING)
@@ -225,7 +231,7 @@ def _retry_later(dispatch: Dispatch, exc: RetryableAdapterError, max_attempts: i
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return reschedule(at)
+    return reschedule(at, now)
 
 
 def _fail(dispatch: Dispatch, reason: str, *, owe_cancel: bool) -> None:
@@ -243,7 +249,7 @@ def _fail(dispatch: Dispatch, reason: str, *, owe_cancel: bool) -> None:
     data = {"dispatch_id": dispatch.id, "reason": reason[:2000]}
     lifecycle.DISPATCH.move(dispatch, "fail", job=job, actor=actor, data=data)
     dispatch.last_error = reason[:2000]
-    dispatch.next_attempt_at = utcnow() if owe_cancel else None
+    dispatch.next_attempt_at = shared_utcnow() if owe_cancel else None
     for place in dispatch.assignments:
         if place.status in places.IN_FLIGHT:
             places.move(place, "cancel", job, actor=actor)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -25,6 +26,8 @@ class Owner(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: part of the login session's id: raising it ends every session (log-out, new password)
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: operators: may open /admin/rq (granted with `dispatcher admin grant EMAIL`)
+    is_admin: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="owner", cascade="all")
 

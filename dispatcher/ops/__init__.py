@@ -25,8 +25,10 @@ def prepare_process(instance_path: Path) -> Path:
 
 
 def init_app(app: Flask) -> None:
-    """Health, readiness and metrics routes; request ids; JSON logs when asked for."""
-    from dispatcher.ops import health, logs
+    """Health, readiness and metrics routes; request ids; JSON logs when asked for; the
+    admins' RQ dashboard."""
+    from dispatcher.ops import admin, health, logs
 
     logs.init_app(app)
     app.register_blueprint(health.bp)
+    admin.init_app(app)

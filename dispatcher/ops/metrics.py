@@ -24,6 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +153,9 @@ class RedisCollector:
         )
         breaker = GaugeMetricFamily(
             "dispatcher_breaker_state",
-            "Circuit breaker per channel: 1 for its current state, 0 for the others.",
-            labels=["adapter", "state"],
+            "Circuit breaker per connection (connection empty: calls made without one): "
+            "1 for its current state, 0 for the others.",
+            labels=["adapter", "connection", "state"],
         )
         up = GaugeMetricFamily("dispatcher_redis_up", "1 if Redis answered this scrape.")
         try:
@@ -161,10 +164,13 @@ class RedisCollector:
                     depth.add_metric([q.name, state], getattr(q, state))
                 oldest.add_metric([q.name], q.oldest_seconds)
             with self.app.app_context():
-                for name in self.app.extensions["dispatcher.adapters"].names():
-                    current = breaker_for(name).snapshot().state
+                for adapter, connection_id, key in breaker_keys(self.app):
+                    current = breaker_for(key).snapshot().state
                     for state in (CLOSED, OPEN, HALF_OPEN):
-                        breaker.add_metric([name, state], 1.0 if state == current else 0.0)
+                        value = 1.0 if state == current else 0.0
+                        breaker.add_metric([adapter, connection_id, state], value)
+        except SQLAlchemyError as exc:
+            log.warning("metrics: database unreachable, no breaker states (%s)", exc)
         except RedisError as exc:
             log.warning("metrics: Redis unreachable (%s)", exc)
             up.add_metric([], 0.0)
@@ -172,6 +178,24 @@ class RedisCollector:
             return
         up.add_metric([], 1.0)
         yield from (up, depth, oldest, breaker)
+
+
+def breaker_keys(app) -> list[tuple[str, str, str]]:
+    """(adapter, connection id or "", breaker key) for every breaker a call can use: one per
+    connection (breakers are per connection), and one per adapter for calls without one.
+    Needs an app context (the connections come from the database)."""
+    from dispatcher.dispatch.breaker import breaker_key
+    from dispatcher.extensions import db
+    from dispatcher.models import Connection
+
+    keys = [
+        (name, "", breaker_key(name, None))
+        for name in app.extensions["dispatcher.adapters"].names()
+    ]
+    rows = db.session.execute(select(Connection.id, Connection.adapter).order_by(Connection.id))
+    keys += [(adapter, str(row_id), breaker_key(adapter, row_id)) for row_id, adapter in rows]
+    db.session.rollback()  # a read at scrape time: no transaction is left open
+    return keys
 
 
 class FolderCollector:

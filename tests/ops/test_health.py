@@ -72,7 +72,7 @@ def test_metrics_answer_loopback_and_refuse_others(client):
     assert local.status_code == 200
     text = local.get_data(as_text=True)
     assert 'dispatcher_queue_depth{queue="dispatch",state="queued"} 0.0' in text
-    assert 'dispatcher_breaker_state{adapter="sandbox",state="closed"} 1.0' in text
+    assert 'dispatcher_breaker_state{adapter="sandbox",connection="",state="closed"} 1.0' in text
     names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
     assert names and all(name.startswith("dispatcher_") for name in names), names
     remote = client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"})
