@@ -1,7 +1,7 @@
 """owner is_admin: operators who may open the RQ dashboard at /admin/rq
 
 Revision ID: b25cb0a6d991
-Revises: d3a7f1c09e52
+Revises: 90946cf714e5
 Create Date: 2026-12-01 19:40:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "b25cb0a6d991"
-down_revision = "d3a7f1c09e52"
+down_revision = "90946cf714e5"
 branch_labels = None
 depends_on = None
 
