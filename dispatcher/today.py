@@ -18,7 +18,7 @@ from dispatcher.dispatch.review import awaiting_review
 from dispatcher.errors import InvalidTransition
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
-from dispatcher.models import Delivery, MicroJob, Owner
+from dispatcher.models import Delivery, Event, MicroJob, Owner
 from dispatcher.planning import tree
 from dispatcher.scoping import owned
 from dispatcher.timezones import zone
@@ -52,10 +52,15 @@ class TodayView:
     done_today: list[MicroJob] = field(default_factory=list)
     out: list[MicroJob] = field(default_factory=list)
     review: list[Delivery] = field(default_factory=list)
+    #: teammates' questions still waiting for the owner's answer (Events on their jobs)
+    questions: list[Event] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
-        return not (self.planned or self.overdue or self.out or self.review or self.done_today)
+        return not (
+            self.planned or self.overdue or self.out or self.review or self.done_today
+            or self.questions
+        )  # fmt: skip
 
 
 def _leaves(owner_id: int):
@@ -114,6 +119,9 @@ def today_view(owner: Owner, today: date) -> TodayView:
         )
     )
     view.review = awaiting_review(owner.id)
+    from dispatcher.teammates.questions import open_for_owner
+
+    view.questions = open_for_owner(owner.id)
     return view
 
 

@@ -38,9 +38,20 @@ def _callback_url(settings, dispatch: Dispatch) -> str:
 
 
 def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None) -> JobSpec:
-    """A plain copy of what the platform needs; adapters never see ORM rows."""
+    """A plain copy of what the platform needs; adapters never see ORM rows. A teammate
+    channel also gets the person and a fresh submission link to the order's assignment
+    (minted in the caller's transaction, which commits before the call goes out)."""
     settings = current_app.config["SETTINGS"]
     text = versions.text_at(job, dispatch.job_version)  # what this order was made with
+    person, submission_url = None, ""
+    cls = registry().classes().get(dispatch.adapter)
+    if cls is not None and cls.teammate and dispatch.assignments:
+        from dispatcher.teammates import links
+        from dispatcher.teammates.persons import person_ref
+
+        place = dispatch.assignments[0]
+        person = person_ref(place.person_id or job.person_id)
+        submission_url = links.mint(place)
     return JobSpec(
         job_id=job.id,
         title=text.title,
@@ -53,6 +64,8 @@ def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None)
         due_date=job.due_date,
         callback_url=_callback_url(settings, dispatch),
         options=dict(job.channel_options or {}),
+        person=person,
+        submission_url=submission_url,
     )
 
 

@@ -46,6 +46,7 @@ def open_places(job: MicroJob, dispatch: Dispatch, count: int, fee_cents: int) -
                 price_cents=job.price_cents,
                 fee_cents=fee_cents,
                 held_cents=per_place,
+                person_id=job.person_id,  # the named person's place (teammate channels)
             )
         )
 

@@ -16,6 +16,7 @@ from dispatcher.models.job import DELIVERABLE_KINDS, MODES, JobVersion, MicroJob
 from dispatcher.models.person import Person
 from dispatcher.models.planning import CADENCE_UNITS, Cadence, CadenceRun, OwnerPlaybook
 from dispatcher.models.polling import PollState
+from dispatcher.models.teammate import OutboxMessage, SubmissionLink
 
 __all__ = [
     "CADENCE_UNITS",
@@ -35,6 +36,7 @@ __all__ = [
     "JobVersion",
     "MetricValue",
     "MicroJob",
+    "OutboxMessage",
     "Owner",
     "OwnerPlaybook",
     "PasswordReset",
@@ -42,4 +44,5 @@ __all__ = [
     "PollState",
     "PushState",
     "Review",
+    "SubmissionLink",
 ]
