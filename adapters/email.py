@@ -60,9 +60,6 @@ class EmailAdapter(TeammateAdapter):
         """Nothing to place remotely: the brief goes through the outbox once placed."""
         return Receipt(external_id=f"mail-{idempotency_key}")
 
-    def find(self, idempotency_key: str) -> Receipt | None:
-        return Receipt(external_id=f"mail-{idempotency_key}")
-
     def notify(self, notice: Notice) -> None:
         message = self.compose(notice)
         url = self.settings.smtp_url
