@@ -51,7 +51,8 @@ def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None)
 
         place = dispatch.assignments[0]
         person = person_ref(place.person_id or job.person_id)
-        submission_url = links.mint(place)
+        if not cls.brief_by_notice:  # else the brief notice carries a link minted as it is sent
+            submission_url = links.mint(place)
     return JobSpec(
         job_id=job.id,
         title=text.title,
