@@ -41,8 +41,14 @@ DONE = {
 
 class PageForm(FlaskForm):
     nonce = HiddenField(validators=[Regexp(r"^[A-Za-z0-9_-]{16,64}$", message="form expired")])
-    text = TextAreaField("Your work, or your question", validators=[Optional(), Length(max=20000)])
-    url = StringField("A link to your work", validators=[Optional(), Length(max=1000)])
+    text = TextAreaField(
+        "Your work, or your question",
+        validators=[Optional(), Length(max=20000, message="at most 20000 characters")],
+    )
+    url = StringField(
+        "A link to your work",
+        validators=[Optional(), Length(max=1000, message="at most 1000 characters")],
+    )
     files = MultipleFileField("Files")
 
 
@@ -90,7 +96,11 @@ def _act(form: PageForm, place) -> str | None:
     """Do what the form asks; None when done (flashed), else the error to show."""
     action = request.form.get("action", "")
     if not form.validate_on_submit():
-        return "This form has expired: reload the page and try again."
+        if form.nonce.errors or getattr(form, "csrf_token", None) and form.csrf_token.errors:
+            return "This form has expired: reload the page and try again."
+        return "Check what you entered: " + "; ".join(
+            e for f in (form.text, form.url) for e in f.errors
+        )
     nonce = form.nonce.data
     dispatch = db.session.get(Dispatch, place.dispatch_id)
     if action in DONE and intake.already_stored(dispatch, nonce):

@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 
 import pytest
+from security.mailbox import free_port
 from sqlalchemy import select
 
 from dispatcher.dispatch import service as dispatch_service
 from dispatcher.extensions import db
 from dispatcher.models import OutboxMessage
 from dispatcher.teammates import outbox
-from security.mailbox import free_port
 
 
 def _staged_brief(job) -> OutboxMessage:
@@ -98,9 +98,7 @@ def test_a_worker_dead_mid_send_is_not_resent_over_smtp(job, inbox):
 
     message = _staged_brief(job)
     assert outbox.claim(message.id)
-    db.session.execute(
-        db.update(OutboxMessage).values(lease_until=utcnow() - timedelta(seconds=1))
-    )
+    db.session.execute(db.update(OutboxMessage).values(lease_until=utcnow() - timedelta(seconds=1)))
     db.session.commit()
     assert outbox.settle_abandoned() == 1
     db.session.expire_all()
