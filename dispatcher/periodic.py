@@ -16,6 +16,7 @@ SOURCES = (
     "dispatcher.inbound.polling",
     "dispatcher.planning.tasks",
     "dispatcher.today_tasks",
+    "dispatcher.teammates.reminders",
 )
 
 
