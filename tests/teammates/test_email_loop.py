@@ -144,3 +144,19 @@ def test_decline_gives_the_job_back_and_its_money(job, inbox, client, run_jobs):
     job = db.session.get(MicroJob, job.id)
     assert job.status == "expired"
     assert job.reserved_cents == 0
+
+
+def test_a_decision_is_confirmed_at_once_without_a_platform(job, inbox, client, run_jobs):
+    """Dispatcher is the marketplace: no push is left owed, and the reject is mailed."""
+    dispatch_and_send(job, run_jobs)
+    act(client, link_in(inbox.last("brief")), "submit", text="Here.")
+    delivery = db.session.scalars(select(Delivery)).one()
+    review = review_service.reject(delivery, reason="Off topic.")
+    db.session.expire_all()
+    assert review.push_state == "pushed"  # before any worker ran
+    job = db.session.get(MicroJob, job.id)
+    assert job.status == "rejected" and job.reserved_cents == 0
+    run_jobs()
+    rejected = inbox.last("rejected")
+    assert "Off topic." in body(rejected)
+    assert "/t/" not in body(rejected)  # a decision carries no link to act on

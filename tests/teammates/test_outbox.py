@@ -105,3 +105,91 @@ def test_a_worker_dead_mid_send_is_not_resent_over_smtp(job, inbox):
     row = db.session.get(OutboxMessage, message.id)
     assert row.state == "failed" and "not sent again" in row.last_error
     assert inbox.messages == []
+
+
+class DropDuringData:
+    """A loopback SMTP server that takes the whole message, then hangs up without answering:
+    the sender cannot know whether it was queued."""
+
+    def __init__(self):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(5)
+        self.port = self.sock.getsockname()[1]
+        self.received = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn, conn.makefile("rb") as lines:
+                conn.sendall(b"220 drop ESMTP\r\n")
+                for raw in lines:
+                    line = raw.strip().upper()
+                    if line.startswith((b"EHLO", b"HELO")):
+                        conn.sendall(b"250 drop\r\n")
+                    elif line.startswith((b"MAIL", b"RCPT", b"RSET")):
+                        conn.sendall(b"250 ok\r\n")
+                    elif line == b"DATA":
+                        conn.sendall(b"354 go on\r\n")
+                        for body_line in lines:
+                            if body_line in (b".\r\n", b".\n"):
+                                break
+                        self.received += 1
+                        break  # hang up instead of "250 queued"
+                    elif line == b"QUIT":
+                        break
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def dropping_smtp(app):
+    from dataclasses import replace
+
+    server = DropDuringData()
+    settings = app.config["SETTINGS"]
+    app.config["SETTINGS"] = replace(settings, smtp_url=f"smtp://127.0.0.1:{server.port}")
+    app.extensions["dispatcher.adapters"].settings = app.config["SETTINGS"]
+    app.extensions.get("dispatcher.connection_adapters", {}).clear()
+    yield server
+    server.close()
+    app.config["SETTINGS"] = settings
+    app.extensions["dispatcher.adapters"].settings = settings
+    app.extensions.get("dispatcher.connection_adapters", {}).clear()
+
+
+def test_an_attempt_of_unknown_outcome_is_never_resent(job, dropping_smtp, run_jobs):
+    message = _staged_brief(job)
+    assert outbox.send_outbox(message.id) == "failed"
+    assert dropping_smtp.received == 1
+    db.session.expire_all()
+    row = db.session.get(OutboxMessage, message.id)
+    assert row.state == "failed" and "outcome unknown" in row.last_error
+    from dispatcher.reconcile import reconcile
+
+    reconcile()
+    run_jobs()
+    assert outbox.send_outbox(message.id) == "busy: failed"
+    assert dropping_smtp.received == 1
+
+
+def test_the_reconciler_sends_what_redis_lost(app, job, inbox, redis_server, run_jobs):
+    from dispatcher.reconcile import reconcile
+
+    message = _staged_brief(job)
+    redis_server.flushall()  # the enqueue after the commit is gone
+    run_jobs()
+    assert inbox.messages == []
+    assert reconcile()["outbox"] == 1
+    run_jobs()
+    assert inbox.kinds() == ["brief"]
+    db.session.expire_all()
+    assert db.session.get(OutboxMessage, message.id).state == "sent"
