@@ -108,6 +108,8 @@ def _act(form: PageForm, place) -> str | None:
         return None
     if action not in ACTIONS.get(place.status, ()):
         return "That is no longer possible for this job (reload the page to see where it is)."
+    if not dispatch.external_id:  # the link went out while the order was being recorded
+        return "This job is still being sent to you: try again in a minute."
     text = (form.text.data or "").strip()
     url = (form.url.data or "").strip()
     fields: dict = {}

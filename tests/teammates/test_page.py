@@ -89,3 +89,20 @@ def test_a_form_without_its_nonce_is_refused(url, client):
     response = client.post(page_path(url), data={"action": "take"})
     assert response.status_code == 400
     assert "expired" in response.get_data(as_text=True)
+
+
+def test_an_order_not_recorded_yet_asks_to_wait(job, client):
+    """A channel that sends its link from `dispatch` can be faster than the worker's
+    commit: the page says so instead of storing an event about no order."""
+    from dispatcher.models import Assignment
+    from dispatcher.teammates import links
+    from teammates.test_email_loop import act as act_on
+
+    dispatch_service.dispatch_job(job)
+    place = db.session.scalars(select(Assignment)).one()
+    url = links.mint(place)
+    db.session.commit()
+    response = act_on(client, url, "take")
+    assert response.status_code == 400
+    assert "still being sent" in response.get_data(as_text=True)
+    assert _nothing_stored()
