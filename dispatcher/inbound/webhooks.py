@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from adapters.base import Capability, EventKind
+from adapters.teammate import PAGE_HEADER
 from dispatcher.connections import adapter_for_connection
 from dispatcher.errors import PayloadError, SignatureError, Unsupported
 from dispatcher.extensions import db
@@ -73,6 +74,7 @@ def receive(adapter_name: str, path: str):
     if len(body) > limit:
         return _too_large(limit)
     headers = {k.lower(): v for k, v in request.headers.items()}
+    headers.pop(PAGE_HEADER, None)  # only Dispatcher's own submission page sets it
 
     try:
         adapter.verify(headers, body)
