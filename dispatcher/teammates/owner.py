@@ -4,6 +4,7 @@ logged-in owner (checked once, for the blueprint) and sees only the owner's rows
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, flash, render_template, request, send_file
@@ -80,7 +81,7 @@ def download(delivery_id: int, file_id: str):
     if not path.is_file():
         abort(404)
     response = send_file(
-        path,
+        io.BytesIO(path.read_bytes()),  # small (UPLOAD_MAX_BYTES): no file handle left open
         mimetype="application/octet-stream",
         as_attachment=True,
         download_name=entry.get("name") or "file",
@@ -116,7 +117,7 @@ def letter(connection_id: int, name: str):
 
     connection = connections.get(connection_id, owner_id())
     settings = current_app.config["SETTINGS"]
-    if connection.adapter != "email" or name != file_name(name.removesuffix(".eml")):
+    if name != file_name(name.removesuffix(".eml")):
         abort(404)
     path: Path = mailbox_dir(settings.instance_path, connection.id) / name
     if not path.is_file():
