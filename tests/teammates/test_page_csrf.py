@@ -30,8 +30,11 @@ def app_config(app_config):
 def test_csrf_is_checked_and_the_page_works_with_it(url, client):
     page = client.get(page_path(url)).get_data(as_text=True)
     nonce = nonce_of(page)
-    refused = client.post(page_path(url), data={"action": "take", "nonce": nonce})
+    refused = client.post(page_path(url), data={"action": "question", "nonce": nonce,
+                                                 "text": "Kept for me?"})  # fmt: skip
     assert refused.status_code == 400
+    html = refused.get_data(as_text=True)
+    assert "This form has expired" in html and "Kept for me?" in html  # on their own page
     assert db.session.scalar(select(db.func.count()).select_from(InboundEvent)) == 0
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
         r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"', page
