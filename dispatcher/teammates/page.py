@@ -19,7 +19,7 @@ from dispatcher import versions
 from dispatcher.extensions import db
 from dispatcher.lifecycle import AssignmentState
 from dispatcher.models import Dispatch, MicroJob, Review
-from dispatcher.teammates import files, intake, links
+from dispatcher.teammates import files, intake, links, questions
 
 bp = Blueprint("teammate_page", __name__)
 
@@ -165,4 +165,5 @@ def _render(place, form: PageForm, error: str | None, status: int):
         form=form,
         error=error,
         feedback=feedback,
+        thread=questions.thread(place),
     ), status

@@ -33,6 +33,20 @@ def for_job(job: MicroJob) -> list[tuple[Event, bool]]:
     return [(e, e.id in answered) for e in asked]
 
 
+def thread(place: Assignment) -> list[tuple[str, str | None]]:
+    """What the person asked on this order and the owner's answers, for their page."""
+    events = db.session.scalars(
+        select(Event)
+        .where(Event.job_id == place.job_id, Event.kind.in_((QUESTION, ANSWER)))
+        .order_by(Event.id)
+    ).all()
+    asked = [e for e in events if e.kind == QUESTION
+             and (e.data or {}).get("dispatch_id") == place.dispatch_id]  # fmt: skip
+    answers = {int((e.data or {}).get("question_event_id") or 0): str((e.data or {}).get("text"))
+               for e in events if e.kind == ANSWER}  # fmt: skip
+    return [(str((q.data or {}).get("text", "")), answers.get(q.id)) for q in asked]
+
+
 def open_for_owner(owner_id: int) -> list[Event]:
     """Every question still waiting for the owner's answer (Today's "questions" list)."""
     asked = db.session.scalars(

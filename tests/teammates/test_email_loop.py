@@ -85,6 +85,8 @@ def test_the_whole_loop_question_answer_file_revision_accept(job, inbox, client,
     answer_mail = inbox.last("answer")
     assert "Which launch date?" in body(answer_mail) and "March 3rd." in body(answer_mail)
     assert "Which launch date?" not in owner.get("/today").get_data(as_text=True)
+    on_page = client.get(page_path(url)).get_data(as_text=True)
+    assert "Which launch date?" in on_page and "March 3rd." in on_page
 
     # the teammate submits a file: a delivery waits for review
     sent = act(client, url, "submit", text="Draft attached.",
