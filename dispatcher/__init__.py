@@ -78,6 +78,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.exempt(webhooks_bp)
     app.register_blueprint(webhooks_bp)
     register_blueprints(app)
+    __import__("dispatcher.teammates", fromlist=["init_app"]).init_app(app)
     ops.init_app(app)
     http_errors.init_app(app)
     security.init_app(app)

@@ -79,6 +79,22 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
     mail_from: str = "dispatcher@localhost"
+    #: teammate mail (EmailAdapter): smtp://[user:password@]host[:port] or smtps://...; empty
+    #: keeps it in the local mailbox under instance/mailbox (the /mailbox page)
+    smtp_url: str = field(default="", repr=False)
+    #: submission links last this many days, and never less than the due date + grace days
+    submission_link_days: int = 30
+    submission_link_grace_days: int = 7
+    #: what a teammate may upload on the submission page (per file; file-name extensions)
+    upload_max_bytes: int = 10 * 1024 * 1024
+    upload_types: tuple[str, ...] = (
+        "pdf", "txt", "md", "csv", "png", "jpg", "jpeg", "gif", "webp", "doc", "docx",
+        "odt", "xlsx", "ods", "pptx", "zip",
+    )  # fmt: skip
+    #: tries of one outbox notice before it is marked failed
+    outbox_max_attempts: int = 6
+    #: a reminder goes to the teammate this many days before the due date (0: none)
+    reminder_days_before: int = 1
     #: "plain" (text for people) or "json" (one object per line, for log shippers)
     log_format: str = "plain"
     #: bearer token /metrics asks for; without one it answers loopback clients only
@@ -148,6 +164,17 @@ _OPTIONAL: list[tuple[str, str, Any]] = [
     ("smtp_host", "SMTP_HOST", str),
     ("smtp_port", "SMTP_PORT", int),
     ("mail_from", "MAIL_FROM", str),
+    ("smtp_url", "SMTP_URL", str),
+    ("submission_link_days", "SUBMISSION_LINK_DAYS", int),
+    ("submission_link_grace_days", "SUBMISSION_LINK_GRACE_DAYS", int),
+    ("upload_max_bytes", "UPLOAD_MAX_BYTES", int),
+    (
+        "upload_types",
+        "UPLOAD_TYPES",
+        lambda v: tuple(t.strip().lower().lstrip(".") for t in v.split(",") if t.strip()),
+    ),
+    ("outbox_max_attempts", "OUTBOX_MAX_ATTEMPTS", int),
+    ("reminder_days_before", "REMINDER_DAYS_BEFORE", int),
     ("log_format", "LOG_FORMAT", lambda v: _choice(v, ("plain", "json"))),
     ("metrics_token", "METRICS_TOKEN", str),
     ("outbound_allowlist", "OUTBOUND_ALLOWLIST", lambda v: _list(v)),

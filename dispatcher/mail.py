@@ -12,12 +12,14 @@ claim is withdrawn so the next run within the hour tries again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import smtplib
 from collections.abc import Sequence
 from datetime import date, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from urllib.parse import unquote, urlsplit
 
 from flask import current_app, render_template
 from sqlalchemy import delete, select, update
@@ -88,6 +90,68 @@ def send_mail(to: str, subject: str, text: str, html: str | None = None) -> None
         message.add_alternative(html, subtype="html")
     with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT) as smtp:
         smtp.send_message(message)
+
+
+class MailNotSent(DispatcherError):
+    """The server never took the message (refused or unreachable before DATA was accepted);
+    `temporary` when trying again later may work (a 4xx, a connection refused)."""
+
+    def __init__(self, message: str, *, temporary: bool):
+        super().__init__(message)
+        self.temporary = temporary
+
+
+class MailOutcomeUnknown(DispatcherError):
+    """The connection broke while the message was being handed over: the server may have
+    queued it. Never resent blindly."""
+
+
+def send_message(message: EmailMessage, url: str, *, timeout: float = SMTP_TIMEOUT) -> None:
+    """Hand `message` to the SMTP server at `url` (smtp://[user:pass@]host[:port], smtps://
+    for TLS, ``?starttls=1`` to upgrade), step by step, so the caller knows whether it may
+    have been delivered: MailNotSent before the DATA phase, MailOutcomeUnknown during it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise MailNotSent(f"not an SMTP URL: {parts.scheme}://{parts.hostname}", temporary=False)
+    cls = smtplib.SMTP_SSL if parts.scheme == "smtps" else smtplib.SMTP
+    port = parts.port or (465 if parts.scheme == "smtps" else 25)
+    sender = message["From"]
+    recipients = [a.strip() for a in str(message["To"]).split(",") if a.strip()]
+    try:
+        smtp = cls(parts.hostname, port, timeout=timeout)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise MailNotSent(f"SMTP server unreachable: {exc}", temporary=True) from exc
+    try:
+        try:
+            smtp.ehlo_or_helo_if_needed()
+            if "starttls=1" in parts.query:
+                smtp.starttls()
+                smtp.ehlo()
+            if parts.username:
+                smtp.login(unquote(parts.username), unquote(parts.password or ""))
+            code, reply = smtp.mail(sender)
+            if code != 250:
+                raise MailNotSent(f"sender refused: {code} {reply!r}", temporary=code < 500)
+            for rcpt in recipients:
+                code, reply = smtp.rcpt(rcpt)
+                if code not in (250, 251):
+                    smtp.rset()
+                    raise MailNotSent(f"{rcpt} refused: {code} {reply!r}", temporary=code < 500)
+        except smtplib.SMTPResponseException as exc:
+            raise MailNotSent(f"SMTP refused: {exc.smtp_code} {exc.smtp_error!r}",
+                              temporary=exc.smtp_code < 500) from exc  # fmt: skip
+        except (OSError, smtplib.SMTPException) as exc:
+            raise MailNotSent(f"SMTP conversation failed: {exc}", temporary=True) from exc
+        try:
+            code, reply = smtp.data(message.as_bytes())
+        except smtplib.SMTPDataError as exc:
+            raise MailNotSent(f"message refused: {exc.smtp_code} {exc.smtp_error!r}",
+                              temporary=exc.smtp_code < 500) from exc  # fmt: skip
+        except (OSError, smtplib.SMTPException) as exc:
+            raise MailOutcomeUnknown(f"connection lost while sending: {exc}") from exc
+    finally:
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            smtp.quit()
 
 
 def _sent_on(owner_id: int, day: date):

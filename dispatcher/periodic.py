@@ -17,6 +17,7 @@ SOURCES = (
     "dispatcher.planning.tasks",
     "dispatcher.today_tasks",
     "dispatcher.notifications.send",
+    "dispatcher.teammates.reminders",
 )
 
 

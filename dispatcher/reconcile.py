@@ -4,7 +4,7 @@
 It hands the jobs of dead workers to RQ's abandoned-job handling, then enqueues again every
 piece of work the database says is owed but RQ does not hold: pending dispatches, cancels owed
 to a platform, webhooks received but not applied, review decisions (accept, revise, reject)
-the platform has not confirmed.
+the platform has not confirmed, notices to teammates still in the outbox.
 Every enqueue uses the job id derived from the row, so reconciling twice queues nothing twice,
 and wiping Redis loses nothing.
 
@@ -26,6 +26,7 @@ from dispatcher.extensions import db
 from dispatcher.inbound.queueing import enqueue_apply, inbound_job_id
 from dispatcher.models import Dispatch, DispatchState, InboundEvent
 from dispatcher.queues import redis_connection
+from dispatcher.teammates import outbox
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ def reconcile() -> dict[str, int]:
         enqueue_apply,
     )
     counts["reviews"] = _requeue(conn, unpushed_reviews(), review_job_id, enqueue_review)
+    counts["outbox_abandoned"] = outbox.settle_abandoned()
+    counts["outbox"] = _requeue(conn, outbox.pending_ids(), outbox.send_job_id, outbox.enqueue_send)
     db.session.rollback()  # read-only here: end the transaction the SELECTs opened
     if any(counts.values()):
         log.info("reconciled: %s", counts)

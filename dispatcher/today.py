@@ -55,10 +55,15 @@ class TodayView:
     review: list[Delivery] = field(default_factory=list)
     #: what each job out with others waits for, and since when (by job id)
     waiting: dict[int, str] = field(default_factory=dict)
+    #: teammates' questions still waiting for the owner's answer (Events on their jobs)
+    questions: list[Event] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
-        return not (self.planned or self.overdue or self.out or self.review or self.done_today)
+        return not (
+            self.planned or self.overdue or self.out or self.review or self.done_today
+            or self.questions
+        )  # fmt: skip
 
 
 def _leaves(owner_id: int):
@@ -118,6 +123,10 @@ def today_view(owner: Owner, today: date) -> TodayView:
     )
     view.review = awaiting_review(owner.id)
     view.waiting = waiting_for(view.out, owner)
+
+    from dispatcher.teammates.questions import open_for_owner
+
+    view.questions = open_for_owner(owner.id)
     return view
 
 

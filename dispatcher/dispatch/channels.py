@@ -39,9 +39,20 @@ def _callback_url(settings, dispatch: Dispatch) -> str:
 
 
 def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None) -> JobSpec:
-    """A plain copy of what the platform needs; adapters never see ORM rows."""
+    """A plain copy of what the platform needs; adapters never see ORM rows. A teammate
+    channel also gets the person and a fresh submission link to the order's assignment
+    (minted in the caller's transaction, which commits before the call goes out)."""
     settings = current_app.config["SETTINGS"]
     text = versions.text_at(job, dispatch.job_version)  # what this order was made with
+    person, submission_url = None, ""
+    cls = registry().classes().get(dispatch.adapter)
+    if cls is not None and cls.teammate and dispatch.assignments:
+        from dispatcher.teammates import links
+
+        place = dispatch.assignments[0]
+        person = person_ref(place.person_id or job.person_id)
+        if not cls.brief_by_notice:  # else the brief notice carries a link minted as it is sent
+            submission_url = links.mint(place)
     return JobSpec(
         job_id=job.id,
         title=text.title,
@@ -54,7 +65,8 @@ def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None)
         due_date=job.due_date,
         callback_url=_callback_url(settings, dispatch),
         options=dict(job.channel_options or {}),
-        person=person_ref(job.person_id),
+        person=person,
+        submission_url=submission_url,
     )
 
 

@@ -44,9 +44,9 @@ def open_places(job: MicroJob, dispatch: Dispatch, count: int, fee_cents: int) -
                 position=position,
                 status=A.OPEN,
                 price_cents=job.price_cents,
-                person_id=job.person_id,
                 fee_cents=fee_cents,
                 held_cents=per_place,
+                person_id=job.person_id,  # the named person's place (teammate channels)
             )
         )
 

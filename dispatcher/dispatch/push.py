@@ -90,6 +90,10 @@ def push_review(review_id: int) -> str | Retry:
         _settle_review(review, PushState.NONE)
         db.session.commit()
         return "not a platform delivery"
+    if teammate_channel(dispatch):
+        # Dispatcher is the marketplace: the decision needs nobody's consent (the person
+        # hears it from the outbox), so it is confirmed at once, without a call.
+        return _confirm_review(review, dispatch.adapter, adopted=False)
     if not dispatch.external_id:
         return _refuse_review(review, dispatch.adapter, "no order at the platform to review")
     if not _claim(review):
@@ -122,6 +126,14 @@ def push_review(review_id: int) -> str | Retry:
             return _adopt_or_refuse(review, name, held)
         return _refuse_review(review, name, str(exc))
     return _confirm_review(review, name, adopted=False)
+
+
+def teammate_channel(dispatch) -> bool:
+    """Whether the order went to a teammate channel (its adapter class says so)."""
+    from dispatcher.dispatch.channels import registry
+
+    cls = registry().classes().get(dispatch.adapter)
+    return bool(cls is not None and cls.teammate)
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,6 +118,7 @@ def accept(
     db.session.add(review)
     DELIVERY.move(delivery, "accept", job=job, actor=actor, data=data)
     places.sync_job(job, actor=actor, data=data)
+    _tell_teammate(review, place, job)
     db.session.commit()
     _push(review)
     return review
@@ -134,6 +135,7 @@ def request_revision(delivery: Delivery, *, feedback: str, actor: str = "owner")
     places.move(place, "request_revision", job, actor=actor, data=data)
     DELIVERY.move(delivery, "request_revision", job=job, actor=actor, data=data)
     places.sync_job(job, actor=actor, data=data)
+    _tell_teammate(review, place, job)
     db.session.commit()
     _push(review)
     return review
@@ -175,6 +177,7 @@ def reject(delivery: Delivery, *, reason: str, actor: str = "owner") -> Review:
     DELIVERY.move(delivery, "reject", job=job, actor=actor, data=data)
     places.sync_job(job, actor=actor, data=data)
     places.close_if_finished(place.dispatch, job, actor=actor)
+    _tell_teammate(review, place, job)
     db.session.commit()
     _push(review)
     return review
@@ -191,10 +194,22 @@ def _review(delivery: Delivery, decision: str, **fields) -> Review:
     )
 
 
+def _tell_teammate(review: Review, place: Assignment, job: MicroJob) -> None:
+    """A teammate hears the decision through the outbox, staged in this transaction."""
+    from dispatcher.teammates.briefs import stage_decision
+
+    db.session.flush()
+    stage_decision(review, place, job)
+
+
 def _push(review: Review) -> None:
     if review.delivery.dispatch_id is None:
         return
-    from dispatcher.dispatch.push import enqueue_review
+    from dispatcher.dispatch.push import enqueue_review, push_review, teammate_channel
+
+    if teammate_channel(review.delivery.dispatch):
+        push_review(review.id)  # Dispatcher is the marketplace: confirmed here, no call
+        return
 
     try:
         enqueue_review(review.id)

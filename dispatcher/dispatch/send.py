@@ -169,6 +169,9 @@ def _placed(dispatch: Dispatch, receipt: Receipt, adopted: bool) -> str:
         lifecycle.record(job, "dispatch.place", from_status=DispatchState.PENDING,
                          to_status=DispatchState.PLACED, actor=actor, data=data)  # fmt: skip
         places.sync_job(job, actor=actor, data=data)
+        from dispatcher.teammates.briefs import stage_brief
+
+        stage_brief(dispatch, job)  # a teammate channel's brief goes out with this commit
         db.session.commit()
         return "adopted" if adopted else "placed"
     if dispatch.state == DispatchState.PLACED:

@@ -58,10 +58,29 @@ def check_delegable(job: MicroJob, goal: Goal) -> Adapter:
             "or mark the job free if it really pays nothing",
         )
     check_capabilities(job, adapter)
-    from dispatcher.people.delegate import check_dispatchable
-
-    check_dispatchable(job, adapter.teammate)
+    if adapter.teammate:
+        check_teammate(job, adapter)
     return adapter
+
+
+def check_teammate(job: MicroJob, adapter: Adapter) -> None:
+    """A teammate channel reaches one named person of the owner's: the job must name one
+    the channel can reach, and ask for exactly one assignment."""
+    from dispatcher.models import Person
+    from dispatcher.people.directory import person_ref
+
+    person = db.session.get(Person, job.person_id) if job.person_id is not None else None
+    if person is None or person.owner_id != job.owner_id or person.archived:
+        raise InvalidChange(
+            "person_id", f"{adapter.title} goes to one of your people: pick who does “{job.title}”"
+        )
+    if job.assignments != 1:
+        raise InvalidChange(
+            "assignments", f"{adapter.title} goes to one person: set assignments to 1"
+        )
+    reason = adapter.reaches(person_ref(person.id))
+    if reason:
+        raise InvalidChange("person_id", reason)
 
 
 def check_capabilities(job: MicroJob, adapter: Adapter) -> None:

@@ -183,11 +183,17 @@ def apply_event(
     data = {"event_id": event.event_id, "dispatch_id": dispatch.id}
     handler = _HANDLERS.get(event.kind)
     if handler is None:
-        note(job, "message", actor=actor, text=event.content, **data)
+        note(job, _message_kind(adapter_name), actor=actor, text=event.content, **data)
         return
     handler(dispatch, job, event, actor, data)
     places.sync_job(job, actor=actor, data=data)
     places.close_if_finished(dispatch, job, actor=actor)
+
+
+def _message_kind(adapter_name: str) -> str:
+    """A teammate's message is a question for the owner (Today lists the open ones)."""
+    cls = current_app.extensions["dispatcher.adapters"].classes().get(adapter_name)
+    return "teammate.question" if cls is not None and cls.teammate else "message"
 
 
 def _place(dispatch: Dispatch, event: NormalizedEvent, *, claim: bool = True):

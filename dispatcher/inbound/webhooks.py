@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from adapters.base import Capability, EventKind, HandshakeReply
+from adapters.teammate import PAGE_HEADER
 from dispatcher import handshakes
 from dispatcher.connections import adapter_for_connection
 from dispatcher.errors import PayloadError, SignatureError, Unsupported
@@ -91,6 +92,7 @@ def receive(adapter_name: str, path: str):
     if len(body) > limit:
         return _too_large(limit)
     headers = {k.lower(): v for k, v in request.headers.items()}
+    headers.pop(PAGE_HEADER, None)  # only Dispatcher's own submission page sets it
 
     reply = adapter.handshake(headers, body)
     if reply is not None:

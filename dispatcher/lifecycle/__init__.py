@@ -1,6 +1,6 @@
 """Every state machine, one module per entity: job (`job.py`), dispatch, assignment,
-delivery, inbound event and review push. Each is a `Machine` (machine.py): a StrEnum of
-states and a transition table. Nothing outside this package assigns a state in place.
+delivery, inbound event, review push and teammate outbox. Each is a `Machine` (machine.py):
+a StrEnum of states and a transition table. Nothing outside this package assigns a state in place.
 
 The job machine's names are re-exported here, since most callers move jobs."""
 
@@ -28,6 +28,7 @@ from dispatcher.lifecycle.job import (
     transition,
 )
 from dispatcher.lifecycle.machine import Machine, record
+from dispatcher.lifecycle.outbox import OUTBOX, OutboxState
 from dispatcher.lifecycle.push import PUSH, PushState
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "INBOUND",
     "JOB",
     "OUT",
+    "OUTBOX",
     "PUSH",
     "RESERVED",
     "TERMS_FIXED",
@@ -49,6 +51,7 @@ __all__ = [
     "DispatchState",
     "InboundState",
     "Machine",
+    "OutboxState",
     "PushState",
     "Status",
     "Summary",

@@ -17,6 +17,7 @@ from dispatcher.models.notification import Notification, NotificationSettings
 from dispatcher.models.person import Person
 from dispatcher.models.planning import CADENCE_UNITS, Cadence, CadenceRun, OwnerPlaybook
 from dispatcher.models.polling import PollState
+from dispatcher.models.teammate import OutboxMessage, SubmissionLink
 
 __all__ = [
     "CADENCE_UNITS",
@@ -38,6 +39,7 @@ __all__ = [
     "MicroJob",
     "Notification",
     "NotificationSettings",
+    "OutboxMessage",
     "Owner",
     "OwnerPlaybook",
     "PasswordReset",
@@ -45,4 +47,5 @@ __all__ = [
     "PollState",
     "PushState",
     "Review",
+    "SubmissionLink",
 ]

@@ -7,7 +7,7 @@ from dispatcher import lifecycle
 from dispatcher.lifecycle.machine import Machine
 
 #: the machines in the order a job meets them
-MACHINES = ("JOB", "DISPATCH", "ASSIGNMENT", "DELIVERY", "INBOUND", "PUSH")
+MACHINES = ("JOB", "DISPATCH", "ASSIGNMENT", "DELIVERY", "INBOUND", "PUSH", "OUTBOX")
 
 
 def machines() -> list[Machine]:

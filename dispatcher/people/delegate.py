@@ -65,12 +65,3 @@ def set_mode(
         actor=actor,
         extra=extra,
     )
-
-
-def check_dispatchable(job: MicroJob, teammate: bool) -> None:
-    """Refuse to send a job to a teammate channel when it names nobody (set before the
-    channel became a teammate one, or its person was removed)."""
-    if teammate and job.person_id is None:
-        raise InvalidChange(
-            "person_id", f"“{job.title}” goes to {job.channel}: pick the person it is for"
-        )

@@ -330,6 +330,45 @@ def asana_fake(tmp_path: Path) -> Iterator[ContractFake]:
         fake.stop()
 
 
+@contextmanager
+def email_fake(tmp_path: Path) -> Iterator[ContractFake]:
+    """Email places no remote order (the brief goes through the outbox): an order is the
+    local receipt `dispatch` returns, so the same key must always give the same one."""
+    from aiosmtpd.controller import Controller
+
+    from adapters.email import EmailAdapter
+    from fakes.smtp import Inbox, free_port
+
+    port = free_port()
+    controller = Controller(Inbox(), hostname="127.0.0.1", port=port)
+    controller.start()
+    adapter = EmailAdapter(make_settings(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}"))
+    receipts: dict[str, set[str]] = {}
+    dispatch = adapter.dispatch
+
+    def recording(job: JobSpec, key: str):
+        receipt = dispatch(job, key)
+        receipts.setdefault(key, set()).add(receipt.external_id)
+        return receipt
+
+    adapter.dispatch = recording  # type: ignore[method-assign]
+
+    def no_webhooks(*args: Any, **kwargs: Any) -> tuple[dict[str, str], bytes]:
+        raise AssertionError("email takes no webhooks: replies come through the page")
+
+    try:
+        yield ContractFake(
+            adapter=adapter,
+            known_status="submit",
+            unknown_status="teleport",
+            signed_event=no_webhooks,
+            orders_under_key=lambda key: len(receipts.get(key, ())),
+        )
+    finally:
+        adapter.session.close()
+        controller.stop()
+
+
 CONTRACT_FAKES: dict[str, Callable[[Path], Any]] = {
     "sandbox": sandbox_fake,
     "microworkers": microworkers_fake,
@@ -337,4 +376,5 @@ CONTRACT_FAKES: dict[str, Callable[[Path], Any]] = {
     "webhook": webhook_fake,
     "trello": trello_fake,
     "asana": asana_fake,
+    "email": email_fake,
 }

@@ -94,7 +94,7 @@ def test_a_teammate_channel_needs_a_person(client, ann, mate, make_job, person):
 
 def test_dispatch_to_a_teammate_channel_without_a_person_is_refused(ann, mate, make_job):
     job = make_job(mode="delegate", channel="mate", price_cents=1_000)
-    with pytest.raises(InvalidChange, match="pick the person it is for"):
+    with pytest.raises(InvalidChange, match="goes to one of your people: pick who does"):
         dispatch_service.dispatch_job(job)
     db.session.rollback()
     assert reload(job).reserved_cents == 0 and reload(job).status == "draft"

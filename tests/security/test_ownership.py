@@ -13,13 +13,16 @@ from datetime import date
 import pytest
 from sqlalchemy import select, text
 
+from adapters.email import mailbox_dir
 from dispatcher import connections
 from dispatcher.auth_tokens import issue_token
 from dispatcher.extensions import db
+from dispatcher.journal import note
 from dispatcher.models import Dispatch, InboundEvent
 from dispatcher.people import directory
 from dispatcher.planning import cadence as cadences
 from dispatcher.planning.playbooks import shipped_playbooks
+from dispatcher.teammates import files
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 #: a body that passes the usual form and JSON checks, so only ownership can refuse
@@ -49,6 +52,16 @@ def anns_rows(app, ann, goal, make_job, delivered) -> dict[str, int | str]:
         status="quarantined",
     )  # fmt: skip
     db.session.add(inbound)
+    question = note(parent, "teammate.question", actor="adapter:email", text="Which date?")
+    # a file Ann's teammate handed in, and a letter in her local mailbox
+    upload = files.path_of(delivery.assignment_id, "nonce-of-a-file-0")
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    upload.write_bytes(b"work")
+    delivery.raw = {**(delivery.raw or {}), "files": [{"id": "nonce-of-a-file-0", "name": "w.txt"}]}
+    sandbox = connections.for_adapter(ann.id, "sandbox")
+    box = mailbox_dir(app.config["SETTINGS"].instance_path, sandbox.id)
+    box.mkdir(parents=True, exist_ok=True)
+    (box / "brief.eml").write_bytes(b"Subject: New job\r\nTo: w@example.com\r\n\r\nHello\r\n")
     db.session.commit()
     return {
         "goal_id": goal.id,
@@ -63,6 +76,9 @@ def anns_rows(app, ann, goal, make_job, delivered) -> dict[str, int | str]:
         "assignment_id": delivery.assignment_id,
         "key": playbook.key,
         "action": "complete",
+        "event_id": question.id,
+        "file_id": "nonce-of-a-file-0",
+        "name": "brief.eml",
     }
 
 
