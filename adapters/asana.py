@@ -38,7 +38,6 @@ from urllib.parse import quote
 
 from adapters import boards
 from adapters.base import (
-    Adapter,
     Capability,
     EventKind,
     HandshakeReply,
@@ -47,6 +46,7 @@ from adapters.base import (
     Notice,
     Receipt,
 )
+from adapters.teammate import TeammateAdapter
 from dispatcher.errors import AdapterError, PayloadError, SignatureError
 
 SECRET_HEADER = "x-hook-secret"
@@ -74,11 +74,10 @@ STATUS_MAP: dict[str, EventKind] = {
 }
 
 
-class AsanaAdapter(Adapter):
+class AsanaAdapter(TeammateAdapter):
     name = "asana"
     title = "Asana project"
-    capabilities = frozenset({Capability.WEBHOOKS, Capability.FIND})
-    teammate = True
+    capabilities = frozenset({Capability.WEBHOOKS, Capability.FIND, Capability.REVISION})
     calls_back_on_register = True
     notice = (
         "Each job becomes a task in your project, assigned to the person (their Asana email "
@@ -202,10 +201,10 @@ class AsanaAdapter(Adapter):
         if not hmac.compare_digest(expected, given):
             raise SignatureError("Asana signature does not match")
 
-    def event_id(self, headers: Mapping[str, str], body: bytes) -> str:
+    def callback_event_id(self, headers: Mapping[str, str], body: bytes) -> str:
         return "asana-" + hashlib.sha256(body).hexdigest()[:40]
 
-    def parse(self, headers: Mapping[str, str], body: bytes) -> list[NormalizedEvent]:
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[NormalizedEvent]:
         try:
             payload = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

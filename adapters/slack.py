@@ -38,7 +38,6 @@ from urllib.parse import parse_qs
 
 from adapters.base import (
     Capability,
-    DeliveryRef,
     EventKind,
     JobSpec,
     NormalizedEvent,
@@ -47,6 +46,7 @@ from adapters.base import (
     Receipt,
 )
 from adapters.owner_urls import OwnerURLAdapter
+from adapters.teammate import TeammateAdapter
 from dispatcher.errors import AdapterError, PayloadError, SignatureError
 from dispatcher.money import format_cents
 from dispatcher.security.outbound import UnsafeURL, check_url, split_url
@@ -67,7 +67,7 @@ SECTION_MAX, HEADER_MAX, VALUE_MAX, URL_MAX = 3000, 150, 2000, 3000
 MEMBER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
-class SlackAdapter(OwnerURLAdapter):
+class SlackAdapter(OwnerURLAdapter, TeammateAdapter):
     name = "slack"
     title = "Slack (a teammate)"
     capabilities = frozenset({Capability.WEBHOOKS, Capability.REVISION})
@@ -78,8 +78,6 @@ class SlackAdapter(OwnerURLAdapter):
         "URL as the Request URL (paste the app's signing secret here). Jobs are posted with "
         "the brief, the pay and a submission link; “Take it” and “Done” come back here."
     )
-    paid = False
-    teammate = True
     accepted_status = 200
 
     @classmethod
@@ -109,16 +107,6 @@ class SlackAdapter(OwnerURLAdapter):
     def notify(self, notice: Notice) -> None:
         self.request("POST", self._webhook_url(), json=notice_message(notice))
 
-    def accept(self, delivery: DeliveryRef, payout_cents: int) -> None:
-        """Dispatcher is the marketplace for teammates: nothing to ask Slack; the person
-        hears of the decision through `notify`."""
-
-    def reject(self, delivery: DeliveryRef, reason: str) -> None:
-        """As `accept`: the decision is ours alone."""
-
-    def request_revision(self, delivery: DeliveryRef, feedback: str) -> None:
-        """As `accept`: the request reaches the person through `notify`."""
-
     # -- inbound ------------------------------------------------------------------------
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         secret = self.credentials.get("signing_secret")
@@ -126,7 +114,7 @@ class SlackAdapter(OwnerURLAdapter):
             raise SignatureError("this connection has no Slack signing secret")
         verify_signature(secret, headers, body, tolerance=self.settings.webhook_tolerance_seconds)
 
-    def event_id(self, headers: Mapping[str, str], body: bytes) -> str:
+    def callback_event_id(self, headers: Mapping[str, str], body: bytes) -> str:
         payload = interaction(body)
         actions = payload.get("actions")
         action = actions[0] if isinstance(actions, list) and actions else {}
@@ -138,7 +126,7 @@ class SlackAdapter(OwnerURLAdapter):
             return f"slack:{_who(payload) or '?'}:{stamp}"
         return "slack:" + hashlib.sha256(body).hexdigest()[:40]
 
-    def parse(self, headers: Mapping[str, str], body: bytes) -> list[NormalizedEvent]:
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[NormalizedEvent]:
         payload = interaction(body)
         type_ = payload.get("type")
         event_id = self.event_id(headers, body)

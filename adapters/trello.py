@@ -34,7 +34,6 @@ from urllib.parse import quote
 
 from adapters import boards
 from adapters.base import (
-    Adapter,
     Capability,
     EventKind,
     JobSpec,
@@ -42,6 +41,7 @@ from adapters.base import (
     Notice,
     Receipt,
 )
+from adapters.teammate import TeammateAdapter
 from dispatcher.errors import AdapterError, PayloadError, SignatureError
 
 SIGNATURE_HEADER = "x-trello-webhook"
@@ -67,11 +67,10 @@ ACTION_MAP: dict[str, EventKind] = {
 }
 
 
-class TrelloAdapter(Adapter):
+class TrelloAdapter(TeammateAdapter):
     name = "trello"
     title = "Trello board"
-    capabilities = frozenset({Capability.WEBHOOKS, Capability.FIND})
-    teammate = True
+    capabilities = frozenset({Capability.WEBHOOKS, Capability.FIND, Capability.REVISION})
     calls_back_on_register = True
     notice = (
         "Each job becomes a card on your board, in the list you name, with the person as a "
@@ -174,13 +173,13 @@ class TrelloAdapter(Adapter):
         if abs(age) > self.settings.webhook_tolerance_seconds:
             raise SignatureError(f"Trello action is {int(age)} s old: outside the window")
 
-    def event_id(self, headers: Mapping[str, str], body: bytes) -> str:
+    def callback_event_id(self, headers: Mapping[str, str], body: bytes) -> str:
         action_id = _get(_payload(body), "action", "id")
         if not action_id:
             raise PayloadError("Trello webhook has no action.id")
         return action_id
 
-    def parse(self, headers: Mapping[str, str], body: bytes) -> list[NormalizedEvent]:
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[NormalizedEvent]:
         return [self._event(_payload(body))]
 
     # -- helpers --------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from typing import Any
 from adapters import standard_webhooks
 from adapters.base import (
     Capability,
-    DeliveryRef,
     EventKind,
     JobSpec,
     NormalizedEvent,
@@ -37,6 +36,7 @@ from adapters.base import (
     Receipt,
 )
 from adapters.owner_urls import OwnerURLAdapter
+from adapters.teammate import TeammateAdapter
 from dispatcher.errors import AdapterError, PayloadError, SignatureError
 from dispatcher.security.outbound import UnsafeURL, check_url
 
@@ -59,7 +59,7 @@ NOTICE_TYPES: dict[str, str] = {
 ASSIGNED = "job.assigned"
 
 
-class WebhookChannelAdapter(OwnerURLAdapter):
+class WebhookChannelAdapter(OwnerURLAdapter, TeammateAdapter):
     name = "webhook"
     title = "Webhook (a teammate's own system)"
     capabilities = frozenset({Capability.WEBHOOKS, Capability.REVISION})
@@ -70,8 +70,6 @@ class WebhookChannelAdapter(OwnerURLAdapter):
         "connection's secret; they send job.taken, job.delivered, job.question and "
         "job.declined back to this connection's webhook URL, signed with the same secret."
     )
-    paid = False
-    teammate = True
 
     @classmethod
     def validate_connection(
@@ -111,15 +109,10 @@ class WebhookChannelAdapter(OwnerURLAdapter):
         }
         self._send(self._endpoint(notice.person), type_, data, message_id(type_, notice.key))
 
-    def accept(self, delivery: DeliveryRef, payout_cents: int) -> None:
-        """Dispatcher is the marketplace for teammates: nothing to ask their system; the
-        decision reaches them as a notice (``job.accepted``)."""
-
-    def reject(self, delivery: DeliveryRef, reason: str) -> None:
-        """As `accept`: the decision is ours alone."""
-
-    def request_revision(self, delivery: DeliveryRef, feedback: str) -> None:
-        """As `accept`: the request reaches them as ``job.revision_requested``."""
+    def reaches(self, person: PersonRef) -> str:
+        if person.endpoint_url or self.options.get("endpoint_url"):
+            return ""
+        return f"{person.name} has no endpoint URL and this connection names none: add one first"
 
     def _endpoint(self, person: PersonRef | None) -> str:
         endpoint = (person.endpoint_url if person else "") or self.options.get("endpoint_url")
@@ -150,13 +143,13 @@ class WebhookChannelAdapter(OwnerURLAdapter):
             secret, headers, body, tolerance=self.settings.webhook_tolerance_seconds
         )
 
-    def event_id(self, headers: Mapping[str, str], body: bytes) -> str:
+    def callback_event_id(self, headers: Mapping[str, str], body: bytes) -> str:
         for key, value in headers.items():
             if key.lower() == standard_webhooks.ID_HEADER and value.strip():
                 return value.strip()
         raise SignatureError(f"missing {standard_webhooks.ID_HEADER} header")
 
-    def parse(self, headers: Mapping[str, str], body: bytes) -> list[NormalizedEvent]:
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> list[NormalizedEvent]:
         try:
             payload = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -44,15 +44,16 @@ def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None)
     (minted in the caller's transaction, which commits before the call goes out)."""
     settings = current_app.config["SETTINGS"]
     text = versions.text_at(job, dispatch.job_version)  # what this order was made with
-    person, submission_url = None, ""
+    # the person the job names (a platform may use it to invite a regular freelancer)
+    place = dispatch.assignments[0] if dispatch.assignments else None
+    person = person_ref((place.person_id if place else None) or job.person_id)
+    submission_url = ""
     cls = registry().classes().get(dispatch.adapter)
-    if cls is not None and cls.teammate and dispatch.assignments:
+    if cls is not None and cls.teammate and place is not None and not cls.brief_by_notice:
         from dispatcher.teammates import links
 
-        place = dispatch.assignments[0]
-        person = person_ref(place.person_id or job.person_id)
-        if not cls.brief_by_notice:  # else the brief notice carries a link minted as it is sent
-            submission_url = links.mint(place)
+        # else the brief notice carries a link minted as it is sent
+        submission_url = links.mint(place)
     return JobSpec(
         job_id=job.id,
         title=text.title,
