@@ -86,6 +86,7 @@ class AsanaAdapter(TeammateAdapter):
     )
     credential_fields = ("token",)
     option_fields = ("project_gid", "done_section_gid")
+    _me: str | None = None  # the token's own user gid, once asked
 
     # -- account ------------------------------------------------------------------------
     def check(self) -> str:
@@ -257,6 +258,8 @@ class AsanaAdapter(TeammateAdapter):
             external_id = _text(parent.get("gid"))
             if resource.get("resource_subtype") == "comment_added":
                 kind = EventKind.MESSAGE
+                if _gid(event.get("user")) and _gid(event.get("user")) == self._own_gid():
+                    kind = EventKind.IGNORED  # our own notice, echoed back: not a question
                 content = "New comment on the task in Asana (story {})".format(
                     _text(resource.get("gid"))
                 )
@@ -273,6 +276,16 @@ class AsanaAdapter(TeammateAdapter):
             worker=_text(user.get("gid")) if isinstance(user, dict) else "",
             platform_status=word,
         )
+
+    def _own_gid(self) -> str:
+        """The Asana user the token acts as (our notices are comments by them), asked once per
+        adapter; "" when Asana cannot say now (a comment is then taken as the person's)."""
+        if self._me is None:
+            try:
+                self._me = _gid(self._data(self.request("GET", self._url("users", "me"))))
+            except (AdapterError, PayloadError):
+                return ""
+        return self._me
 
     def _url(self, *parts: str) -> str:
         base = str(self.settings.asana_api_base).rstrip("/")
@@ -319,3 +332,7 @@ def _header(headers: Mapping[str, str], name: str) -> str:
         if key.lower() == name:
             return value
     return ""
+
+
+def _gid(value: Any) -> str:
+    return _text(value.get("gid")) if isinstance(value, dict) else ""

@@ -232,6 +232,20 @@ def test_a_comment_is_a_message_about_its_task(adapter):
     assert system.kind == EventKind.IGNORED
 
 
+def test_our_own_comment_echoed_back_is_not_a_message(adapter):
+    """A notice is a comment by the token's user (the owner's); Asana reports it like any
+    other: it must not come back as a question from the person."""
+    story = {"gid": "story-3", "resource_type": "story", "resource_subtype": "comment_added"}
+    ours = {
+        **event("added", story, TASK),
+        "user": {"gid": asana.ME["gid"], "resource_type": "user"},
+    }
+    [echo] = adapter.parse({}, body_of(ours))
+    assert echo.kind == EventKind.IGNORED
+    [theirs] = adapter.parse({}, body_of(event("added", story, TASK)))
+    assert theirs.kind == EventKind.MESSAGE
+
+
 def test_a_heartbeat_is_one_ignored_event(adapter):
     [beat] = adapter.parse({}, b'{"events":[]}')
     assert beat.kind == EventKind.IGNORED and beat.platform_status == "heartbeat"

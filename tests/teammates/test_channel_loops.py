@@ -25,7 +25,7 @@ from dispatcher.dispatch import service as dispatch_service
 from dispatcher.extensions import db
 from dispatcher.models import Delivery, Event, MicroJob, OutboxMessage, Person
 from dispatcher.planning import tree
-from teammates.test_email_loop import act, page_path
+from teammates.test_email_loop import act
 
 LINK = re.compile(r"http://dispatcher\.test/t/[A-Za-z0-9_-]+")
 ENDPOINT_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -63,13 +63,18 @@ class Channel:
 
     def connect(self, owner_id: int):
         credentials, options = {
-            "slack": ({"webhook_url": self.fake.webhook_url if self.name == "slack" else "",
-                       "signing_secret": "slack-signing"}, {}),  # fmt: skip
+            "slack": (
+                {
+                    "webhook_url": self.fake.webhook_url if self.name == "slack" else "",
+                    "signing_secret": "slack-signing",
+                },
+                {},
+            ),  # fmt: skip
             "webhook": ({}, {}),
-            "trello": ({"api_key": trello.API_KEY, "token": trello.TOKEN,
-                        "app_secret": trello.APP_SECRET},
-                       {"board_id": trello.BOARD, "list_id": trello.TODO,
-                        "done_list_id": trello.DONE}),  # fmt: skip
+            "trello": (
+                {"api_key": trello.API_KEY, "token": trello.TOKEN, "app_secret": trello.APP_SECRET},
+                {"board_id": trello.BOARD, "list_id": trello.TODO, "done_list_id": trello.DONE},
+            ),  # fmt: skip
             "asana": ({"token": asana.TOKEN}, {"project_gid": asana.PROJECT}),
         }[self.name]
         connection, _ = connections.create(owner_id, self.name, f"Team {self.name}",
