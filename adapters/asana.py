@@ -79,6 +79,7 @@ class AsanaAdapter(TeammateAdapter):
     title = "Asana project"
     capabilities = frozenset({Capability.WEBHOOKS, Capability.FIND, Capability.REVISION})
     calls_back_on_register = True
+    reports_foreign_orders = True  # every task in the project, not only ours
     notice = (
         "Each job becomes a task in your project, assigned to the person (their Asana email "
         "or handle). Completing it, or moving it to the done section you name, hands the work "

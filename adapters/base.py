@@ -194,6 +194,9 @@ class Adapter(ABC):
     option_fields: ClassVar[tuple[str, ...]] = ()
     #: what an owner should know before connecting it, shown on the connect form
     notice: ClassVar[str] = ""
+    #: the service reports changes to things that are not our orders (every card on a board):
+    #: an event about an order still unknown after a few minutes is ignored, not quarantined
+    reports_foreign_orders: ClassVar[bool] = False
     #: whether jobs sent here cost money (personal goals never use paid channels)
     paid: ClassVar[bool] = True
     #: a channel to one named person of the owner's (email, Slack, their endpoint, a board):

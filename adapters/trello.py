@@ -72,6 +72,7 @@ class TrelloAdapter(TeammateAdapter):
     title = "Trello board"
     capabilities = frozenset({Capability.WEBHOOKS, Capability.FIND, Capability.REVISION})
     calls_back_on_register = True
+    reports_foreign_orders = True  # every card on the board, not only ours
     notice = (
         "Each job becomes a card on your board, in the list you name, with the person as a "
         "member. Moving it to the done list, or a comment with a link, hands the work in. "

@@ -74,6 +74,7 @@ LEGAL: dict[str, dict[str, tuple[str, str]]] = {
     "inbound": {
         "apply": ("received", "applied"),
         "quarantine": ("received", "quarantined"),
+        "disregard": ("received", "ignored"),
         "retry": ("quarantined", "received"),
     },
     "push": {

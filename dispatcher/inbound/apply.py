@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 MAX_APPLY_ATTEMPTS = 5
 #: how long an event about an unknown order may wait for it before it is quarantined
 WAIT_FOR_ORDER = timedelta(hours=6)
+#: on a channel that reports things that are not our orders (a board's other cards), how long
+#: before such an event is taken to be about one of those and ignored
+WAIT_FOR_FOREIGN = timedelta(minutes=10)
 _RESCHEDULE_MAX = 10_000
 
 
@@ -82,11 +85,21 @@ def _wait_for_order(inbound_id: int, exc: NotYetKnown) -> str | Retry:
     inbound.attempts = max(0, inbound.attempts - 1)  # waiting is not failing
     inbound.error = f"waiting: {exc}"
     age = utcnow() - inbound.received_at
+    if age > WAIT_FOR_FOREIGN and _reports_foreign_orders(inbound.adapter):
+        INBOUND.move(inbound, "disregard")
+        inbound.error = f"about no order of ours after {age}: {exc}"[:2000]
+        db.session.commit()
+        return "ignored"
     if age > WAIT_FOR_ORDER:
         return _quarantine(inbound, f"no such order after {age}: {exc}")
     db.session.commit()
     delay = min(30.0, max(1.0, age.total_seconds() / 4)) + random.uniform(0, 1)
     return Retry(max=_RESCHEDULE_MAX, interval=math.ceil(delay), enqueue_at_front=True)
+
+
+def _reports_foreign_orders(adapter_name: str) -> bool:
+    cls = current_app.extensions["dispatcher.adapters"].classes().get(adapter_name)
+    return bool(cls is not None and cls.reports_foreign_orders)
 
 
 def _failed(inbound_id: int, exc: Exception) -> str:

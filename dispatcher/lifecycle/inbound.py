@@ -27,6 +27,8 @@ INBOUND: Machine[InboundState] = Machine(
     {
         "apply": (frozenset({I.RECEIVED}), I.APPLIED),
         "quarantine": (frozenset({I.RECEIVED}), I.QUARANTINED),
+        # about no order of ours: a board reports every card on it, not only ours
+        "disregard": (frozenset({I.RECEIVED}), I.IGNORED),
         "retry": (frozenset({I.QUARANTINED}), I.RECEIVED),
     },
 )

@@ -163,6 +163,39 @@ def test_trello_comments_with_a_link_deliver_and_others_are_messages(
     assert statuses.count("applied") == 2
 
 
+def test_a_comment_on_a_card_that_is_not_ours_is_ignored_not_quarantined(
+    live, owner, trello_fake, run_jobs
+):
+    """The board's webhook reports every card on it: an event about a card no order of ours
+    made waits a little (our order may not be recorded yet), then is ignored, never shown to
+    the owner as a failure."""
+    from datetime import date, timedelta
+
+    from rq import Retry
+
+    from adapters.base import JobSpec
+    from dispatcher.connections import adapter_for_connection
+    from dispatcher.inbound import apply
+    from dispatcher.models._base import utcnow
+
+    connection = connect_trello(owner)
+    spec = JobSpec(
+        job_id=0, title="The owner's own card", brief="", acceptance_criteria=(),
+        deliverable_kind="text", price_cents=0, currency="USD", due_date=date.today(),
+    )  # fmt: skip
+    theirs = adapter_for_connection(connection.id).dispatch(spec, "not-an-order-of-ours")
+    trello_fake.settle()
+    assert trello_fake.comment(theirs.external_id, "Looks good to me") == [202]
+    [row] = [r for r in inbound_rows(connection) if r.status == "received"]
+    assert isinstance(apply.apply_inbound(row.id), Retry)  # our order may be on its way
+    row = db.session.get(InboundEvent, row.id)
+    row.received_at = utcnow() - apply.WAIT_FOR_FOREIGN - timedelta(seconds=1)
+    db.session.commit()
+    assert apply.apply_inbound(row.id) == "ignored"
+    db.session.refresh(row)
+    assert row.status == "ignored" and "no order of ours" in row.error
+
+
 def test_trello_forged_signatures_are_refused(live, owner, trello_fake):
     connection = connect_trello(owner)
     url = hook_url(connection, live)
