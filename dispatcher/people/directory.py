@@ -33,12 +33,24 @@ def email_problem(value: str) -> str | None:
 
 
 def endpoint_problem(value: str) -> str | None:
-    """Why an endpoint is refused, or None: only an absolute http(s) URL with a host."""
+    """Why an endpoint is refused, or None: only an absolute http(s) URL with a host that is
+    not inside the operator's network (outbound URL safety). A name that does not resolve now
+    is kept: the webhook channel checks it again at every call."""
     if not value:
         return None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or " " in value:
         return "give an http:// or https:// address, like https://example.com/hooks/jobs"
+    from flask import current_app
+
+    from dispatcher.security.outbound import Unresolved, UnsafeURL, check_url
+
+    try:
+        check_url(value, current_app.config["SETTINGS"])
+    except Unresolved:
+        return None
+    except UnsafeURL as exc:
+        return str(exc)
     return None
 
 

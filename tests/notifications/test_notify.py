@@ -338,6 +338,9 @@ def test_settings_page_saves_the_choice_and_seals_the_slack_url(client, login, o
         ({"email": "sometimes"}, "Not a valid choice"),
         ({"email": "digest", "slack_url": "ftp://hooks.example/x"}, "starts with https://"),
         ({"email": "digest", "slack_url": "javascript:alert(1)"}, "starts with https://"),
+        # an address inside the operator's network (outbound URL safety)
+        ({"email": "digest", "slack_url": "http://10.0.0.5/hooks/x"}, "private"),
+        ({"email": "digest", "slack_url": "http://169.254.169.254/latest"}, "169.254.169.254"),
     ],
 )
 def test_settings_page_refuses_bad_input_with_a_form_error(client, login, owner, data, error):

@@ -52,6 +52,9 @@ def test_bad_fields_are_form_errors_not_saved(client, ann):
         ({"email": "sam-at-example"}, "is not an email address"),
         ({"endpoint_url": "ftp://sam.example.com/x"}, "give an http:// or https:// address"),
         ({"endpoint_url": "sam.example.com"}, "give an http:// or https:// address"),
+        # outbound URL safety: nothing inside the operator's own network
+        ({"endpoint_url": "http://127.0.0.1:8080/jobs"}, "loopback"),
+        ({"endpoint_url": "http://[fd00::5]/jobs"}, "private"),
         ({"name": "  "}, "give a name"),
     ]
     for change, message in cases:
