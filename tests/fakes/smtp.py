@@ -41,6 +41,13 @@ class Inbox:
     def to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.messages if m["To"] == address]
 
+    def kinds(self) -> list[str]:
+        """What each teammate mail was (its X-Dispatcher-Kind: brief, answer, revision...)."""
+        return [m["X-Dispatcher-Kind"] for m in self.messages]
+
+    def last(self, kind: str) -> EmailMessage:
+        return [m for m in self.messages if m["X-Dispatcher-Kind"] == kind][-1]
+
 
 def free_port() -> int:
     with socket.socket() as s:

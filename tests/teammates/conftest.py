@@ -4,14 +4,10 @@ an email connection and a person, and a job delegated to that person."""
 from __future__ import annotations
 
 import re
-import threading
-import time
-from email import message_from_bytes, policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from dispatch.helpers import make_owner
-from fakes.smtp import free_port
+from fakes.smtp import inbox, smtp_port  # noqa: F401  (fixtures)
 
 from dispatcher import connections
 from dispatcher.extensions import db
@@ -19,28 +15,6 @@ from dispatcher.models import Person
 from dispatcher.planning import tree
 
 LINK = re.compile(r"(http://dispatcher\.test/t/[A-Za-z0-9_-]+)")
-
-
-class Inbox:
-    """Keeps every message; `delay` holds each DATA (to make attempts overlap)."""
-
-    def __init__(self):
-        self.messages = []
-        self.delay = 0.0
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.delay:
-            time.sleep(self.delay)
-        with self.lock:
-            self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-    def kinds(self) -> list[str]:
-        return [m["X-Dispatcher-Kind"] for m in self.messages]
-
-    def last(self, kind: str):
-        return [m for m in self.messages if m["X-Dispatcher-Kind"] == kind][-1]
 
 
 def body(message) -> str:
@@ -54,21 +28,7 @@ def link_in(message) -> str:
 
 
 @pytest.fixture
-def smtp_port() -> int:
-    return free_port()
-
-
-@pytest.fixture
-def inbox(smtp_port):
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
-    yield handler
-    controller.stop()
-
-
-@pytest.fixture
-def app_config(app_config, smtp_port):
+def app_config(app_config, smtp_port):  # noqa: F811  (the fixture imported above)
     return {
         **app_config,
         "smtp_url": f"smtp://127.0.0.1:{smtp_port}",
