@@ -25,6 +25,7 @@ QUESTION = "Should the post name the launch partners?"
 ANSWER = "Yes: Acme and Globex, in that order."
 FEEDBACK = "Add the launch date in the first paragraph."
 #: a submission link in a letter: the live server's /t/<token>
+OVERFLOW = "document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth"
 LINK = re.compile(r"https?://127\.0\.0\.1:\d+(/t/[A-Za-z0-9_-]+)")
 
 
@@ -82,12 +83,19 @@ def submitted(job_id: int) -> list[Delivery]:
     )
 
 
+def clean(page, axe) -> None:
+    """The open page has no serious or critical axe-core violation, and no horizontal scroll
+    (the teammate's browser is a 390 px phone)."""
+    assert axe(page) == [], page.url
+    assert page.evaluate(OVERFLOW) == 0, page.url
+
+
 def figure(page, name: str) -> str:
     return page.locator(f"#scorecard [data-figure={name}]").inner_text().strip()
 
 
 def test_a_teammate_by_email_from_brief_to_pay(
-    page, teammate, owner, goal, live_server, log_in, run_jobs, shot, tmp_path
+    page, teammate, owner, goal, live_server, log_in, run_jobs, shot, tmp_path, axe
 ):
     log_in(page, owner)
 
@@ -150,6 +158,7 @@ def test_a_teammate_by_email_from_brief_to_pay(
     with teammate.expect_navigation():
         teammate.get_by_role("button", name="Ask a question").click()
     assert QUESTION in teammate.locator("#questions").inner_text()
+    clean(teammate, axe)
     shot(teammate, "teammate-asked")
     run_jobs()
 
@@ -160,6 +169,8 @@ def test_a_teammate_by_email_from_brief_to_pay(
         asked.get_by_role("link", name="Answer").click()
     assert urlsplit(page.url).path == f"/jobs/{job_id}"
     question = page.locator("#teammate .question", has_text=QUESTION)
+    assert axe(page) == []  # the job page with its teammate panel and answer form
+    shot(page, "question-on-job-page")
     question.get_by_label("Your answer").fill(ANSWER)
     with page.expect_navigation():
         question.get_by_role("button", name="Send answer").click()
@@ -202,6 +213,8 @@ def test_a_teammate_by_email_from_brief_to_pay(
     teammate.goto(second_link)
     assert teammate.locator("#state").inner_text() == "A revision was asked for"
     assert FEEDBACK in teammate.locator("#feedback").inner_text()
+    clean(teammate, axe)
+    shot(teammate, "teammate-revision")
     teammate.get_by_label("Your work, or your question").fill(
         "We launch on 1 March, with Acme and Globex."
     )
@@ -222,6 +235,7 @@ def test_a_teammate_by_email_from_brief_to_pay(
     # the scorecard and the goal's spend moved
     page.goto(person_href)
     figures = {name: figure(page, name) for name in ("jobs", "revisions", "first-pass", "paid")}
+    assert axe(page) == []
     assert figures == {"jobs": "1", "revisions": "1.0", "first-pass": "0%", "paid": "25.00 USD"}
     shot(page, "teammate-scorecard")
     page.goto(f"/goals/{goal.id}")
@@ -233,6 +247,7 @@ def test_a_teammate_by_email_from_brief_to_pay(
     assert forged.status == 404
     assert "This link cannot be used" in teammate.locator("main").inner_text()
     assert "Write the launch post" not in teammate.content()
+    clean(teammate, axe)
     shot(teammate, "forged-link")
 
     # a withdrawn link too: it worked until the owner withdrew it from the job page
