@@ -13,7 +13,7 @@ from sqlalchemy import select
 from dispatcher.dispatch import service
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
-from dispatcher.models import Connection
+from dispatcher.models import Connection, Person
 from dispatcher.planning import tree
 
 
@@ -104,6 +104,10 @@ def test_an_endpoint_not_allowed_fails_the_dispatch_at_send_time(ann, receiver, 
     goal = tree.create_goal(ann.id, title="Site", budget_cents=10_000)
     job = tree.add_job(goal, title="Fix form", price_cents=1000, mode="delegate",
                        channel="webhook", connection_id=connection.id)  # fmt: skip
+    person = Person(owner_id=ann.id, name="Dev team")  # no endpoint: the connection's is used
+    db.session.add(person)
+    db.session.flush()
+    job.person_id = person.id  # a teammate channel's job goes to one person
     db.session.commit()
     dispatch = service.dispatch_job(job)
     run_jobs()
