@@ -51,13 +51,14 @@ def test_the_main_nav_by_keyboard(page, owner, goal, log_in, shot):
     log_in(page, owner)
     page.goto("/today")
     stops = []
-    for _ in range(7):
+    for _ in range(8):
         page.keyboard.press("Tab")
         focused = page.evaluate(FOCUSED)
         assert focused["marked"], f"focus not visible on {focused}"
         stops.append(focused["name"].rstrip("0123456789"))  # the review count's badge
     assert stops == [
-        "Dispatcher", "Goals", "Today", "Review queue", "Playbooks", "Status", "Connections"
+        "Dispatcher", "Goals", "Today", "Review queue", "Playbooks", "Status", "People",
+        "Connections",
     ]  # fmt: skip
     shot(page, "focus-on-connections")
     press_and_wait(page)
@@ -111,9 +112,10 @@ def test_add_delegate_dispatch_and_review_by_keyboard(page, owner, goal, log_in,
     page.goto("/today")
     tab_to(page, named("Review queue"))
     press_and_wait(page)
-    tab_to(page, named("Accept"))
+    tab_to(page, lambda f: f["tag"] == "button" and f["name"] == "Accept and pay")
     shot(page, "accepting")
-    press_and_wait(page)
+    page.keyboard.press("Enter")  # decided in place, without a reload
+    page.locator(f"#delivery-{delivery.id} .outcome").wait_for()
     db.session.expire_all()
     assert db.session.get(Delivery, delivery.id).status == "accepted"
     assert page.js_errors == [] and page.offsite_requests == []

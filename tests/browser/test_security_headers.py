@@ -31,8 +31,10 @@ def _visit(page, url: str) -> list[str]:
     return page.evaluate("window.__csp")
 
 
-def test_no_page_breaks_the_content_security_policy(page, owner, goal, live_server, log_in):
-    ids = seed(goal)
+def test_no_page_breaks_the_content_security_policy(
+    page, owner, goal, live_server, log_in, run_jobs
+):
+    ids = seed(goal, run_jobs)
     console: list[str] = []
     page.on("console", lambda m: console.append(m.text) if "Content Security" in m.text else None)
     page.add_init_script(WATCH_CSP)
@@ -40,7 +42,8 @@ def test_no_page_breaks_the_content_security_policy(page, owner, goal, live_serv
         reset_link = "/password/reset/" + issue_reset(db.session.merge(owner))
 
     visited, violations = [], {}
-    for url in ["/", "/login", "/signup", "/password/forgot", reset_link]:
+    out = ["/", "/login", "/signup", "/password/forgot", reset_link, ids["teammate_link"]]
+    for url in out:
         violations[url] = _visit(page, url)
         visited.append(url)
     log_in(page, owner)
@@ -66,8 +69,8 @@ def test_no_page_breaks_the_content_security_policy(page, owner, goal, live_serv
     assert depths and all(data == css for data, css in depths)
 
 
-def test_review_page_refuses_to_be_framed(page, owner, goal, live_server, log_in):
-    ids = seed(goal)
+def test_review_page_refuses_to_be_framed(page, owner, goal, live_server, log_in, run_jobs):
+    ids = seed(goal, run_jobs)
     log_in(page, owner)
     asked = []
     page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/review") else None)
@@ -99,7 +102,7 @@ def test_review_page_refuses_to_be_framed(page, owner, goal, live_server, log_in
     assert "Accept" in page.content()
 
 
-def test_delivery_rows_exist_for_the_pages(goal):
+def test_delivery_rows_exist_for_the_pages(goal, run_jobs):
     """The seed builds what the page list needs (guards the test above)."""
-    ids = seed(goal)
+    ids = seed(goal, run_jobs)
     assert db.session.scalars(select(Delivery).where(Delivery.id == ids["delivery_id"])).one()

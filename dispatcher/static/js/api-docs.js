@@ -56,7 +56,8 @@
         flush(); list = null;
         const code = [];
         for (i++; i < lines.length && !lines[i].trim().startsWith("```"); i++) code.push(lines[i]);
-        box.append(el("pre", {}, el("code", {}, code.join("\n"))));
+        // focusable: a block wider than a phone scrolls by keyboard too
+        box.append(el("pre", {tabindex: "0"}, el("code", {}, code.join("\n"))));
       } else if (item) {
         flush();
         if (!list) { list = el(/^\s*\d/.test(line) ? "ol" : "ul", {}); box.append(list); }
