@@ -27,8 +27,10 @@ which must have happened. It exits non-zero if any of either fails.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import random
+import secrets
 import shutil
 import sys
 import tempfile
@@ -156,7 +158,13 @@ class Suite:
         self.scratch_db: str | None = None
         self.database_url = self._database(database_url)
         self.web_port, self.sandbox_port = free_port(), free_port()
+        # every host shares the keys, as an operator must set them on every machine: a host
+        # with its own generated key cannot read the credentials another host sealed
+        self.secret_key = secrets.token_urlsafe(32)
+        self.encryption_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
         self.env = environment(
+            SECRET_KEY=self.secret_key,
+            DISPATCHER_ENCRYPTION_KEY=self.encryption_key,
             DISPATCHER_INSTANCE=str(self.dir / "instance"),
             DATABASE_URL=self.database_url,
             REDIS_URL=self.redis.url,
@@ -233,6 +241,8 @@ class Suite:
                 "redis_url": self.redis.url,
                 "sandbox_url": f"http://127.0.0.1:{self.sandbox_port}",
                 "public_base_url": f"http://127.0.0.1:{self.web_port}",
+                "secret_key": self.secret_key,
+                "encryption_key": self.encryption_key,
             }
         )
 
@@ -825,6 +835,8 @@ class Suite:
             f"  -- webhooks sent {sent}, failed {failed}, abandoned "
             f"{stats.get('webhooks_abandoned')}; inbound events {result.extra['inbound']}"
         )
+        for error, count in result.extra["quarantined"].items():
+            print(f"  -- quarantined ({count}): {error}")
         print(
             f"  -- workers SIGKILLed {self.kills} times ({len(self.killed)} mid-job); "
             f"redis: {'; '.join(self.redis_log) or 'untouched'}"

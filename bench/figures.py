@@ -150,6 +150,13 @@ def compute(
     statuses = Counter(j.status for j in jobs)
     counters = stats.get("counters", {})
     inbound = Counter(s for (s,) in db.session.execute(select(InboundEvent.status)))
+    # why events were quarantined: the database is gone after the run, so say it here
+    quarantined = Counter(
+        (e or "")[:300]
+        for (e,) in db.session.execute(
+            select(InboundEvent.error).where(InboundEvent.status == "quarantined")
+        )
+    )
     measured = [r for r in recoveries if r is not None]
     fees = sum(p.fee_cents for p in places if p.status == "paid")
     zero = {
@@ -212,6 +219,7 @@ def compute(
             "paid_at_platform": (stats.get("payments", 0), stats.get("paid_cents", 0)),
             "late deliveries": sum(1 for d in deliveries if d.status == "late"),
             "inbound": dict(inbound),
+            "quarantined": dict(quarantined.most_common(5)),
             "dispatch_attempts": sum(d.attempts for d in dispatches),
         },
     )
