@@ -99,12 +99,21 @@ def _inserter(url: str):
 
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        # the first connections of every thread race to switch the new file to WAL; that switch
+        # can fail at once with "database is locked" (no busy wait): try again, briefly
+        for attempt in range(50):
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS floor_events (id INTEGER PRIMARY KEY, "
+                    "adapter TEXT, event_id TEXT, body TEXT, UNIQUE (adapter, event_id))"
+                )
+                break
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.02)
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS floor_events (id INTEGER PRIMARY KEY, adapter TEXT, "
-            "event_id TEXT, body TEXT, UNIQUE (adapter, event_id))"
-        )
         return conn
 
     def insert(adapter: str, event_id: str, body: str) -> int:
