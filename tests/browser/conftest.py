@@ -118,10 +118,11 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, live_server):
+def loopback_page(browser, base_url: str, width: int, height: int):
+    """A page in a fresh context (no cookies) whose requests off 127.0.0.1 are aborted and
+    recorded in `page.offsite_requests`; close it with `page.context.close()`."""
     context = browser.new_context(
-        base_url=live_server.url, viewport={"width": 1280, "height": 900}, locale="en-GB"
+        base_url=base_url, viewport={"width": width, "height": height}, locale="en-GB"
     )
     offsite: list[str] = []
 
@@ -135,12 +136,18 @@ def page(browser, live_server):
     context.route("**/*", only_loopback)
     page = context.new_page()
     page.set_default_timeout(10_000)
+    page.offsite_requests = offsite
+    return page
+
+
+@pytest.fixture
+def page(browser, live_server):
+    page = loopback_page(browser, live_server.url, 1280, 900)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.offsite_requests = offsite
     page.js_errors = errors
     yield page
-    context.close()
+    page.context.close()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from browser.conftest import loopback_page
 from dispatcher.extensions import db
 from dispatcher.models import Delivery
 
@@ -37,24 +38,9 @@ def app_config(app_config):
 @pytest.fixture
 def teammate(browser, live_server):
     """A second browser context: the teammate's own browser, with no cookies at all."""
-    context = browser.new_context(
-        base_url=live_server.url, viewport={"width": 390, "height": 844}, locale="en-GB"
-    )
-    offsite: list[str] = []
-
-    def only_loopback(route):
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            offsite.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_loopback)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.offsite_requests = offsite
+    page = loopback_page(browser, live_server.url, 390, 844)
     yield page
-    context.close()
+    page.context.close()
 
 
 def letters(page) -> list[tuple[str, str]]:
