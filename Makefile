@@ -29,6 +29,7 @@ format: $(STAMP)
 # Every figure against its floor (bench/results/*.json); DATABASE_URL set: on PostgreSQL.
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python -m bench.chart
 
 # The short form CI runs: fails only when a benchmark breaks, never on a figure.
 bench-short: $(STAMP)
