@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy import update as sql_update
 
 from adapters.base import Adapter, AdapterRegistry
@@ -264,11 +264,7 @@ def adapter_for_webhook(adapter_name: str, path: str) -> Adapter | None:
     it was built from that same version and path. Every change to a connection's secrets or
     options bumps its version (`_touch`), and a deleted one has no row: both take effect on
     the very next webhook, in every process, without any cache to invalidate."""
-    row = db.session.execute(
-        select(_WEBHOOK_COLUMNS.c.id, _WEBHOOK_COLUMNS.c.version).where(
-            _WEBHOOK_COLUMNS.c.webhook_path == path, _WEBHOOK_COLUMNS.c.adapter == adapter_name
-        )
-    ).first()
+    row = db.session.execute(_BY_WEBHOOK, {"path": path, "adapter": adapter_name}).first()
     if row is None:
         return None
     hit = current_app.extensions.get(CACHE, {}).get(row.id)
@@ -281,7 +277,11 @@ def adapter_for_webhook(adapter_name: str, path: str) -> Adapter | None:
     return adapter_for_connection(row.id)
 
 
-_WEBHOOK_COLUMNS = Connection.__table__
+_TABLE = Connection.__table__
+#: built once: intake runs it on every webhook
+_BY_WEBHOOK = select(_TABLE.c.id, _TABLE.c.version).where(
+    _TABLE.c.webhook_path == bindparam("path"), _TABLE.c.adapter == bindparam("adapter")
+)
 
 
 def _touch(connection: Connection) -> None:
