@@ -264,7 +264,8 @@ def adapter_for_webhook(adapter_name: str, path: str) -> Adapter | None:
     it was built from that same version and path. Every change to a connection's secrets or
     options bumps its version (`_touch`), and a deleted one has no row: both take effect on
     the very next webhook, in every process, without any cache to invalidate."""
-    row = db.session.execute(_BY_WEBHOOK, {"path": path, "adapter": adapter_name}).first()
+    with db.engine.connect() as conn:  # not the session: nothing to flush, expire or remove
+        row = conn.execute(_BY_WEBHOOK, {"path": path, "adapter": adapter_name}).first()
     if row is None:
         return None
     hit = current_app.extensions.get(CACHE, {}).get(row.id)
