@@ -123,6 +123,10 @@ def receive(adapter_name: str, path: str):
         "status": status,
         "error": error,
     }
+    # end the session's transaction first, as the session's commit did when it stored the
+    # row: nothing in it here (a no-op), but a caller sharing the app context (a test) has
+    # its writes committed, never left holding the lock this insert waits for
+    db.session.commit()
     try:
         inbound_id = _store(row)
     except IntegrityError:
