@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy import update as sql_update
 
 from adapters.base import Adapter, AdapterRegistry
@@ -238,10 +238,12 @@ def adapter_for_connection(connection_id: int) -> Adapter:
     connection = db.session.get(Connection, connection_id)
     if connection is None:
         raise NotFound(f"connection {connection_id} not found")
-    cache: dict[int, tuple[int, Adapter]] = current_app.extensions.setdefault(CACHE, {})
+    cache: dict[int, tuple[tuple[int, str], Adapter]] = current_app.extensions.setdefault(CACHE, {})
     hit = cache.get(connection.id)
     cls = registry().classes()[connection.adapter]
-    if hit is not None and hit[0] == connection.version and type(hit[1]) is cls:
+    # the path too: SQLite may give a deleted connection's id to the next one, at version 1
+    stamp = (connection.version, connection.webhook_path)
+    if hit is not None and hit[0] == stamp and type(hit[1]) is cls:
         return hit[1]
     credentials = dict(connection.credentials)
     credentials["webhook_secret"] = connection.webhook_secret
@@ -250,8 +252,37 @@ def adapter_for_connection(connection_id: int) -> Adapter:
     adapter.webhook_url = webhook_url(connection)
     if hit is not None:
         hit[1].session.close()
-    cache[connection.id] = (connection.version, adapter)
+    cache[connection.id] = (stamp, adapter)
     return adapter
+
+
+def adapter_for_webhook(adapter_name: str, path: str) -> Adapter | None:
+    """The adapter of the connection that owns /webhooks/<adapter_name>/<path>, or None.
+
+    Webhook intake's lookup: one light query of the row's id and version on every request
+    (no ORM object, no decryption), then the adapter cached by `adapter_for_connection` if
+    it was built from that same version and path. Every change to a connection's secrets or
+    options bumps its version (`_touch`), and a deleted one has no row: both take effect on
+    the very next webhook, in every process, without any cache to invalidate."""
+    with db.engine.connect() as conn:  # not the session: nothing to flush, expire or remove
+        row = conn.execute(_BY_WEBHOOK, {"path": path, "adapter": adapter_name}).first()
+    if row is None:
+        return None
+    hit = current_app.extensions.get(CACHE, {}).get(row.id)
+    if (
+        hit is not None
+        and hit[0] == (row.version, path)
+        and type(hit[1]) is registry().classes().get(adapter_name)
+    ):
+        return hit[1]
+    return adapter_for_connection(row.id)
+
+
+_TABLE = Connection.__table__
+#: built once: intake runs it on every webhook
+_BY_WEBHOOK = select(_TABLE.c.id, _TABLE.c.version).where(
+    _TABLE.c.webhook_path == bindparam("path"), _TABLE.c.adapter == bindparam("adapter")
+)
 
 
 def _touch(connection: Connection) -> None:

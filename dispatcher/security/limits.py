@@ -51,6 +51,14 @@ limiter = Limiter(
 )
 
 
+@limiter.request_filter
+def _webhook() -> bool:
+    """Webhooks are never throttled here, and skip the limiter's work: a platform sends them
+    from a few shared addresses, in bursts, and a 429 makes it retry harder or switch the
+    endpoint off. What guards them is the signature (401) and the body limit (413)."""
+    return request.blueprint == "webhooks"
+
+
 def _serializer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="trusted-device")
 
