@@ -16,13 +16,13 @@ worker died with the lease, takes it again once the lease runs out. The UPDATE r
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, case, or_, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
@@ -47,13 +47,6 @@ log = logging.getLogger(__name__)
 CALL_BUDGET_SECONDS = 5.0
 
 
-def _due(row, now: datetime):
-    return and_(
-        row.state == DispatchState.PENDING,
-        or_(row.next_attempt_at.is_(None), row.next_attempt_at <= now),
-    )
-
-
 def claim(dispatch_id: int, size: int, clock: SharedClock | None = None) -> list[Dispatch]:
     """Lease `dispatch_id` and up to `size - 1` other pending, due dispatches of the same
     adapter and connection (lowest ids first), counting an attempt on each: one UPDATE ...
@@ -62,31 +55,59 @@ def claim(dispatch_id: int, size: int, clock: SharedClock | None = None) -> list
     (`commit_keeping` ends it)."""
     now = (clock or shared_clock()).now()
     settings = current_app.config["SETTINGS"]
+    params = {"dispatch_id": dispatch_id, "now": now, "until": now + lease(settings)}
+    statement = _claim_one() if size <= 1 else _claim_many()
+    if size > 1:
+        params["size"] = size
+    rows = db.session.scalars(
+        statement, params, execution_options={"populate_existing": True}
+    ).all()
+    return sorted(rows, key=lambda d: (d.id != dispatch_id, d.id))
+
+
+def _due(row):
+    return and_(
+        row.state == DispatchState.PENDING,
+        or_(row.next_attempt_at.is_(None), row.next_attempt_at <= bindparam("now")),
+    )
+
+
+def _claiming(where):
+    return (
+        update(Dispatch)
+        .where(where, _due(Dispatch))  # re-checked per row as it is written
+        .values(attempts=Dispatch.attempts + 1, next_attempt_at=bindparam("until"))
+        .returning(Dispatch)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@functools.cache
+def _claim_one():
+    return _claiming(Dispatch.id == bindparam("dispatch_id"))
+
+
+@functools.cache
+def _claim_many():
+    """Built once (building it costs more CPU than running it): the ids are chosen by a
+    sub-select joined to the asked-for row, so nothing is taken unless that row is due."""
     mine, other = aliased(Dispatch), aliased(Dispatch)
     chosen = (
         select(other.id)
         .join(
             mine,
             and_(
-                mine.id == dispatch_id,
-                _due(mine, now),
+                mine.id == bindparam("dispatch_id"),
+                _due(mine),
                 other.adapter == mine.adapter,
                 other.connection_id.is_not_distinct_from(mine.connection_id),
             ),
         )
-        .where(_due(other, now))
-        .order_by(case((other.id == dispatch_id, 0), else_=1), other.id)
-        .limit(max(1, size))
+        .where(_due(other))
+        .order_by(case((other.id == bindparam("dispatch_id"), 0), else_=1), other.id)
+        .limit(bindparam("size", type_=Integer))
     )
-    which = Dispatch.id.in_(chosen) if size > 1 else Dispatch.id == dispatch_id
-    rows = db.session.scalars(
-        update(Dispatch)
-        .where(which, _due(Dispatch, now))  # re-checked per row
-        .values(attempts=Dispatch.attempts + 1, next_attempt_at=now + lease(settings))
-        .returning(Dispatch)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).all()
-    return sorted(rows, key=lambda d: (d.id != dispatch_id, d.id))
+    return _claiming(Dispatch.id.in_(chosen))
 
 
 def preload(claimed: Sequence[Dispatch]) -> list[Assignment]:
