@@ -117,9 +117,10 @@ def send_dispatch(dispatch_id: int) -> str | Retry:
         db.session.commit()
         return _not_claimed(dispatch_id)
     first = claimed[0]
-    metrics.label_dispatch(first.adapter)
+    channel = first.adapter
+    metrics.label_dispatch(channel)
     logs.bind(job_id=first.job_id, connection_id=first.connection_id)
-    send_batch.preload(claimed)
+    loaded = send_batch.preload(claimed)
     adapter = guarded_adapter(first)  # one channel: the same adapter for every row
     specs = {}
     for dispatch in claimed:
@@ -130,7 +131,7 @@ def send_dispatch(dispatch_id: int) -> str | Retry:
                 raise
             log.exception("dispatch %s: no job spec; left to its own task", dispatch.id)
     # no transaction stays open while the platform takes its time
-    send_batch.commit_keeping([*claimed, *(a for d in claimed for a in d.assignments)])
+    send_batch.commit_keeping(loaded)
     started, results = time.monotonic(), {}
     for dispatch in claimed:
         if dispatch.id in specs and (dispatch.id == dispatch_id or send_batch.in_time(started)):
@@ -142,9 +143,9 @@ def send_dispatch(dispatch_id: int) -> str | Retry:
         result = results.get(dispatch.id)
         if isinstance(result, Exception):
             outcomes[dispatch.id] = _settle(dispatch, result, settings.dispatch_max_attempts)
-    for dispatch in claimed:
-        if dispatch.id != dispatch_id and dispatch.id in outcomes:
-            metrics.count_dispatch(dispatch.adapter, outcomes[dispatch.id])
+    for other_id, outcome in outcomes.items():
+        if other_id != dispatch_id:
+            metrics.count_dispatch(channel, outcome)
     if dispatch_id not in outcomes:
         return _not_claimed(dispatch_id)  # another worker claimed it just before us
     return outcomes[dispatch_id]

@@ -110,33 +110,44 @@ def _claim_many():
     return _claiming(Dispatch.id.in_(chosen))
 
 
-def preload(claimed: Sequence[Dispatch]) -> list[Assignment]:
-    """Load the claimed dispatches' jobs and places in two statements, not two per dispatch
-    (job_spec reads both)."""
-    job_ids = {d.job_id for d in claimed}
-    list(db.session.scalars(select(MicroJob).where(MicroJob.id.in_(job_ids))))
+def preload(claimed: Sequence[Dispatch]) -> list[object]:
+    """Load the claimed dispatches' jobs, places and connection in three statements, not
+    three per dispatch (job_spec reads them all); returns the rows loaded (the session holds
+    its rows weakly: the caller keeps them alive)."""
+    jobs = {
+        job.id: job
+        for job in db.session.scalars(
+            select(MicroJob).where(MicroJob.id.in_({d.job_id for d in claimed}))
+        )
+    }
     found = list(
         db.session.scalars(
             select(Assignment)
             .where(Assignment.dispatch_id.in_([d.id for d in claimed]))
-            .order_by(Assignment.id)
+            .order_by(Assignment.position, Assignment.id)
         )
     )
+    connection = claimed[0].connection  # one channel: the same connection for every row
     for dispatch in claimed:
-        set_committed_value(
-            dispatch, "assignments", [a for a in found if a.dispatch_id == dispatch.id]
-        )
-    return found
+        set_committed_value(dispatch, "job", jobs[dispatch.job_id])
+        set_committed_value(dispatch, "connection", connection)
+        mine = [a for a in found if a.dispatch_id == dispatch.id]
+        set_committed_value(dispatch, "assignments", mine)
+    return [*claimed, *jobs.values(), *found, *([connection] if connection else [])]
 
 
 def commit_keeping(rows: Iterable[object]) -> None:
-    """Commit, keeping the loaded column values of `rows` (they are what this transaction
-    wrote or read under the lease) instead of reading them again after the commit."""
+    """Commit, keeping the loaded values of `rows` (what this transaction wrote or read under
+    the lease) and the rows they point to, instead of reading them again after the commit."""
     kept = []
     for row in rows:
         state = sa_inspect(row)
-        names = [a.key for a in state.mapper.column_attrs if a.key in state.dict]
-        kept.append((row, {name: state.dict[name] for name in names}))
+        values = {}
+        for attr in state.mapper.attrs:
+            if attr.key in state.dict:
+                value = state.dict[attr.key]
+                values[attr.key] = list(value) if isinstance(value, list) else value
+        kept.append((row, values))
     db.session.commit()
     for row, values in kept:
         for name, value in values.items():
