@@ -14,6 +14,9 @@
    platform's reason and its money is released.
 4. Placing is a conditional UPDATE too: if the owner cancelled (or the job expired) while
    the call was out, the order just made is cancelled at the platform rather than kept.
+5. One task may do this for several due dispatches of the same channel (DISPATCH_BATCH):
+   one claim and one commit for their placements, each dispatch otherwise on its own
+   (send_batch.py says why and how).
 
 Cancels owed to a platform are cancel.py's; review pushes are push.py's."""
 
@@ -26,9 +29,7 @@ from datetime import timedelta
 
 from flask import current_app
 from rq import Retry
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import select, update
 
 from adapters.base import (
     Capability,
@@ -36,7 +37,7 @@ from adapters.base import (
 )
 from dispatcher import lifecycle
 from dispatcher.dispatch import places, send_batch
-from dispatcher.dispatch.backoff import CRASH_RETRY, backoff_for, call_timeout, lease, reschedule
+from dispatcher.dispatch.backoff import CRASH_RETRY, backoff_for, call_timeout, reschedule
 from dispatcher.dispatch.cancel import enqueue_cancel
 from dispatcher.dispatch.channels import guarded_adapter, job_spec
 from dispatcher.errors import AdapterError, CircuitOpen, RetryableAdapterError
@@ -45,7 +46,7 @@ from dispatcher.locking import lock_job
 from dispatcher.models import Dispatch, DispatchState
 from dispatcher.ops import logs, metrics
 from dispatcher.queues import DISPATCH, enqueue_once, enqueue_quietly
-from dispatcher.redis_clock import SharedClock, shared_clock, shared_utcnow
+from dispatcher.redis_clock import SharedClock, shared_utcnow
 
 log = logging.getLogger(__name__)
 
@@ -73,37 +74,17 @@ def enqueue_send(dispatch_id: int) -> bool:
 
 
 def claim(dispatch_id: int, clock: SharedClock | None = None) -> Dispatch | None:
-    """Take the lease on a pending, due dispatch and count the attempt; None if it is held
-    by another attempt, not due yet, or no longer pending.
-
-    One UPDATE ... RETURNING, then the commit: the row comes back with the UPDATE, and the
-    values it returned are kept through the commit instead of read again. The lease is
-    written and judged on Redis's clock (`clock`, the app's by default), so hosts whose
-    clocks disagree neither overlap nor wait for each other."""
-    now = (clock or shared_clock()).now()
-    settings = current_app.config["SETTINGS"]
-    dispatch = db.session.scalars(
-        update(Dispatch)
-        .where(
-            Dispatch.id == dispatch_id,
-            Dispatch.state == DispatchState.PENDING,
-            or_(Dispatch.next_attempt_at.is_(None), Dispatch.next_attempt_at <= now),
-        )
-        .values(attempts=Dispatch.attempts + 1, next_attempt_at=now + lease(settings))
-        .returning(Dispatch)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).one_or_none()
-    if dispatch is None:
+    """Take the lease on one pending, due dispatch and count the attempt, then commit; None
+    if it is held by another attempt, not due yet, or no longer pending (one UPDATE ...
+    RETURNING; its values are kept through the commit, not read again). The lease is written
+    and judged on Redis's clock (`clock`, the app's by default), so hosts whose clocks
+    disagree neither overlap nor wait for each other."""
+    claimed = send_batch.claim(dispatch_id, 1, clock)
+    if not claimed:
         db.session.commit()
         return None
-    returned = {key: getattr(dispatch, key) for key in _DISPATCH_COLUMNS}
-    db.session.commit()
-    for key, value in returned.items():
-        set_committed_value(dispatch, key, value)
-    return dispatch
-
-
-_DISPATCH_COLUMNS = tuple(attr.key for attr in sa_inspect(Dispatch).column_attrs)
+    send_batch.commit_keeping(claimed)
+    return claimed[0]
 
 
 @metrics.observe_dispatch
