@@ -224,3 +224,29 @@ def test_two_workers_racing_never_place_one_dispatch_twice(
         assert d.state == DispatchState.PLACED
         assert stats.get(d.idempotency_key) == 1  # one order per key
         assert len(placed_events(dispatch_id)) == 1
+
+
+def test_a_worker_killed_mid_batch_leaves_leases_each_own_task_takes_over(goal, paused):
+    from dispatcher.dispatch import channels, send_batch
+
+    ids = staged(goal, 3)
+    # A worker claims all three, gets one order made at the platform, and dies.
+    claimed = send_batch.claim(ids[0], 16)
+    send_batch.commit_keeping(claimed)
+    assert [d.id for d in claimed] == ids
+    middle = claimed[1]
+    adapter = channels.guarded_adapter(middle)
+    adapter.dispatch(channels.job_spec(middle.job, middle), middle.idempotency_key)
+    db.session.rollback()
+    # Each dispatch's own task (RQ's retry, or its queued job) waits for the lease...
+    assert all(isinstance(send.send_dispatch(i), Retry) for i in ids)
+    assert paused.stats()["orders"] == 1
+    for dispatch_id in ids:  # ...which runs out
+        d = row(dispatch_id)
+        d.next_attempt_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    assert send.send_dispatch(ids[1]) == "adopted"  # looked up: the order the dead one made
+    assert [row(i).state for i in ids] == ["placed", "placed", "placed"]
+    assert [row(i).attempts for i in ids] == [2, 2, 2]
+    assert [orders_for(paused, i) for i in ids] == [1, 1, 1]
+    assert placed_events(ids[1])[0].data["adopted"] is True
