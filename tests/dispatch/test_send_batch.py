@@ -183,8 +183,8 @@ def test_two_workers_racing_never_place_one_dispatch_twice(
 ):
     sandbox.control(pause_workers=True)
     goal = tree.create_goal(owner.id, title="many", budget_cents=10**7)
-    ids = staged(goal, 48)
-    start_at = time.time() + 3  # every child has imported and connected by then
+    ids = staged(goal, 64)
+    start_at = time.time() + 6  # every child has imported and connected by then
     orders = [ids, ids[::-1]]  # one from each end: they meet in the middle
     children = [
         subprocess.Popen(
