@@ -52,6 +52,7 @@ def run(jobs: int, top: int, sort: str, callers: str = "", callees: str = "") ->
         worker.work(burst=True, logging_level="WARNING")
         batch(jobs)
         before = bench.orders()
+        counts = _count_sql(db.engine)
         profile = cProfile.Profile()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         if top or callers or callees:
@@ -72,10 +73,28 @@ def run(jobs: int, top: int, sort: str, callers: str = "", callees: str = "") ->
         per_job = cpu / max(placed, 1) * 1000
         note = " (profiled: slower than unprofiled)" if top or callers or callees else ""
         print(f"orders placed: {placed} of {jobs}; CPU {per_job:.2f} ms/job{note}; "
-              f"wall {wall:.1f} s")  # fmt: skip
+              f"wall {wall:.1f} s; per job: {counts['sql'] / max(placed, 1):.1f} SQL "
+              f"statements, {counts['commit'] / max(placed, 1):.2f} commits")  # fmt: skip
         return per_job
     finally:
         bench.stop()
+
+
+def _count_sql(engine) -> dict[str, int]:
+    """Count the statements and commits the worker sends from now on."""
+    from sqlalchemy import event
+
+    counts = {"sql": 0, "commit": 0}
+
+    def statement(*args) -> None:
+        counts["sql"] += 1
+
+    def commit(*args) -> None:
+        counts["commit"] += 1
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    return counts
 
 
 def main() -> None:

@@ -72,6 +72,9 @@ class Settings:
     #: retry backoff: base * 2^(attempt-1) seconds, jittered, at most cap (dispatch/backoff.py)
     dispatch_backoff_base: float = 2.0
     dispatch_backoff_cap: float = 300.0
+    #: due dispatches of one channel a send task claims and places together (1: one each;
+    #: dispatch/send_batch.py)
+    dispatch_batch: int = 16
     #: "production" turns on the start-up checks of check_production (DISPATCHER_ENV)
     env: str = "development"
     #: whether the sandbox marketplace may be used; production needs DISPATCHER_SANDBOX=1
@@ -161,6 +164,7 @@ _OPTIONAL: list[tuple[str, str, Any]] = [
     ("dispatch_max_attempts", "DISPATCH_MAX_ATTEMPTS", int),
     ("dispatch_backoff_base", "DISPATCH_BACKOFF_BASE", float),
     ("dispatch_backoff_cap", "DISPATCH_BACKOFF_CAP", float),
+    ("dispatch_batch", "DISPATCH_BATCH", int),
     ("smtp_host", "SMTP_HOST", str),
     ("smtp_port", "SMTP_PORT", int),
     ("mail_from", "MAIL_FROM", str),

@@ -10,22 +10,29 @@ commit made before the lock was granted. It is a portable SELECT ... FOR UPDATE.
 
 from __future__ import annotations
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import update
 
 from dispatcher.extensions import db
 from dispatcher.models import Dispatch, MicroJob
 from dispatcher.models._base import utcnow
 
+_RELATIONSHIPS = [r.key for r in sa_inspect(MicroJob).relationships]
+
 
 def lock_job(job: MicroJob, *also: Dispatch) -> MicroJob:
-    """Lock the job's row for the rest of this transaction; reload it (and `also`)."""
+    """Lock the job's row for the rest of this transaction; reload it (and `also`).
+
+    The write returns the row (UPDATE ... RETURNING) and the job is reloaded from it: one
+    statement, not the write and a SELECT; its relationships are expired as a refresh would."""
     db.session.execute(
         update(MicroJob)
         .where(MicroJob.id == job.id)
         .values(updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    db.session.refresh(job)
+        .returning(MicroJob)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).all()
+    db.session.expire(job, _RELATIONSHIPS)
     for row in also:
         db.session.refresh(row)
     return job

@@ -14,6 +14,9 @@
    platform's reason and its money is released.
 4. Placing is a conditional UPDATE too: if the owner cancelled (or the job expired) while
    the call was out, the order just made is cancelled at the platform rather than kept.
+5. One task may do this for several due dispatches of the same channel (DISPATCH_BATCH):
+   one claim and one commit for their placements, each dispatch otherwise on its own
+   (send_batch.py says why and how).
 
 Cancels owed to a platform are cancel.py's; review pushes are push.py's."""
 
@@ -21,31 +24,29 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from datetime import timedelta
 
 from flask import current_app
 from rq import Retry
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import or_, update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import select, update
 
 from adapters.base import (
     Capability,
     Receipt,
 )
 from dispatcher import lifecycle
-from dispatcher.dispatch import places
-from dispatcher.dispatch.backoff import CRASH_RETRY, backoff_for, call_timeout, lease, reschedule
+from dispatcher.dispatch import places, send_batch
+from dispatcher.dispatch.backoff import CRASH_RETRY, backoff_for, call_timeout, reschedule
 from dispatcher.dispatch.cancel import enqueue_cancel
 from dispatcher.dispatch.channels import guarded_adapter, job_spec
 from dispatcher.errors import AdapterError, CircuitOpen, RetryableAdapterError
 from dispatcher.extensions import db
 from dispatcher.locking import lock_job
 from dispatcher.models import Dispatch, DispatchState
-from dispatcher.models._base import utcnow
-from dispatcher.ops import metrics
+from dispatcher.ops import logs, metrics
 from dispatcher.queues import DISPATCH, enqueue_once, enqueue_quietly
-from dispatcher.redis_clock import SharedClock, shared_clock, shared_utcnow
+from dispatcher.redis_clock import SharedClock, shared_utcnow
 
 log = logging.getLogger(__name__)
 
@@ -73,117 +74,110 @@ def enqueue_send(dispatch_id: int) -> bool:
 
 
 def claim(dispatch_id: int, clock: SharedClock | None = None) -> Dispatch | None:
-    """Take the lease on a pending, due dispatch and count the attempt; None if it is held
-    by another attempt, not due yet, or no longer pending.
-
-    One UPDATE ... RETURNING, then the commit: the row comes back with the UPDATE, and the
-    values it returned are kept through the commit instead of read again. The lease is
-    written and judged on Redis's clock (`clock`, the app's by default), so hosts whose
-    clocks disagree neither overlap nor wait for each other."""
-    now = (clock or shared_clock()).now()
-    settings = current_app.config["SETTINGS"]
-    dispatch = db.session.scalars(
-        update(Dispatch)
-        .where(
-            Dispatch.id == dispatch_id,
-            Dispatch.state == DispatchState.PENDING,
-            or_(Dispatch.next_attempt_at.is_(None), Dispatch.next_attempt_at <= now),
-        )
-        .values(attempts=Dispatch.attempts + 1, next_attempt_at=now + lease(settings))
-        .returning(Dispatch)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).one_or_none()
-    if dispatch is None:
+    """Take the lease on one pending, due dispatch and count the attempt, then commit; None
+    if it is held by another attempt, not due yet, or no longer pending (one UPDATE ...
+    RETURNING; its values are kept through the commit, not read again). The lease is written
+    and judged on Redis's clock (`clock`, the app's by default), so hosts whose clocks
+    disagree neither overlap nor wait for each other."""
+    claimed = send_batch.claim(dispatch_id, 1, clock)
+    if not claimed:
         db.session.commit()
         return None
-    returned = {key: getattr(dispatch, key) for key in _DISPATCH_COLUMNS}
-    db.session.commit()
-    for key, value in returned.items():
-        set_committed_value(dispatch, key, value)
-    return dispatch
-
-
-_DISPATCH_COLUMNS = tuple(attr.key for attr in sa_inspect(Dispatch).column_attrs)
+    send_batch.commit_keeping(claimed)
+    return claimed[0]
 
 
 @metrics.observe_dispatch
 def send_dispatch(dispatch_id: int) -> str | Retry:
-    """Place one dispatch at its platform, safely under retries and worker deaths."""
-    dispatch = claim(dispatch_id)
-    if dispatch is None:
-        return _not_claimed(dispatch_id)
+    """Place one dispatch at its platform, safely under retries and worker deaths; with
+    DISPATCH_BATCH > 1, also other due dispatches of its channel (send_batch.py). Returns
+    this dispatch's own outcome (a `Retry` only for it)."""
     settings = current_app.config["SETTINGS"]
-    adapter = guarded_adapter(dispatch)
-    spec = job_spec(dispatch.job, dispatch)
+    claimed = send_batch.claim(dispatch_id, settings.dispatch_batch)
+    if not claimed:
+        db.session.commit()
+        return _not_claimed(dispatch_id)
+    first = claimed[0]
+    channel = first.adapter
+    metrics.label_dispatch(channel)
+    logs.bind(job_id=first.job_id, connection_id=first.connection_id)
+    loaded = send_batch.preload(claimed)
+    adapter = guarded_adapter(first)  # one channel: the same adapter for every row
+    specs = {}
+    for dispatch in claimed:
+        try:
+            specs[dispatch.id] = job_spec(dispatch.job, dispatch)
+        except Exception:
+            if dispatch.id == dispatch_id:
+                raise
+            log.exception("dispatch %s: no job spec; left to its own task", dispatch.id)
+    # no transaction stays open while the platform takes its time
+    send_batch.commit_keeping(loaded)
+    started, results = time.monotonic(), {}
+    for dispatch in claimed:
+        if dispatch.id in specs and (dispatch.id == dispatch_id or send_batch.in_time(started)):
+            results[dispatch.id] = _call(adapter, dispatch, specs[dispatch.id])
+    send_batch.give_back([d.id for d in claimed if d.id not in results])
+    placed = [(d, *results[d.id]) for d in claimed if isinstance(results.get(d.id), tuple)]
+    outcomes = send_batch.record_placed(placed) if placed else {}
+    for dispatch in claimed:
+        result = results.get(dispatch.id)
+        if isinstance(result, Exception):
+            outcomes[dispatch.id] = _settle(dispatch, result, settings.dispatch_max_attempts)
+    for other_id, outcome in outcomes.items():
+        if other_id != dispatch_id:
+            metrics.count_dispatch(channel, outcome)
+    if dispatch_id not in outcomes:
+        return _not_claimed(dispatch_id)  # another worker claimed it just before us
+    return outcomes[dispatch_id]
+
+
+def _call(adapter, dispatch: Dispatch, spec) -> tuple[Receipt, bool] | AdapterError:
+    """Find (after a first attempt) then create: the receipt and whether it was adopted, or
+    the adapter's error."""
     key, attempts = dispatch.idempotency_key, dispatch.attempts
-    db.session.commit()  # no transaction stays open while the platform takes its time
-    adopted = False
     try:
         receipt = None
         if attempts > 1 and adapter.supports(Capability.FIND):
             receipt = adapter.find(key)
-            adopted = receipt is not None
-        if receipt is None:
-            receipt = adapter.dispatch(spec, key)
-    except CircuitOpen as exc:
-        return _wait_for_breaker(dispatch, exc)
-    except RetryableAdapterError as exc:
-        return _retry_later(dispatch, exc, settings.dispatch_max_attempts)
+            if receipt is not None:
+                return receipt, True
+        return adapter.dispatch(spec, key), False
     except AdapterError as exc:
-        _fail(dispatch, str(exc), owe_cancel=attempts > 1)
-        return "failed"
-    return _placed(dispatch, receipt, adopted)
-
-
-def _not_claimed(dispatch_id: int) -> str | Retry:
-    """Someone else holds the lease, or it is not due yet: come back then; else done."""
-    db.session.rollback()
-    dispatch = db.session.get(Dispatch, dispatch_id)
-    if dispatch is None:
-        return "gone"
-    if dispatch.state != DispatchState.PENDING:
-        return f"skipped: {dispatch.state}"
-    now = shared_utcnow()
-    return reschedule(dispatch.next_attempt_at or now, now)
+        return exc
 
 
 def _placed(dispatch: Dispatch, receipt: Receipt, adopted: bool) -> str:
-    job = lock_job(dispatch.job, dispatch)
-    now = utcnow()
-    values = dict(
-        external_id=receipt.external_id,
-        external_url=receipt.url or None,
-        placed_at=now,
-        next_attempt_at=None,
-        last_error=None,
-    )
-    if lifecycle.DISPATCH.guarded_update(Dispatch, dispatch.id, "place", **values):
-        db.session.refresh(dispatch)
-        data = {
-            "dispatch_id": dispatch.id,
-            "external_id": receipt.external_id,
-            "attempts": dispatch.attempts,
-            "adopted": adopted,
-        }
-        actor = f"adapter:{dispatch.adapter}"
-        lifecycle.record(job, "dispatch.place", from_status=DispatchState.PENDING,
-                         to_status=DispatchState.PLACED, actor=actor, data=data)  # fmt: skip
-        places.sync_job(job, actor=actor, data=data)
-        from dispatcher.teammates.briefs import stage_brief
+    """Record one placement (its own commit)."""
+    return send_batch.record_placed([(dispatch, receipt, adopted)])[dispatch.id]
 
-        stage_brief(dispatch, job)  # a teammate channel's brief goes out with this commit
-        db.session.commit()
-        return "adopted" if adopted else "placed"
-    if dispatch.state == DispatchState.PLACED:
-        db.session.commit()  # another attempt placed it (the same order, by key)
-        return "already placed"
-    # Cancelled or expired while the call was out: do not keep an order nobody wants.
-    dispatch.external_id = dispatch.external_id or receipt.external_id
-    dispatch.external_url = dispatch.external_url or receipt.url or None
-    dispatch.next_attempt_at = shared_utcnow()
-    db.session.commit()
-    enqueue_quietly(enqueue_cancel, dispatch.id)
-    return f"placed after it was {dispatch.state}: cancelling"
+
+def _settle(dispatch: Dispatch, exc: AdapterError, max_attempts: int) -> str | Retry:
+    """A failed call: wait for the breaker, back off, or fail (a permanent refusal)."""
+    if isinstance(exc, CircuitOpen):
+        return _wait_for_breaker(dispatch, exc)
+    if isinstance(exc, RetryableAdapterError):
+        return _retry_later(dispatch, exc, max_attempts)
+    _fail(dispatch, str(exc), owe_cancel=dispatch.attempts > 1)
+    return "failed"
+
+
+def _not_claimed(dispatch_id: int) -> str | Retry:
+    """Someone else holds the lease, or it is not due yet: come back then; else done (one
+    small read: an order placed by another task's batch is skipped cheaply)."""
+    row = db.session.execute(
+        select(Dispatch.state, Dispatch.next_attempt_at, Dispatch.adapter).where(
+            Dispatch.id == dispatch_id
+        )
+    ).first()
+    db.session.rollback()
+    if row is None:
+        return "gone"
+    metrics.label_dispatch(row.adapter)
+    if row.state != DispatchState.PENDING:
+        return f"skipped: {row.state}"
+    now = shared_utcnow()
+    return reschedule(row.next_attempt_at or now, now)
 
 
 def _closed_meanwhile(dispatch: Dispatch) -> str | None:

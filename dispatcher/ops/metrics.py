@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -74,12 +75,12 @@ def dispatch_outcome(result: Any) -> str:
 
 
 def observe_dispatch(func: Callable[[int], Any]) -> Callable[[int], Any]:
-    """Count and time each attempt of `func(dispatch_id)`, labelled with the channel; bind the
-    dispatch's ids to the log lines the attempt writes."""
+    """Count and time each attempt of `func(dispatch_id)`, labelled with the channel the task
+    names through `label_dispatch` once it has read its row ("unknown" if it never does)."""
 
     @functools.wraps(func)
     def wrapper(dispatch_id: int, *args: Any, **kwargs: Any) -> Any:
-        adapter = _describe_dispatch(dispatch_id)  # the worker clears the bound ids after the job
+        token = _ADAPTER.set("unknown")
         started = time.perf_counter()
         outcome = "crashed"
         try:
@@ -87,32 +88,28 @@ def observe_dispatch(func: Callable[[int], Any]) -> Callable[[int], Any]:
             outcome = dispatch_outcome(result)
             return result
         finally:
+            adapter = _ADAPTER.get()
+            _ADAPTER.reset(token)
             DISPATCHED.labels(adapter, outcome).inc()
             DISPATCH_SECONDS.labels(adapter).observe(time.perf_counter() - started)
 
     return wrapper
 
 
-def _describe_dispatch(dispatch_id: int) -> str:
-    from sqlalchemy import select
+def count_dispatch(adapter: str, result: Any) -> None:
+    """Count an attempt made inside another dispatch's task (a batch's extra, send_batch.py);
+    its own task later counts a skip."""
+    DISPATCHED.labels(adapter, dispatch_outcome(result)).inc()
 
-    from dispatcher.extensions import db
-    from dispatcher.models import Dispatch
-    from dispatcher.ops import logs
 
-    row = db.session.execute(
-        select(Dispatch.adapter, Dispatch.job_id).where(Dispatch.id == dispatch_id)
-    ).first()
-    db.session.rollback()  # the task starts its own transaction
-    if row is None:
-        return "unknown"
-    connection_id = getattr(Dispatch, "connection_id", None)
-    logs.bind(dispatch_id=dispatch_id, job_id=row.job_id)
-    if connection_id is not None:
-        conn = db.session.execute(select(connection_id).where(Dispatch.id == dispatch_id))
-        logs.bind(connection_id=conn.scalar())
-        db.session.rollback()
-    return row.adapter
+#: the channel of the dispatch the running send task is about (its metric label)
+_ADAPTER: ContextVar[str] = ContextVar("dispatcher_dispatch_adapter", default="unknown")
+
+
+def label_dispatch(adapter: str) -> None:
+    """Name the channel of the attempt `observe_dispatch` is timing: the task knows it from
+    the row it claimed or read, so the label costs no query of its own."""
+    _ADAPTER.set(adapter)
 
 
 def count_webhook(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,0 +1,229 @@
+"""Several dispatches per send task: one claim, then one commit for all the placements.
+
+Why: one RQ job per order paid a claim commit and a placing commit (each an fsync on SQLite)
+plus RQ's own round trips for every order, which kept a worker at well under half the speed
+of a bare RQ worker posting the same orders (issue 12). `send_dispatch(X)` therefore also
+takes up to DISPATCH_BATCH - 1 other due dispatches of X's channel (same adapter and
+connection), oldest first, in the one conditional UPDATE that claims X, and records every
+placement in one transaction.
+
+Each dispatch stays on its own: its own lease (`next_attempt_at`) and attempt count, its own
+look-up before any attempt after the first, its own backoff or failure, and its own RQ job
+(`dispatch-<id>`), still queued, which finds it placed later ("skipped: placed") or, if this
+worker died with the lease, takes it again once the lease runs out. The UPDATE re-checks
+"pending and due" per row, so two workers racing split the rows and never share one.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Iterable, Sequence
+
+from flask import current_app
+from sqlalchemy import Integer, and_, bindparam, case, or_, select, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
+
+from adapters.base import Receipt
+from dispatcher import lifecycle
+from dispatcher.dispatch import places
+from dispatcher.dispatch.backoff import lease
+from dispatcher.dispatch.cancel import enqueue_cancel
+from dispatcher.extensions import db
+from dispatcher.locking import lock_job
+from dispatcher.models import Assignment, Dispatch, DispatchState, MicroJob
+from dispatcher.models._base import utcnow
+from dispatcher.queues import enqueue_quietly
+from dispatcher.redis_clock import SharedClock, shared_clock, shared_utcnow
+
+log = logging.getLogger(__name__)
+
+#: no further platform call starts this long after the first: the task's RQ timeout
+#: (backoff.call_timeout) allows one look-up and one create plus 10 s, so a call started
+#: within this budget ends inside the timeout, and inside every claimed lease.
+CALL_BUDGET_SECONDS = 5.0
+
+
+def claim(dispatch_id: int, size: int, clock: SharedClock | None = None) -> list[Dispatch]:
+    """Lease `dispatch_id` and up to `size - 1` other pending, due dispatches of the same
+    adapter and connection (lowest ids first), counting an attempt on each: one UPDATE ...
+    RETURNING. Nothing is claimed unless `dispatch_id` itself is pending and due. Returns the
+    claimed rows, `dispatch_id` first when it is among them; the transaction stays open
+    (`commit_keeping` ends it)."""
+    now = (clock or shared_clock()).now()
+    settings = current_app.config["SETTINGS"]
+    params = {"dispatch_id": dispatch_id, "now": now, "until": now + lease(settings)}
+    statement = _claim_one() if size <= 1 else _claim_many()
+    if size > 1:
+        params["size"] = size
+    rows = db.session.scalars(
+        statement, params, execution_options={"populate_existing": True}
+    ).all()
+    return sorted(rows, key=lambda d: (d.id != dispatch_id, d.id))
+
+
+def _due(row):
+    return and_(
+        row.state == DispatchState.PENDING,
+        or_(row.next_attempt_at.is_(None), row.next_attempt_at <= bindparam("now")),
+    )
+
+
+def _claiming(where):
+    return (
+        update(Dispatch)
+        .where(where, _due(Dispatch))  # re-checked per row as it is written
+        .values(attempts=Dispatch.attempts + 1, next_attempt_at=bindparam("until"))
+        .returning(Dispatch)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@functools.cache
+def _claim_one():
+    return _claiming(Dispatch.id == bindparam("dispatch_id"))
+
+
+@functools.cache
+def _claim_many():
+    """Built once (building it costs more CPU than running it): the ids are chosen by a
+    sub-select joined to the asked-for row, so nothing is taken unless that row is due."""
+    mine, other = aliased(Dispatch), aliased(Dispatch)
+    chosen = (
+        select(other.id)
+        .join(
+            mine,
+            and_(
+                mine.id == bindparam("dispatch_id"),
+                _due(mine),
+                other.adapter == mine.adapter,
+                other.connection_id.is_not_distinct_from(mine.connection_id),
+            ),
+        )
+        .where(_due(other))
+        .order_by(case((other.id == bindparam("dispatch_id"), 0), else_=1), other.id)
+        .limit(bindparam("size", type_=Integer))
+    )
+    return _claiming(Dispatch.id.in_(chosen))
+
+
+def preload(claimed: Sequence[Dispatch]) -> list[object]:
+    """Load the claimed dispatches' jobs, places and connection in three statements, not
+    three per dispatch (job_spec reads them all); returns the rows loaded (the session holds
+    its rows weakly: the caller keeps them alive)."""
+    jobs = {
+        job.id: job
+        for job in db.session.scalars(
+            select(MicroJob).where(MicroJob.id.in_({d.job_id for d in claimed}))
+        )
+    }
+    found = list(
+        db.session.scalars(
+            select(Assignment)
+            .where(Assignment.dispatch_id.in_([d.id for d in claimed]))
+            .order_by(Assignment.position, Assignment.id)
+        )
+    )
+    connection = claimed[0].connection  # one channel: the same connection for every row
+    for dispatch in claimed:
+        set_committed_value(dispatch, "job", jobs[dispatch.job_id])
+        set_committed_value(dispatch, "connection", connection)
+        mine = [a for a in found if a.dispatch_id == dispatch.id]
+        set_committed_value(dispatch, "assignments", mine)
+    return [*claimed, *jobs.values(), *found, *([connection] if connection else [])]
+
+
+def commit_keeping(rows: Iterable[object]) -> None:
+    """Commit, keeping the loaded values of `rows` (what this transaction wrote or read under
+    the lease) and the rows they point to, instead of reading them again after the commit."""
+    kept = []
+    for row in rows:
+        state = sa_inspect(row)
+        values = {}
+        for attr in state.mapper.attrs:
+            if attr.key in state.dict:
+                value = state.dict[attr.key]
+                values[attr.key] = list(value) if isinstance(value, list) else value
+        kept.append((row, values))
+    db.session.commit()
+    for row, values in kept:
+        for name, value in values.items():
+            set_committed_value(row, name, value)
+
+
+def in_time(started: float) -> bool:
+    """Whether another platform call may still start (see CALL_BUDGET_SECONDS)."""
+    return time.monotonic() - started < CALL_BUDGET_SECONDS
+
+
+def give_back(dispatch_ids: Sequence[int]) -> None:
+    """Release leases taken but not used (no call went out): the attempt is not counted and
+    the dispatch is due at once, for its own RQ job."""
+    if not dispatch_ids:
+        return
+    db.session.execute(
+        update(Dispatch)
+        .where(Dispatch.id.in_(dispatch_ids), Dispatch.state == DispatchState.PENDING)
+        .values(attempts=Dispatch.attempts - 1, next_attempt_at=shared_utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def record_placed(placements: Sequence[tuple[Dispatch, Receipt, bool]]) -> dict[int, str]:
+    """Record every placement in one transaction, each under its job's row lock (jobs in id
+    order, so two batches never wait on each other in a cycle); one commit. Returns each
+    dispatch's outcome ("placed", "adopted", "already placed", or a cancel owed)."""
+    outcomes: dict[int, str] = {}
+    cancels: list[int] = []
+    for dispatch, receipt, adopted in sorted(placements, key=lambda p: (p[0].job_id, p[0].id)):
+        outcome = _place(dispatch, receipt, adopted)
+        outcomes[dispatch.id] = outcome
+        if outcome.endswith(": cancelling"):
+            cancels.append(dispatch.id)
+    db.session.commit()
+    for dispatch_id in cancels:
+        enqueue_quietly(enqueue_cancel, dispatch_id)
+    return outcomes
+
+
+def _place(dispatch: Dispatch, receipt: Receipt, adopted: bool) -> str:
+    """One placement in the caller's transaction. The job is locked and reloaded (another
+    writer may have moved it); the dispatch is not reloaded: the conditional UPDATE judges
+    its state, and only this lease's holder writes the rest."""
+    job = lock_job(dispatch.job)
+    values = dict(
+        external_id=receipt.external_id,
+        external_url=receipt.url or None,
+        placed_at=utcnow(),
+        next_attempt_at=None,
+        last_error=None,
+    )
+    if lifecycle.DISPATCH.guarded_update(Dispatch, dispatch.id, "place", **values):
+        for name, value in {**values, "state": DispatchState.PLACED}.items():
+            set_committed_value(dispatch, name, value)
+        data = {
+            "dispatch_id": dispatch.id,
+            "external_id": receipt.external_id,
+            "attempts": dispatch.attempts,
+            "adopted": adopted,
+        }
+        actor = f"adapter:{dispatch.adapter}"
+        lifecycle.record(job, "dispatch.place", from_status=DispatchState.PENDING,
+                         to_status=DispatchState.PLACED, actor=actor, data=data)  # fmt: skip
+        places.sync_job(job, actor=actor, data=data)
+        from dispatcher.teammates.briefs import stage_brief
+
+        stage_brief(dispatch, job)  # a teammate channel's brief goes out with this commit
+        return "adopted" if adopted else "placed"
+    db.session.refresh(dispatch)
+    if dispatch.state == DispatchState.PLACED:
+        return "already placed"  # another attempt placed it (the same order, by key)
+    # Cancelled or expired while the call was out: do not keep an order nobody wants.
+    dispatch.external_id = dispatch.external_id or receipt.external_id
+    dispatch.external_url = dispatch.external_url or receipt.url or None
+    dispatch.next_attempt_at = shared_utcnow()
+    return f"placed after it was {dispatch.state}: cancelling"
