@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 OUT = ROOT / "bench" / "results" / "profiles"
+#: --cpu: sample only threads on a CPU (where the CPU goes, not where the time goes)
+CPU_ONLY = "--cpu" in sys.argv
 
 
 def py_spy() -> str:
@@ -38,8 +40,10 @@ def record(pid: int, seconds: float, name: str, *, subprocesses: bool = False) -
     OUT.mkdir(parents=True, exist_ok=True)
     raw = OUT / f"{name}.txt"
     extra = ["--subprocesses"] if subprocesses else []
+    if not CPU_ONLY:
+        extra.append("--idle")
     subprocess.run(
-        [py_spy(), "record", "--idle", "--rate", "250", "--duration", str(int(seconds)),
+        [py_spy(), "record", "--rate", "250", "--duration", str(int(seconds)),
          "--format", "raw", "--output", str(raw), "--pid", str(pid), "--nonblocking", *extra],
         check=True, capture_output=True,
     )  # fmt: skip
@@ -146,6 +150,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--only", choices=("worker", "web"))
+    parser.add_argument("--cpu", action="store_true", help="CPU samples only, waits left out")
     args = parser.parse_args()
     runs = {"worker": lambda: profile_worker(args.jobs), "web": lambda: profile_web(args.seconds)}
     for name, run in runs.items():

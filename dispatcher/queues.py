@@ -97,6 +97,22 @@ def enqueue_once(
             return None
 
 
+def drop_queued(queue_name: str, job_ids: list[str]) -> int:
+    """Take jobs that still wait in the queue out of it and delete them; how many. A job a
+    worker has already taken, or one scheduled for later, is not in the queue list and is
+    left alone (it runs, and finds its work done). Two round trips for the lot."""
+    if not job_ids:
+        return 0
+    queue = get_queue(queue_name)
+    with queue.connection.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            queue.remove(job_id, pipeline=pipe)
+        removed = [job_id for job_id, n in zip(job_ids, pipe.execute(), strict=True) if n]
+    if removed:  # out of the list, so no worker can take them now
+        queue.connection.delete(*(Job.key_for(job_id) for job_id in removed))
+    return len(removed)
+
+
 def enqueue_quietly(enqueue: Callable[[int], Any], row_id: int) -> None:
     """Enqueue after a commit; if Redis is down, log it: the reconciler will enqueue the
     row's work again, since the database still says it is owed."""

@@ -28,13 +28,11 @@ import time
 from datetime import timedelta
 
 from flask import current_app
+from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy import select, update
 
-from adapters.base import (
-    Capability,
-    Receipt,
-)
+from adapters.base import Adapter, Capability, Receipt
 from dispatcher import lifecycle
 from dispatcher.dispatch import places, send_batch
 from dispatcher.dispatch.backoff import CRASH_RETRY, backoff_for, call_timeout, reschedule
@@ -45,8 +43,9 @@ from dispatcher.extensions import db
 from dispatcher.locking import lock_job
 from dispatcher.models import Dispatch, DispatchState
 from dispatcher.ops import logs, metrics
-from dispatcher.queues import DISPATCH, enqueue_once, enqueue_quietly
+from dispatcher.queues import DISPATCH, drop_queued, enqueue_once, enqueue_quietly
 from dispatcher.redis_clock import SharedClock, shared_utcnow
+from dispatcher.write_gate import write_gate
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +78,12 @@ def claim(dispatch_id: int, clock: SharedClock | None = None) -> Dispatch | None
     RETURNING; its values are kept through the commit, not read again). The lease is written
     and judged on Redis's clock (`clock`, the app's by default), so hosts whose clocks
     disagree neither overlap nor wait for each other."""
-    claimed = send_batch.claim(dispatch_id, 1, clock)
-    if not claimed:
-        db.session.commit()
-        return None
-    send_batch.commit_keeping(claimed)
+    with write_gate():
+        claimed = send_batch.claim(dispatch_id, 1, clock)
+        if not claimed:
+            db.session.commit()
+            return None
+        send_batch.commit_keeping(claimed)
     return claimed[0]
 
 
@@ -93,26 +93,11 @@ def send_dispatch(dispatch_id: int) -> str | Retry:
     DISPATCH_BATCH > 1, also other due dispatches of its channel (send_batch.py). Returns
     this dispatch's own outcome (a `Retry` only for it)."""
     settings = current_app.config["SETTINGS"]
-    claimed = send_batch.claim(dispatch_id, settings.dispatch_batch)
-    if not claimed:
-        db.session.commit()
+    prepared = _claim_and_prepare(dispatch_id, settings.dispatch_batch)
+    if prepared is None:
         return _not_claimed(dispatch_id)
-    first = claimed[0]
-    channel = first.adapter
-    metrics.label_dispatch(channel)
-    logs.bind(job_id=first.job_id, connection_id=first.connection_id)
-    loaded = send_batch.preload(claimed)
-    adapter = guarded_adapter(first)  # one channel: the same adapter for every row
-    specs = {}
-    for dispatch in claimed:
-        try:
-            specs[dispatch.id] = job_spec(dispatch.job, dispatch)
-        except Exception:
-            if dispatch.id == dispatch_id:
-                raise
-            log.exception("dispatch %s: no job spec; left to its own task", dispatch.id)
-    # no transaction stays open while the platform takes its time
-    send_batch.commit_keeping(loaded)
+    claimed, adapter, specs = prepared
+    channel = claimed[0].adapter
     started, results = time.monotonic(), {}
     for dispatch in claimed:
         if dispatch.id in specs and (dispatch.id == dispatch_id or send_batch.in_time(started)):
@@ -127,9 +112,52 @@ def send_dispatch(dispatch_id: int) -> str | Retry:
     for other_id, outcome in outcomes.items():
         if other_id != dispatch_id:
             metrics.count_dispatch(channel, outcome)
+    _drop_done_tasks(dispatch_id, outcomes)
     if dispatch_id not in outcomes:
         return _not_claimed(dispatch_id)  # another worker claimed it just before us
     return outcomes[dispatch_id]
+
+
+#: outcomes after which a dispatch's own queued task has nothing left to do
+_DONE = ("placed", "adopted", "already placed")
+
+
+def _drop_done_tasks(dispatch_id: int, outcomes: dict[int, str]) -> None:
+    """The extras this task placed need their own queued tasks no more: take them out of the
+    queue, so the worker does not spend an RQ round on each only to find it placed. Those
+    already taken by a worker, and every extra not placed, keep their task. Best effort: a
+    task left behind just finds its dispatch placed."""
+    done = [send_job_id(i) for i, o in outcomes.items() if i != dispatch_id and o in _DONE]
+    try:
+        drop_queued(DISPATCH, done)
+    except RedisError as exc:
+        log.warning("could not drop the placed extras' tasks (%s); they will skip", exc)
+
+
+def _claim_and_prepare(dispatch_id: int, size: int) -> tuple[list[Dispatch], Adapter, dict] | None:
+    """Claim the batch, load what the calls need and build their specs, in one short write
+    transaction under the write gate; None if `dispatch_id` could not be claimed. No
+    transaction stays open while the platform takes its time."""
+    with write_gate():
+        claimed = send_batch.claim(dispatch_id, size)
+        if not claimed:
+            db.session.commit()
+            return None
+        first = claimed[0]
+        metrics.label_dispatch(first.adapter)
+        logs.bind(job_id=first.job_id, connection_id=first.connection_id)
+        loaded = send_batch.preload(claimed)
+        adapter = guarded_adapter(first)  # one channel: the same adapter for every row
+        specs = {}
+        for dispatch in claimed:
+            try:
+                specs[dispatch.id] = job_spec(dispatch.job, dispatch)
+            except Exception:
+                if dispatch.id == dispatch_id:
+                    raise
+                log.exception("dispatch %s: no job spec; left to its own task", dispatch.id)
+        send_batch.commit_keeping(loaded)
+    return claimed, adapter, specs
 
 
 def _call(adapter, dispatch: Dispatch, spec) -> tuple[Receipt, bool] | AdapterError:

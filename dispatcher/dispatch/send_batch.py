@@ -38,6 +38,7 @@ from dispatcher.models import Assignment, Dispatch, DispatchState, MicroJob
 from dispatcher.models._base import utcnow
 from dispatcher.queues import enqueue_quietly
 from dispatcher.redis_clock import SharedClock, shared_clock, shared_utcnow
+from dispatcher.write_gate import write_gate
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +165,14 @@ def give_back(dispatch_ids: Sequence[int]) -> None:
     the dispatch is due at once, for its own RQ job."""
     if not dispatch_ids:
         return
-    db.session.execute(
-        update(Dispatch)
-        .where(Dispatch.id.in_(dispatch_ids), Dispatch.state == DispatchState.PENDING)
-        .values(attempts=Dispatch.attempts - 1, next_attempt_at=shared_utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    with write_gate():
+        db.session.execute(
+            update(Dispatch)
+            .where(Dispatch.id.in_(dispatch_ids), Dispatch.state == DispatchState.PENDING)
+            .values(attempts=Dispatch.attempts - 1, next_attempt_at=shared_utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
 
 
 def record_placed(placements: Sequence[tuple[Dispatch, Receipt, bool]]) -> dict[int, str]:
@@ -179,12 +181,14 @@ def record_placed(placements: Sequence[tuple[Dispatch, Receipt, bool]]) -> dict[
     dispatch's outcome ("placed", "adopted", "already placed", or a cancel owed)."""
     outcomes: dict[int, str] = {}
     cancels: list[int] = []
-    for dispatch, receipt, adopted in sorted(placements, key=lambda p: (p[0].job_id, p[0].id)):
-        outcome = _place(dispatch, receipt, adopted)
-        outcomes[dispatch.id] = outcome
-        if outcome.endswith(": cancelling"):
-            cancels.append(dispatch.id)
-    db.session.commit()
+    ordered = sorted(placements, key=lambda p: (p[0].job_id, p[0].id))
+    with write_gate():
+        for dispatch, receipt, adopted in ordered:
+            outcome = _place(dispatch, receipt, adopted)
+            outcomes[dispatch.id] = outcome
+            if outcome.endswith(": cancelling"):
+                cancels.append(dispatch.id)
+        db.session.commit()
     for dispatch_id in cancels:
         enqueue_quietly(enqueue_cancel, dispatch_id)
     return outcomes

@@ -40,6 +40,7 @@ from dispatcher.http_errors import problem
 from dispatcher.inbound.queueing import enqueue_apply_quietly
 from dispatcher.models import Connection, InboundEvent
 from dispatcher.ops import metrics
+from dispatcher.write_gate import write_gate
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def _store(row: dict[str, Any]) -> int:
     One INSERT in its own short transaction on the engine: no unit of work, no object to
     reload (the columns' defaults still apply), and none of the session's commit work; half
     the CPU of the session's add, flush and commit."""
-    with db.engine.begin() as conn:
+    with write_gate(), db.engine.begin() as conn:
         return conn.execute(_INSERT, row).inserted_primary_key[0]
 
 

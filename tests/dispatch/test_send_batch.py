@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from rq import Retry
+from rq.job import Job
 from sqlalchemy import event
 
 from dispatch.helpers import delegated
@@ -23,6 +24,7 @@ from dispatcher.extensions import db
 from dispatcher.models import Dispatch, DispatchState, Event
 from dispatcher.models._base import utcnow
 from dispatcher.planning import tree
+from dispatcher.queues import DISPATCH, get_queue
 
 CHILD = Path(__file__).with_name("send_child.py")
 
@@ -102,6 +104,27 @@ def test_an_extras_own_task_later_is_a_cheap_skip(goal, paused):
     assert len(counts["sql"]) == 2  # an UPDATE that matches nothing, one read
     assert counts["sql"][0].startswith("UPDATE") and counts["sql"][1].startswith("SELECT")
     assert paused.stats()["orders"] == 3
+
+
+def test_the_placed_extras_queued_tasks_are_dropped_the_rest_kept(goal, paused):
+    ids = staged(goal, 5)
+    queue = get_queue(DISPATCH)
+    tasks = [send.send_job_id(i) for i in ids]
+    assert set(tasks) <= set(queue.job_ids)
+    queue.remove(tasks[4])  # a worker has taken this one already: it is running
+    paused.control(seed=_seed_failing_only(2, 5), fail_rate=0.5)  # the third create: 503
+    assert send.send_dispatch(ids[0]) == "placed"
+    paused.control(fail_rate=0)
+    waiting = set(queue.job_ids)
+    # placed extras: nothing left for their tasks to do, so they are gone
+    assert tasks[1] not in waiting and tasks[3] not in waiting
+    assert not Job.exists(tasks[1], connection=queue.connection)
+    # the one that failed keeps its task (it retries it); the running one is left alone
+    assert tasks[2] in waiting
+    assert Job.exists(tasks[4], connection=queue.connection)
+    assert send.send_dispatch(ids[4]) == "skipped: placed"
+    # (this test ran the first task by hand, so its own job still waits too)
+    assert tasks[0] in waiting
 
 
 def _seed_failing_only(position: int, n: int, rate: float = 0.5) -> int:
