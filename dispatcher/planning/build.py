@@ -93,7 +93,8 @@ def create_subtree(
         jobs = {
             (job.parent_id, job.position): job
             for job in db.session.scalars(
-                insert(MicroJob).returning(MicroJob), [values for _, values in here]
+                insert(MicroJob).returning(MicroJob).execution_options(render_nulls=True),
+                [values for _, values in here],
             )
         }
         level = []
@@ -115,13 +116,14 @@ def create_subtree(
 
 
 def _same_keys(rows: list[dict[str, Any]]) -> None:
-    """Give every row the same columns (a missing one gets its column default): rows with
-    different columns go in separate INSERTs."""
+    """Give every row the same columns, a missing or None one its column default: the ORM
+    starts a new INSERT wherever the next row's columns, or which of them are None, differ
+    (hundreds of small INSERTs for a mixed tree), unless NULLs are rendered as values."""
     columns = MicroJob.__table__.c
     for key in set().union(*rows):
         default = columns[key].default
         for row in rows:
-            if key not in row:
+            if row.get(key) is None:
                 if default is None:
                     row[key] = None
                 else:
