@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(__file__).resolve().parent
@@ -90,4 +91,16 @@ def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # Several processes share the file: wait for locks instead of failing at once.
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+    if make_url(url).get_driver_name() != "psycopg":
+        return {"pool_pre_ping": True}
+    import psycopg
+
+    # PostgreSQL's own $1 placeholders, passed through as they are: with %(name)s psycopg
+    # parses every statement in Python to rewrite them, 0.2 s of CPU for the 44,000
+    # parameters of a 2,000-job import (issue 12). Binding stays server-side either way.
+    # A named (server-side) cursor would need psycopg.RawServerCursor: none is used.
+    return {
+        "pool_pre_ping": True,
+        "paramstyle": "numeric_dollar",
+        "connect_args": {"cursor_factory": psycopg.RawCursor},
+    }

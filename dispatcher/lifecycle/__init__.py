@@ -17,17 +17,20 @@ from dispatcher.lifecycle.job import (
     RESERVED,
     TERMS_FIXED,
     TRANSITIONS,
+    Move,
     Status,
     Summary,
     allowed_actions,
     can,
     derived_status,
+    plan,
+    record_moves,
     summarize,
     summarize_counts,
     target,
     transition,
 )
-from dispatcher.lifecycle.machine import Machine, record
+from dispatcher.lifecycle.machine import Machine, event_values, record, record_many
 from dispatcher.lifecycle.outbox import OUTBOX, OutboxState
 from dispatcher.lifecycle.push import PUSH, PushState
 
@@ -51,6 +54,7 @@ __all__ = [
     "DispatchState",
     "InboundState",
     "Machine",
+    "Move",
     "OutboxState",
     "PushState",
     "Status",
@@ -58,7 +62,11 @@ __all__ = [
     "allowed_actions",
     "can",
     "derived_status",
+    "event_values",
+    "plan",
     "record",
+    "record_many",
+    "record_moves",
     "summarize",
     "summarize_counts",
     "target",

@@ -161,6 +161,38 @@ def transition(
     return JOB.move(job, action, job=job, actor=actor, data=data)
 
 
+@dataclass(frozen=True)
+class Move:
+    """A transition chosen for a job before its row exists (a bulk import): `plan` checks it
+    against the table, the row is inserted already in `after` (one INSERT, no UPDATE), and
+    `record_moves` writes the Events once the rows have ids."""
+
+    action: str
+    before: Status
+    after: Status
+    data: dict[str, Any]
+
+
+def plan(action: str, *, start: str = S.DRAFT, data: dict[str, Any] | None = None) -> Move:
+    """The move `action` makes from `start`; raises InvalidTransition when the table forbids it."""
+    return Move(action, Status(start), target(start, action), dict(data or {}))
+
+
+def record_moves(moves: Iterable[tuple[MicroJob, Move]], *, actor: str = "system") -> None:
+    """The Event of each planned move, in one executemany; each job must hold `after`."""
+    from dispatcher.lifecycle.machine import event_values, record_many
+
+    rows = []
+    for job, move in moves:
+        if job.status != move.after:
+            raise ValueError(f"job {job.id} is {job.status}, not {move.after} as planned")
+        rows.append(
+            event_values(job, move.action, from_status=move.before, to_status=move.after,
+                         actor=actor, data=move.data)
+        )  # fmt: skip
+    record_many(rows)
+
+
 def derived_status(leaf_statuses: Iterable[str]) -> Status:
     """A parent's status, from its leaves: done when all are complete, else the least advanced."""
     every = [Status(s) for s in leaf_statuses]

@@ -26,14 +26,25 @@ MAX_NEW_JOBS = 5000
 MAX_DEPTH = 40
 
 
+#: Columns outside `tree.JOB_FIELDS` that a new job may start with: what an import restores
+#: along with its status (money and finish times as exported; nothing reserved).
+RESTORED = frozenset({"finished_at", "spent_cents"})
+
+
 @dataclass
 class NewJob:
-    """A job to create: its title, other `tree.JOB_FIELDS`, children, and `done` (checked)."""
+    """A job to create: its title, other `tree.JOB_FIELDS`, children, and `done` (checked).
+
+    An import also gives `move`, the transition from draft to the status it restores (planned
+    with `lifecycle.plan`, so the table is checked before anything is written), and
+    `restored` (`RESTORED` columns)."""
 
     title: str
     fields: dict[str, Any] = field(default_factory=dict)
     children: list[NewJob] = field(default_factory=list)
     done: bool = False
+    move: lifecycle.Move | None = None
+    restored: dict[str, Any] = field(default_factory=dict)
 
 
 def walk_new(specs: list[NewJob]) -> Iterator[NewJob]:
@@ -69,11 +80,14 @@ def create_subtree(
     """Create `specs` under `parent` (or at the goal's top level); the caller commits.
 
     Returns every created job in `walk_new` order. Checked leaves are completed through the
-    lifecycle, so they carry the same Event a job ticked off by hand would.
+    lifecycle, so they carry the same Event a job ticked off by hand would; so does each
+    `move` of an import. A job is inserted in its final status (one INSERT, never an UPDATE
+    after it), and the events go in with one executemany per kind.
     """
     check_size(specs)
     if not specs:
         return []  # an empty bulk INSERT would insert one row of defaults
+    moves = {id(spec): _move(spec) for spec in walk_new(specs)}  # refused before any write
     made: dict[int, MicroJob] = {}  # id(spec) -> its job
     # One level of the tree at a time: one position query, and one bulk INSERT ... RETURNING
     # per level, instead of a query and a flush per job (7 s for a 2,000-job import). The
@@ -82,8 +96,7 @@ def create_subtree(
     level: list[tuple[list[NewJob], MicroJob | None, int]] = [(specs, parent, start)]
     while level:
         here = [
-            (spec, tree.new_job(goal, title=spec.title, parent=under, position=first + i,
-                                **spec.fields))
+            (spec, _values(goal, spec, under, first + i, moves[id(spec)]))
             for siblings, under, first in level
             for i, spec in enumerate(siblings)
         ]  # fmt: skip
@@ -93,35 +106,64 @@ def create_subtree(
         jobs = {
             (job.parent_id, job.position): job
             for job in db.session.scalars(
-                insert(MicroJob).returning(MicroJob), [values for _, values in here]
+                insert(MicroJob).returning(MicroJob).execution_options(render_nulls=True),
+                [values for _, values in here],
             )
         }
         level = []
         for spec, values in here:
             made[id(spec)] = job = jobs[values["parent_id"], values["position"]]
-            tree.job_created(goal, job, actor)
-        for spec, _ in here:  # events alike stay together: they are inserted in batches
-            job = made[id(spec)]
-            if spec.done and not spec.children and job.status in (Status.DRAFT, Status.READY):
-                lifecycle.transition(job, "complete", actor=actor)
-                job.finished_at = utcnow()
             if spec.children:
                 level.append((spec.children, job, 0))
+    created = [made[id(spec)] for spec in walk_new(specs)]
+    tree.jobs_created(created, actor)
+    lifecycle.record_moves(
+        [(made[key], move) for key, move in moves.items() if move is not None], actor=actor
+    )
     # collections loaded before the insert do not know the new rows
     db.session.expire(goal, ["jobs"])
     if parent is not None:
         db.session.expire(parent, ["children"])
-    return [made[id(spec)] for spec in walk_new(specs)]
+    return created
+
+
+def _move(spec: NewJob) -> lifecycle.Move | None:
+    """The transition `spec` is created with: its own (an import's), or completing a checked
+    leaf. A new job starts in draft."""
+    if spec.move is not None:
+        return lifecycle.plan(spec.move.action, start=spec.move.before, data=spec.move.data)
+    if spec.done and not spec.children:
+        return lifecycle.plan("complete")
+    return None
+
+
+def _values(
+    goal: Goal, spec: NewJob, parent: MicroJob | None, position: int, move: lifecycle.Move | None
+) -> dict[str, Any]:
+    """The row of `spec`, already in the status its move leads to."""
+    unknown = spec.restored.keys() - RESTORED
+    if unknown:
+        raise TypeError(f"unknown restored fields: {sorted(unknown)}")
+    values = tree.new_job(goal, title=spec.title, parent=parent, position=position, **spec.fields)
+    values.update(spec.restored)
+    if move is not None:
+        if move.before != Status.DRAFT:
+            raise ValueError(f"a new job starts in draft, not {move.before}")
+        values["status"] = move.after
+        if spec.move is None:  # a checked leaf: done now
+            values["finished_at"] = utcnow()
+    return values
 
 
 def _same_keys(rows: list[dict[str, Any]]) -> None:
-    """Give every row the same columns (a missing one gets its column default): rows with
-    different columns go in separate INSERTs."""
+    """Give every row the same columns, a missing or None one its column default: the ORM
+    starts a new INSERT wherever the next row's columns, or which of them are None, differ
+    (hundreds of small INSERTs for a mixed tree), unless NULLs are rendered as values."""
     columns = MicroJob.__table__.c
     for key in set().union(*rows):
         default = columns[key].default
         for row in rows:
-            if key not in row:
+            if row.get(key) is None:
                 if default is None:
                     row[key] = None
                 else:

@@ -178,7 +178,18 @@ def new_job(
 
 def job_created(goal: Goal, job: MicroJob, actor: str) -> None:
     """The `job_created` event of a flushed job."""
-    _record(goal, "job_created", actor, job, title=job.title, parent_id=job.parent_id)
+    _record(goal, "job_created", actor, job, **_created(job))
+
+
+def jobs_created(jobs: Iterable[MicroJob], actor: str) -> None:
+    """The `job_created` events of many flushed jobs, in one executemany (a bulk create)."""
+    lifecycle.record_many(
+        [lifecycle.event_values(j, "job_created", actor=actor, data=_created(j)) for j in jobs]
+    )
+
+
+def _created(job: MicroJob) -> dict[str, Any]:
+    return {"title": job.title, "parent_id": job.parent_id}
 
 
 def split_job(job: MicroJob, titles: Iterable[str], *, actor: str = "owner") -> list[MicroJob]:
