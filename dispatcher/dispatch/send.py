@@ -95,8 +95,26 @@ def send_dispatch(dispatch_id: int) -> str | Retry:
     settings = current_app.config["SETTINGS"]
     prepared = _claim_and_prepare(dispatch_id, settings.dispatch_batch)
     if prepared is None:
-        return _not_claimed(dispatch_id)
-    claimed, adapter, specs = prepared
+        outcome = _not_claimed(dispatch_id)
+        if isinstance(outcome, Retry) and settings.dispatch_batch > 1:
+            # held by another task's batch (or backing off): meanwhile, take the next due
+            # dispatches of its channel, so a second worker works beside the first
+            beside = _claim_and_prepare(dispatch_id, settings.dispatch_batch, beside=True)
+            if beside is not None:
+                _send_claimed(dispatch_id, *beside)
+        return outcome
+    outcomes = _send_claimed(dispatch_id, *prepared)
+    if dispatch_id not in outcomes:
+        return _not_claimed(dispatch_id)  # another worker claimed it just before us
+    return outcomes[dispatch_id]
+
+
+def _send_claimed(
+    dispatch_id: int, claimed: list[Dispatch], adapter: Adapter, specs: dict
+) -> dict[int, str | Retry]:
+    """Call the platform for each claimed dispatch, record the placements in one commit,
+    settle the failures one by one; each dispatch's outcome."""
+    settings = current_app.config["SETTINGS"]
     channel = claimed[0].adapter
     started, results = time.monotonic(), {}
     for dispatch in claimed:
@@ -113,9 +131,7 @@ def send_dispatch(dispatch_id: int) -> str | Retry:
         if other_id != dispatch_id:
             metrics.count_dispatch(channel, outcome)
     _drop_done_tasks(dispatch_id, outcomes)
-    if dispatch_id not in outcomes:
-        return _not_claimed(dispatch_id)  # another worker claimed it just before us
-    return outcomes[dispatch_id]
+    return outcomes
 
 
 #: outcomes after which a dispatch's own queued task has nothing left to do
@@ -134,12 +150,14 @@ def _drop_done_tasks(dispatch_id: int, outcomes: dict[int, str]) -> None:
         log.warning("could not drop the placed extras' tasks (%s); they will skip", exc)
 
 
-def _claim_and_prepare(dispatch_id: int, size: int) -> tuple[list[Dispatch], Adapter, dict] | None:
+def _claim_and_prepare(
+    dispatch_id: int, size: int, *, beside: bool = False
+) -> tuple[list[Dispatch], Adapter, dict] | None:
     """Claim the batch, load what the calls need and build their specs, in one short write
     transaction under the write gate; None if `dispatch_id` could not be claimed. No
     transaction stays open while the platform takes its time."""
     with write_gate():
-        claimed = send_batch.claim(dispatch_id, size)
+        claimed = send_batch.claim(dispatch_id, size, beside=beside)
         if not claimed:
             db.session.commit()
             return None

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from flask import current_app
-from sqlalchemy import Integer, and_, bindparam, case, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, case, or_, select, true, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
@@ -48,16 +48,20 @@ log = logging.getLogger(__name__)
 CALL_BUDGET_SECONDS = 5.0
 
 
-def claim(dispatch_id: int, size: int, clock: SharedClock | None = None) -> list[Dispatch]:
+def claim(
+    dispatch_id: int, size: int, clock: SharedClock | None = None, *, beside: bool = False
+) -> list[Dispatch]:
     """Lease `dispatch_id` and up to `size - 1` other pending, due dispatches of the same
     adapter and connection (lowest ids first), counting an attempt on each: one UPDATE ...
-    RETURNING. Nothing is claimed unless `dispatch_id` itself is pending and due. Returns the
-    claimed rows, `dispatch_id` first when it is among them; the transaction stays open
-    (`commit_keeping` ends it)."""
+    RETURNING. Nothing is claimed unless `dispatch_id` itself is pending and due; with
+    `beside`, its channel's due rows are claimed whatever its own state (a second worker
+    whose dispatch is held by the first's batch works beside it instead of behind it).
+    Returns the claimed rows, `dispatch_id` first when it is among them; the transaction
+    stays open (`commit_keeping` ends it)."""
     now = (clock or shared_clock()).now()
     settings = current_app.config["SETTINGS"]
     params = {"dispatch_id": dispatch_id, "now": now, "until": now + lease(settings)}
-    statement = _claim_one() if size <= 1 else _claim_many()
+    statement = _claim_one() if size <= 1 else _claim_many(mine_due=not beside)
     if size > 1:
         params["size"] = size
     rows = db.session.scalars(
@@ -89,9 +93,10 @@ def _claim_one():
 
 
 @functools.cache
-def _claim_many():
+def _claim_many(*, mine_due: bool):
     """Built once (building it costs more CPU than running it): the ids are chosen by a
-    sub-select joined to the asked-for row, so nothing is taken unless that row is due."""
+    sub-select joined to the asked-for row, so nothing is taken unless that row is due
+    (`mine_due`; else the row only names the channel)."""
     mine, other = aliased(Dispatch), aliased(Dispatch)
     chosen = (
         select(other.id)
@@ -99,7 +104,7 @@ def _claim_many():
             mine,
             and_(
                 mine.id == bindparam("dispatch_id"),
-                _due(mine),
+                _due(mine) if mine_due else true(),
                 other.adapter == mine.adapter,
                 other.connection_id.is_not_distinct_from(mine.connection_id),
             ),
