@@ -29,7 +29,7 @@ def _rows(path: Path) -> dict[str, dict]:
 
 def _key(name: str) -> str:
     """Names carry run sizes ("1000 jobs", "(731/s)"); compare the figures without them."""
-    return re.sub(r"\s*\(?\d[\d,]*(/s| jobs)\)?", "", name).strip()
+    return re.sub(r"\s*\(?\d[\d,]*(/s| jobs)\)?", "", name).strip(" ,")
 
 
 def _share(row: dict) -> float | None:
