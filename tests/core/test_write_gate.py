@@ -44,12 +44,11 @@ def test_two_processes_never_hold_the_gate_at_once(tmp_path):
     ]
     first, second = sorted((json.loads(c.communicate(timeout=30)[0]) for c in children),
                            key=lambda r: r["got"])  # fmt: skip
-    # contention happened: both asked within a moment of each other
-    assert abs(first["asked"] - second["asked"]) < 0.2
-    # the second waited for the first to leave, and got the gate promptly when it did
+    # contention happened: the second asked while the first held the gate
+    assert second["asked"] < first["left"]
+    # it waited for the first to leave, and got the gate promptly when it did
     assert second["got"] >= first["left"]
-    assert second["got"] - second["asked"] >= 0.3
-    assert second["got"] - first["left"] < 0.1
+    assert second["got"] - first["left"] < 0.25
 
 
 def test_threads_of_one_process_take_turns_and_a_thread_may_nest(tmp_path):
