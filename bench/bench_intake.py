@@ -38,6 +38,25 @@ from bench.stack import (  # noqa: E402
     wait_http,
 )
 
+
+def sandbox_webhook(app) -> tuple[str, str]:
+    """A bench owner with a sandbox connection, in `app`'s database (inside its app context):
+    the webhook path its events are posted to and the secret they are signed with."""
+    from dispatcher import connections
+    from dispatcher.extensions import db
+    from dispatcher.models import Owner
+
+    owner = Owner(email="bench@example.com", name="Bench")
+    owner.set_password("not used")
+    db.session.add(owner)
+    db.session.commit()
+    connection, secret = connections.create(
+        owner.id, "sandbox", "Sandbox", {"api_key": "sbx_bench-only"}
+    )
+    db.session.commit()
+    return f"/webhooks/sandbox/{connection.webhook_path}", secret
+
+
 CONNECTIONS = 8
 #: the gunicorn flags of `dispatcher web` (dispatcher/cli.py), given to the floor too
 GUNICORN = ["--workers", "2", "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "5"]
@@ -80,24 +99,15 @@ class Bench:
     def _connection(self) -> tuple[str, str]:
         """An owner's sandbox connection in the product's database: the webhook path its
         events are posted to, and the secret they are signed with (the floor's too)."""
-        from dispatcher import connections, create_app
+        from dispatcher import create_app
         from dispatcher.extensions import db
-        from dispatcher.models import Owner
 
         app = create_app(
             {"instance_path": self.dir / "instance", "database_url": self.database_url,
              "redis_url": self.redis.url}
         )  # fmt: skip
         with app.app_context():
-            owner = Owner(email="bench@example.com", name="Bench")
-            owner.set_password("not used")
-            db.session.add(owner)
-            db.session.commit()
-            connection, secret = connections.create(
-                owner.id, "sandbox", "Sandbox", {"api_key": "sbx_bench-only"}
-            )
-            db.session.commit()
-            path = f"/webhooks/sandbox/{connection.webhook_path}"
+            path, secret = sandbox_webhook(app)
             db.session.remove()
             db.engine.dispose()
         return path, secret

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import loadgen  # noqa: E402
+from bench.bench_intake import sandbox_webhook  # noqa: E402
 from bench.stack import RedisServer, cli, drop_scratch, environment, scratch_database  # noqa: E402
 
 
@@ -41,24 +42,14 @@ def run(count: int, top: int, sort: str, callees: str = "") -> float:
             REDIS_URL=redis.url,
         )
         cli(["db", "upgrade"], env)
-        from dispatcher import connections, create_app
-        from dispatcher.extensions import db
-        from dispatcher.models import Owner
+        from dispatcher import create_app
 
         app = create_app(
             {"instance_path": workdir / "instance", "database_url": database_url,
              "redis_url": redis.url}
         )  # fmt: skip
         with app.app_context():
-            owner = Owner(email="bench@example.com", name="Bench")
-            owner.set_password("not used")
-            db.session.add(owner)
-            db.session.commit()
-            connection, secret = connections.create(
-                owner.id, "sandbox", "Sandbox", {"api_key": "sbx_bench-only"}
-            )
-            db.session.commit()
-            path = f"/webhooks/sandbox/{connection.webhook_path}"
+            path, secret = sandbox_webhook(app)
         client = app.test_client()
 
         def post(batch: list[tuple[str, str, str, str]]) -> None:
