@@ -35,6 +35,7 @@ from bench.stack import (  # noqa: E402
     environment,
     free_port,
     scratch_database,
+    tree_cpu_seconds,
     wait_http,
 )
 
@@ -78,6 +79,8 @@ class Bench:
         self.logs.mkdir()
         self.web: Proc | None = None
         self.floor: subprocess.Popen | None = None
+        #: web processes' CPU ms per request in each saturation run
+        self.cpu: dict[str, list[float]] = {"product": [], "floor": []}
 
     def start(self) -> None:
         self.redis.start()
@@ -125,10 +128,14 @@ class Bench:
     def saturate(self, which: str, seconds: int) -> float:
         requests = loadgen.signed_requests(self.secret, max(4000, 3000 * seconds))
         path = loadgen.write_requests(self.dir / f"{which}.tsv", requests)
+        pid = self.web.pid if which == "product" else self.floor.pid
+        cpu0 = tree_cpu_seconds(pid)
         result = loadgen.wrk(
             f"http://127.0.0.1:{self.ports[which]}{self.path}",
             path, self.dir / "requests.lua", connections=CONNECTIONS, seconds=seconds,
         )  # fmt: skip
+        cpu = tree_cpu_seconds(pid) - cpu0
+        self.cpu[which].append(cpu * 1000 / max(1.0, result["rate"] * seconds))
         if result["errors"]:  # an answer other than 2xx is a broken benchmark
             raise RuntimeError(f"{which}: {result}\n{self.tail(which)}")
         if result["socket_errors"]:  # slow answers are a figure: say so, go on
@@ -186,6 +193,8 @@ def main() -> None:
                 p99["floor"], "< 50 ms"),
             Row("webhook rate achieved at that rate", achieved["product"], "req/s",
                 achieved["floor"], None),
+            Row("web CPU per webhook at saturation", median(bench.cpu["product"][1:]), "ms",
+                median(bench.cpu["floor"][1:]), None),
         ]  # fmt: skip
         publish("intake", rows, f"{db_name}, {args.reps} rep(s) of {args.seconds} s")
     finally:

@@ -186,6 +186,28 @@ def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and every live process under it, in seconds (from /proc):
+    a gunicorn master and its workers, or `dispatcher web` and the gunicorn it runs."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(times.get(p, 0.0) for p in tree)
+
+
 def wait_http(url: str, timeout: float = 30) -> None:
     import requests
 

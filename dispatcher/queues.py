@@ -6,7 +6,7 @@ Redis is only a transport (DESIGN rule 1): every job here can be rebuilt from th
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import Flask, current_app
@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
+from rq.utils import now as rq_now
 
 from dispatcher.config import EMBEDDED_REDIS, Settings
 from dispatcher.redis_urls import connect_url
@@ -95,6 +96,45 @@ def enqueue_once(
             return queue.enqueue(func, *args, job_id=job_id, unique=True, **options)
         except DuplicateJobError:
             return None
+
+
+#: RQ's own unique enqueue (a job hash saved and pushed only if none is there), as a script
+#: that a pipeline can carry: one round trip for a whole group of jobs
+_PUSH_IF_NEW = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('RPUSH', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+def enqueue_many_once(
+    queue_name: str, func: str, calls: Sequence[tuple[str, tuple[Any, ...]]], **options: Any
+) -> int:
+    """`enqueue_once` for many jobs in one round trip: `calls` are (job id, args) pairs; how
+    many were queued. A job id that already has a job is handed to `enqueue_once`, which
+    leaves a queued one alone and replaces a finished or failed one."""
+    if not calls:
+        return 0
+    queue = get_queue(queue_name)
+    options.setdefault("result_ttl", 0)
+    options.setdefault("failure_ttl", 7 * 24 * 3600)
+    timeout = options.pop("job_timeout", None)
+    jobs = []
+    for job_id, args in calls:
+        job = queue.create_job(func, args=args, job_id=job_id, timeout=timeout, **options)
+        job.origin, job.enqueued_at = queue.name, rq_now()
+        jobs.append(job)
+    with queue.connection.pipeline(transaction=False) as pipe:
+        pipe.sadd(queue.redis_queues_keys, queue.key)
+        for job in jobs:
+            fields = [x for k, v in job.to_dict().items() if v is not None for x in (k, v)]
+            pipe.eval(_PUSH_IF_NEW, 2, job.key, queue.key, job.id, *fields)
+        pushed = pipe.execute()[1:]
+    for (job_id, args), new in zip(calls, pushed, strict=True):
+        if not new:
+            enqueue_once(queue_name, func, *args, job_id=job_id, job_timeout=timeout, **options)
+    return sum(pushed)
 
 
 def drop_queued(queue_name: str, job_ids: list[str]) -> int:

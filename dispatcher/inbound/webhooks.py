@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
 
 from flask import Blueprint, current_app, request
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 
 from adapters.base import Capability, EventKind, HandshakeReply
 from adapters.teammate import PAGE_HEADER
@@ -37,10 +35,10 @@ from dispatcher.connections import adapter_for_webhook
 from dispatcher.errors import PayloadError, SignatureError, Unsupported
 from dispatcher.extensions import db
 from dispatcher.http_errors import problem
+from dispatcher.inbound import group_commit
 from dispatcher.inbound.queueing import enqueue_apply_quietly
 from dispatcher.models import Connection, InboundEvent
 from dispatcher.ops import metrics
-from dispatcher.write_gate import write_gate
 
 log = logging.getLogger(__name__)
 
@@ -124,33 +122,19 @@ def receive(adapter_name: str, path: str):
         "status": status,
         "error": error,
     }
-    # end the session's transaction first, as the session's commit did when it stored the
-    # row: nothing in it here (a no-op), but a caller sharing the app context (a test) has
-    # its writes committed, never left holding the lock this insert waits for
-    db.session.commit()
-    try:
-        inbound_id = _store(row)
-    except IntegrityError:
+    # end the session's transaction, if a caller sharing the app context (a test) left one
+    # open, as the session's commit did when it stored the row: its writes are committed,
+    # never left holding the lock this insert waits for
+    if db.session().in_transaction():
+        db.session.commit()
+    inbound_id = group_commit.store(row, enqueue=status == "received")
+    if inbound_id is None:
         return _duplicate(connection_id, event_id)
     if status == "invalid":
         return problem(400, "Webhook not understood", error or "", event_id=event_id)
     if status == "ignored":
         return {"status": "ignored", "event_id": event_id, "id": inbound_id}, 200
-    enqueue_apply_quietly(inbound_id)
     return {"status": "accepted", "event_id": event_id, "id": inbound_id}, adapter.accepted_status
-
-
-_INSERT = insert(InboundEvent.__table__)
-
-
-def _store(row: dict[str, Any]) -> int:
-    """Insert the row and commit it (on disk before the 2xx); its id.
-
-    One INSERT in its own short transaction on the engine: no unit of work, no object to
-    reload (the columns' defaults still apply), and none of the session's commit work; half
-    the CPU of the session's add, flush and commit."""
-    with write_gate(), db.engine.begin() as conn:
-        return conn.execute(_INSERT, row).inserted_primary_key[0]
 
 
 def _handshake(connection: Connection, reply: HandshakeReply):
