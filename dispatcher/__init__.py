@@ -70,6 +70,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from dispatcher import http_errors, models, ops  # noqa: F401  (models register their tables)
     from dispatcher.api import init_api
+    from dispatcher.inbound import fast_path
     from dispatcher.inbound.webhooks import bp as webhooks_bp
     from dispatcher.live import publish as live_publish
     from dispatcher.web import register_blueprints
@@ -84,6 +85,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     http_errors.init_app(app)
     security.init_app(app)
     live_publish.init_app(app)
+    fast_path.install(app)  # webhooks beside Flask's request handling
     return app
 
 

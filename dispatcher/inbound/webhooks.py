@@ -24,9 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
+from typing import IO, Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from adapters.base import Capability, EventKind, HandshakeReply
 from adapters.teammate import PAGE_HEADER
@@ -67,9 +71,31 @@ def probe(adapter_name: str, path: str):
     return "", 200
 
 
-@bp.post("/<adapter_name>/<path>")
-@metrics.count_webhook
-def receive(adapter_name: str, path: str):
+@dataclass(frozen=True)
+class Incoming:
+    """What intake reads of a request: its headers (lower-cased), the length it declares
+    (None for a chunked body) and the body's stream."""
+
+    headers: dict[str, str]
+    content_length: int | None
+    stream: IO[bytes]
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, Any]) -> Incoming:
+        headers = {
+            key[5:].replace("_", "-").lower(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        for key, name in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
+            if environ.get(key):
+                headers[name] = environ[key]
+        return cls(headers, get_content_length(environ), get_input_stream(environ))
+
+
+def take(adapter_name: str, path: str, incoming: Incoming) -> ResponseReturnValue:
+    """POST /webhooks/<adapter_name>/<path>: the answer to one delivery (served by
+    `fast_path.WebhookFastPath`, inside an app context)."""
     adapter = adapter_for_webhook(adapter_name, path)
     if adapter is None:
         return problem(404, "Unknown webhook URL", "no connection has this webhook URL")
@@ -78,12 +104,12 @@ def receive(adapter_name: str, path: str):
         return problem(404, "No webhooks", f"{adapter_name} does not send webhooks")
 
     limit = current_app.config["SETTINGS"].webhook_max_bytes
-    if (request.content_length or 0) > limit:
+    if (incoming.content_length or 0) > limit:
         return _too_large(limit)
-    body = request.stream.read(limit + 1)  # a chunked body may carry no Content-Length
+    body = incoming.stream.read(limit + 1)  # a chunked body may carry no Content-Length
     if len(body) > limit:
         return _too_large(limit)
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    headers = dict(incoming.headers)
     headers.pop(PAGE_HEADER, None)  # only Dispatcher's own submission page sets it
 
     reply = adapter.handshake(headers, body)

@@ -107,6 +107,15 @@ def request_id() -> str:
     return getattr(g, "request_id", "")
 
 
+def start_request(given: str) -> str:
+    """A request's id (the caller's X-Request-Id if it is a sane one, or a new one), kept in
+    `g` and bound to every log line until the request ends."""
+    g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    clear()
+    bind(request_id=g.request_id)
+    return g.request_id
+
+
 def init_app(app: Flask) -> None:
     """Request ids in and out; the log format when the settings ask for JSON."""
     settings = app.config["SETTINGS"]
@@ -116,10 +125,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _take_request_id() -> None:
-        given = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        clear()
-        bind(request_id=g.request_id)
+        start_request(request.headers.get(REQUEST_ID_HEADER, ""))
 
     @app.after_request
     def _echo_request_id(response):

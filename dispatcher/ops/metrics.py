@@ -113,21 +113,28 @@ def label_dispatch(adapter: str) -> None:
 
 
 def count_webhook(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Count each webhook delivery by channel and by the answer it got."""
+    """Count each answer of a webhook view (`observe_webhook`)."""
 
     @functools.wraps(view)
     def wrapper(adapter_name: str, *args: Any, **kwargs: Any) -> Any:
-        from flask import current_app, make_response
+        from flask import make_response
 
         response = make_response(view(adapter_name, *args, **kwargs))
-        known = adapter_name in current_app.extensions["dispatcher.adapters"]
-        result = WEBHOOK_RESULTS.get(response.status_code, str(response.status_code))
-        if response.status_code == 200:
-            result = (response.get_json(silent=True) or {}).get("status") or result
-        WEBHOOKS.labels(adapter_name if known else "unknown", result).inc()
+        observe_webhook(adapter_name, response)
         return response
 
     return wrapper
+
+
+def observe_webhook(adapter_name: str, response: Any) -> None:
+    """Count a webhook delivery by channel and by the answer it got."""
+    from flask import current_app
+
+    known = adapter_name in current_app.extensions["dispatcher.adapters"]
+    result = WEBHOOK_RESULTS.get(response.status_code, str(response.status_code))
+    if response.status_code == 200:
+        result = (response.get_json(silent=True) or {}).get("status") or result
+    WEBHOOKS.labels(adapter_name if known else "unknown", result).inc()
 
 
 class RedisCollector:
