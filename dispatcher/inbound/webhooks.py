@@ -151,7 +151,7 @@ def take(adapter_name: str, path: str, incoming: Incoming) -> ResponseReturnValu
     # end the session's transaction, if a caller sharing the app context (a test) left one
     # open, as the session's commit did when it stored the row: its writes are committed,
     # never left holding the lock this insert waits for
-    if db.session().in_transaction():
+    if db.session.registry.has() and db.session().in_transaction():
         db.session.commit()
     inbound_id = group_commit.store(row, enqueue=status == "received")
     if inbound_id is None:
