@@ -253,44 +253,51 @@ def collect(bench, expected: int) -> dict[str, list]:
     return {f["job"]: f["marks"] for f in found}
 
 
-def measure_product(bench, samples: int) -> list[list]:
+def product_sample(bench, job_id: int) -> tuple[list, str, str]:
+    """One dispatch request: its stamps, its RQ job id, its idempotency key."""
     from dispatcher.dispatch import send, service
     from dispatcher.extensions import db
     from dispatcher.models import Dispatch, MicroJob
 
-    runs = []
-    for job_id in bench.make_jobs(samples):
-        job = db.session.get(MicroJob, job_id)
-        REC.start()
-        dispatch = service.dispatch_job(job)
-        request = REC.take()
-        key = db.session.get(Dispatch, dispatch.id).idempotency_key
-        runs.append((request, send.send_job_id(dispatch.id), key))
-        db.session.remove()
-        time.sleep(0.15)
-    return join(bench, runs)
+    job = db.session.get(MicroJob, job_id)
+    REC.start()
+    dispatch = service.dispatch_job(job)
+    request = REC.take()
+    key = db.session.get(Dispatch, dispatch.id).idempotency_key
+    db.session.remove()
+    return request, send.send_job_id(dispatch.id), key
 
 
-def measure_floor(bench, samples: int) -> list[list]:
+def floor_sample(bench, queue, body: dict, key: str) -> tuple[list, str, str]:
+    """One bare enqueue of the floor's job."""
     from bench.floors import post_order
 
-    queue = bench.floor_queue()
-    runs = []
-    for body, key in bench.floor_bodies(samples):
-        REC.start()
-        job = queue.enqueue(
-            post_order, f"{bench.sandbox_url}/orders", body, key, bench.api_key, result_ttl=0
-        )
-        REC.mark("enqueued")
-        runs.append((REC.take(), job.id, key))
+    REC.start()
+    job = queue.enqueue(
+        post_order, f"{bench.sandbox_url}/orders", body, key, bench.api_key, result_ttl=0
+    )
+    REC.mark("enqueued")
+    return REC.take(), job.id, key
+
+
+def measure(bench, samples: int) -> tuple[list[list], list[list]]:
+    """Product and floor samples alternating (as bench_dispatch does), workers idle."""
+    product, floor = [], []
+    queue = bench.floor_queue()  # one Redis client, as the product's
+    for job_id, (body, key) in zip(
+        bench.make_jobs(samples), bench.floor_bodies(samples), strict=True
+    ):
+        product.append(product_sample(bench, job_id))
         time.sleep(0.15)
-    return join(bench, runs)
-
-
-def join(bench, runs) -> list[list]:
-    """Each sample's whole stamp list: the request's, the worker's, then the order."""
+        floor.append(floor_sample(bench, queue, body, key))
+        time.sleep(0.15)
     time.sleep(0.5)
-    worker = collect(bench, len(runs))
+    worker = collect(bench, 2 * samples)
+    return join(bench, product, worker), join(bench, floor, worker)
+
+
+def join(bench, runs, worker: dict[str, list]) -> list[list]:
+    """Each sample's whole stamp list: the request's, the worker's, then the order."""
     placed = bench.order_times([key for _, _, key in runs])
     joined = []
     for request, job_id, key in runs:
@@ -354,15 +361,13 @@ def main() -> None:
         workers.append(spawn(bench, ["product"]))
         workers.append(spawn(bench, ["floor", bench.redis.url, FLOOR_QUEUE]))
         wait_registered(bench, 2)
-        measure_product(bench, 3)  # warm both up
-        measure_floor(bench, 3)
+        measure(bench, 3)  # warm both up
         if args.sql:
             REC.statements = []
-            measure_product(bench, 1)
+            product_sample(bench, bench.make_jobs(1)[0])
             print("\n".join(REC.statements))
             REC.statements = None
-        product = measure_product(bench, args.samples)
-        floor = measure_floor(bench, args.samples)
+        product, floor = measure(bench, args.samples)
         db_name = "PostgreSQL" if bench.scratch else "SQLite"
         p = table(f"product, {db_name}", product)
         f = table(f"floor, {db_name}", floor)
