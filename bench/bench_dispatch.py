@@ -9,6 +9,7 @@ Product and floor runs alternate, medians of `--reps`.
 
     .venv/bin/python bench/bench_dispatch.py [--jobs 1000] [--reps 3] [--rss-jobs 10000]
     .venv/bin/python bench/bench_dispatch.py --quick      # CI: 200 jobs, 1 repetition
+    .venv/bin/python bench/bench_dispatch.py --only latency --samples 30   # idle latency only
 """
 
 from __future__ import annotations
@@ -354,6 +355,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=40, help="idle-latency samples")
     parser.add_argument("--rss-jobs", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="CI: small and once")
+    parser.add_argument(
+        "--only", choices=("latency",), help="only this figure (1 worker, no drain or RSS)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.reps, args.samples, args.rss_jobs = 200, 1, 10, 400
@@ -363,6 +367,13 @@ def main() -> None:
     try:
         bench.start()
         db_name = "PostgreSQL" if bench.scratch else "SQLite"
+        if args.only == "latency":
+            bench.start_workers(1)
+            product, floor = bench.latencies(args.samples)
+            for pct in (50, 95):
+                print(f"  idle latency p{pct}: product {percentile(product, pct):.1f} ms, "
+                      f"floor {percentile(floor, pct):.1f} ms", flush=True)  # fmt: skip
+            return
         for count in (1, 2):
             product_pids, floor_pids = bench.start_workers(count)
             bench.drain_product(min(50, args.jobs), product_pids)  # warm up both

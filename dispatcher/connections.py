@@ -199,12 +199,13 @@ def delete(connection: Connection) -> None:
     db.session.delete(connection)
 
 
-def bind(job: MicroJob, connection_id: Any = None) -> None:
+def bind(job: MicroJob, connection_id: Any = None) -> Connection | None:
     """Point a delegated job at one of its owner's connections and copy the adapter's name
     into `job.channel`. A job that names only a channel gets the owner's connection of that
-    adapter, if any (a dispatch without one is refused: `require`)."""
+    adapter, if any (a dispatch without one is refused: `require`). Returns the connection
+    (the session holds rows weakly: a caller that keeps it need not load it again)."""
     if job.mode != "delegate":
-        return
+        return None
     if connection_id is not None:
         connection = get(connection_id, job.owner_id)
     elif job.connection_id is not None:
@@ -220,16 +221,17 @@ def bind(job: MicroJob, connection_id: Any = None) -> None:
     job.connection_id = connection.id if connection is not None else None
     if connection is not None:
         job.channel = connection.adapter
+    return connection
 
 
 def require(job: MicroJob) -> Connection:
     """The job's connection; NotFound with a clear reason when it has none (or not theirs)."""
-    bind(job)
+    connection = bind(job)
     if job.connection_id is None:
         raise NotFound(
             f"connect a {job.channel or 'channel'} account first (Settings → Connections)"
         )
-    return db.session.get(Connection, job.connection_id)
+    return connection or db.session.get(Connection, job.connection_id)
 
 
 def adapter_for_connection(connection_id: int) -> Adapter:

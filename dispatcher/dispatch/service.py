@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 
 from adapters.base import Adapter, Capability
@@ -211,5 +212,7 @@ def cancel_job(job: MicroJob, *, actor: str = "owner") -> str:
 
 def enqueue_send(dispatch: Dispatch) -> None:
     """Enqueue after commit. If Redis is down the row stays pending and the reconciler
-    enqueues it later, so a Redis error here is logged, not raised to the owner."""
-    enqueue_quietly(send.enqueue_send, dispatch.id)
+    enqueues it later, so a Redis error here is logged, not raised to the owner. The id is
+    taken from the row's identity: the commit expired the row, and reading `dispatch.id`
+    would load it again, a SELECT on the way to the worker (issue 12)."""
+    enqueue_quietly(send.enqueue_send, sa_inspect(dispatch).identity[0])
