@@ -23,6 +23,7 @@ from adapters.base import Adapter, AdapterRegistry
 from dispatcher import secretbox
 from dispatcher.errors import AdapterError, DispatcherError, NotFound, Unsupported
 from dispatcher.extensions import db
+from dispatcher.inbound.intake_connection import intake_connection
 from dispatcher.models import Connection, Dispatch, InboundEvent, MicroJob
 from dispatcher.models._base import utcnow
 from dispatcher.scoping import get_owned, owned
@@ -266,7 +267,7 @@ def adapter_for_webhook(adapter_name: str, path: str) -> Adapter | None:
     it was built from that same version and path. Every change to a connection's secrets or
     options bumps its version (`_touch`), and a deleted one has no row: both take effect on
     the very next webhook, in every process, without any cache to invalidate."""
-    with db.engine.connect() as conn:  # not the session: nothing to flush, expire or remove
+    with intake_connection() as conn:  # not the session: nothing to flush, expire or remove
         row = conn.execute(_BY_WEBHOOK, {"path": path, "adapter": adapter_name}).first()
     if row is None:
         return None

@@ -35,7 +35,11 @@ def enforce_sqlite_foreign_keys(app) -> None:
     turn them on for every connection of this app's engine, as PostgreSQL always has them;
     and make its commits durable and cheap (`_sqlite_pragmas`)."""
     with app.app_context():
-        engine = db.engine
+        on_sqlite_connect(db.engine)
+
+
+def on_sqlite_connect(engine) -> None:
+    """Give every new connection of a SQLite engine the pragmas below (no-op elsewhere)."""
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
 

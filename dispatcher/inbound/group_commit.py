@@ -29,9 +29,9 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import Insert
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
 
 from dispatcher.extensions import db
+from dispatcher.inbound.intake_connection import intake_connection
 from dispatcher.inbound.queueing import enqueue_apply_many_quietly
 from dispatcher.models import InboundEvent
 from dispatcher.write_gate import write_gate
@@ -94,13 +94,13 @@ def _write(group: list[_Waiting]) -> None:
     """Store the group and settle every member: an id, a duplicate, or an error."""
     try:
         try:
-            _insert(db.engine, group)
+            _insert(group)
         except Exception:
             if len(group) == 1:
                 raise
             for one in group:  # one row the database refuses must not fail the others
                 try:
-                    _insert(db.engine, [one])
+                    _insert([one])
                 except Exception as exc:  # noqa: BLE001 - handed to that row's own request
                     one.error = exc
         enqueue_apply_many_quietly(
@@ -115,11 +115,12 @@ def _write(group: list[_Waiting]) -> None:
             w.done = True
 
 
-def _insert(engine: Engine, group: Sequence[_Waiting]) -> None:
+def _insert(group: Sequence[_Waiting]) -> None:
     """One INSERT of the group's rows that skips (connection, event id) pairs already stored,
     committed before it returns; each stored row's id is set on its waiter."""
-    statement = _INSERTS[engine.dialect.name]
-    with write_gate(), engine.begin() as conn:  # executemany: one INSERT with a row per waiter
+    statement = _INSERTS[db.engine.dialect.name]
+    # one INSERT with a row per waiter, committed when it returns (autocommit)
+    with write_gate(), intake_connection() as conn:
         stored = conn.execute(statement, [w.row for w in group]).all()
     ids = {(r.connection_id, r.event_id): r.id for r in stored}
     # the first of two deliveries in one group gets the row; the second is a duplicate

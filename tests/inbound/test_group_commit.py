@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dispatcher.extensions import db
 from dispatcher.inbound import group_commit
+from dispatcher.inbound.intake_connection import intake_engine
 from dispatcher.models import InboundEvent
 from dispatcher.queues import INBOUND, enqueue_many_once, get_queue
 
@@ -64,15 +65,19 @@ class Senders:
 
 
 @pytest.fixture
-def commits(app):
+def inserts(app):
+    """The INSERT statements into inbound_events: intake runs them in autocommit, so each
+    statement is one transaction and one commit."""
     seen: list[int] = []
 
-    def on_commit(conn):
-        seen.append(1)
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO INBOUND_EVENTS"):
+            seen.append(1)
 
-    event.listen(db.engine, "commit", on_commit)
+    engine = intake_engine()
+    event.listen(engine, "before_cursor_execute", before)
     yield seen
-    event.remove(db.engine, "commit", on_commit)
+    event.remove(engine, "before_cursor_execute", before)
 
 
 def queued_ids() -> list[str]:
@@ -80,7 +85,7 @@ def queued_ids() -> list[str]:
 
 
 def test_webhooks_waiting_together_share_one_commit_and_are_answered_after_it(
-    app, owner, commits, run_jobs
+    app, owner, inserts, run_jobs
 ):
     url = hook_url()
     senders = Senders(app)
@@ -90,11 +95,11 @@ def test_webhooks_waiting_together_share_one_commit_and_are_answered_after_it(
         senders.wait_for_group(5)
         time.sleep(0.05)
         assert senders.answers == []  # nobody answered before their rows were committed
-        assert commits == []
+        assert inserts == []
     senders.finish()
 
     assert sorted(code for code, _ in senders.answers) == [202] * 5
-    assert len(commits) == 1  # one transaction for the five
+    assert len(inserts) == 1  # one statement, one commit, for the five
     rows = db.session.query(InboundEvent).order_by(InboundEvent.id).all()
     assert sorted(r.event_id for r in rows) == [f"msg_{n}" for n in range(5)]
     assert {body["id"] for _, body in senders.answers} == {r.id for r in rows}
@@ -110,7 +115,7 @@ def test_webhooks_waiting_together_share_one_commit_and_are_answered_after_it(
     }
 
 
-def test_two_deliveries_of_one_event_in_one_group_store_it_once(app, owner, commits):
+def test_two_deliveries_of_one_event_in_one_group_store_it_once(app, owner, inserts):
     url = hook_url()
     headers, body = signed_webhook("order.taken", "ord_1", msg_id="msg_same")
     senders = Senders(app)
@@ -145,13 +150,13 @@ def test_a_row_the_database_refuses_fails_only_its_own_request(app, owner):
     assert len(queued_ids()) == 2
 
 
-def test_a_lone_webhook_is_stored_in_a_group_of_its_own(app, owner, client, commits):
+def test_a_lone_webhook_is_stored_in_a_group_of_its_own(app, owner, client, inserts):
     url = hook_url()
     db.session.commit()
-    commits.clear()
+    inserts.clear()
     headers, body = signed_webhook("order.taken", "ord_1", msg_id="alone")
     assert client.post(url, data=body, headers=headers).status_code == 202
-    assert len(commits) == 1
+    assert len(inserts) == 1
     assert [r.event_id for r in db.session.query(InboundEvent)] == ["alone"]
     assert group_commit._lane(app).waiting == []
 

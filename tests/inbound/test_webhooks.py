@@ -204,17 +204,22 @@ def test_a_good_webhook_costs_one_insert_and_no_reload(client):
     """Issue 12: the intake writes the row once and reads nothing back after the commit."""
     from sqlalchemy import event
 
+    from dispatcher.inbound.intake_connection import intake_engine
+
     statements: list[str] = []
 
     def record(conn, cursor, statement, *args) -> None:
         statements.append(" ".join(statement.split()).upper())
 
     headers, body = signed_webhook("order.taken", "ord_1", msg_id="msg_once")
-    event.listen(db.engine, "before_cursor_execute", record)
+    engines = [db.engine, intake_engine()]  # the app's, and intake's own (autocommit)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         response = post(client, headers, body)
     finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
     assert response.status_code == 202
     touching = [s.split(" ")[0] for s in statements if "INBOUND_EVENTS" in s]
     assert touching == ["INSERT"]
