@@ -33,7 +33,7 @@ from dispatcher.dispatch import places
 from dispatcher.dispatch.backoff import lease
 from dispatcher.dispatch.cancel import enqueue_cancel
 from dispatcher.extensions import db
-from dispatcher.locking import lock_job
+from dispatcher.locking import lock_job, lock_jobs
 from dispatcher.models import Assignment, Dispatch, DispatchState, MicroJob
 from dispatcher.models._base import utcnow
 from dispatcher.queues import enqueue_quietly
@@ -181,22 +181,53 @@ def give_back(dispatch_ids: Sequence[int]) -> None:
 
 
 def record_placed(placements: Sequence[tuple[Dispatch, Receipt, bool]]) -> dict[int, str]:
-    """Record every placement in one transaction, each under its job's row lock (jobs in id
+    """Record every placement in one transaction, under its job's row lock (jobs locked in id
     order, so two batches never wait on each other in a cycle); one commit. Returns each
     dispatch's outcome ("placed", "adopted", "already placed", or a cancel owed)."""
-    outcomes: dict[int, str] = {}
-    cancels: list[int] = []
     ordered = sorted(placements, key=lambda p: (p[0].job_id, p[0].id))
     with write_gate():
-        for dispatch, receipt, adopted in ordered:
-            outcome = _place(dispatch, receipt, adopted)
-            outcomes[dispatch.id] = outcome
-            if outcome.endswith(": cancelling"):
-                cancels.append(dispatch.id)
+        if len({d.job_id for d, _, _ in ordered}) == len(ordered):
+            outcomes = _place_all(ordered)
+        else:  # two orders of one job: each sees the other's placement, as one at a time
+            outcomes = {d.id: _place(d, r, adopted) for d, r, adopted in ordered}
         db.session.commit()
-    for dispatch_id in cancels:
-        enqueue_quietly(enqueue_cancel, dispatch_id)
+    for dispatch_id, outcome in outcomes.items():
+        if outcome.endswith(": cancelling"):
+            enqueue_quietly(enqueue_cancel, dispatch_id)
     return outcomes
+
+
+def _place_all(ordered: Sequence[tuple[Dispatch, Receipt, bool]]) -> dict[int, str]:
+    """The placements of distinct jobs in a few statements for all of them, not several each
+    (every statement is a round trip on PostgreSQL): lock and reload the jobs, move the
+    dispatches (the lifecycle's guard checked per row), read the jobs' places and orders;
+    the Events and the jobs' new statuses then go out in the commit's flush, one INSERT and
+    one executemany. What is stored is what `_place` stores one by one."""
+    lock_jobs([d.job for d, _, _ in ordered])
+    now = utcnow()
+    values = {d.id: _placing(r) for d, r, _ in ordered}
+    moved = lifecycle.DISPATCH.guarded_update_many(
+        Dispatch, values, "place", placed_at=now, next_attempt_at=None, last_error=None
+    )
+    done = [p for p in ordered if p[0].id in moved]
+    known = places.standing(d.job for d, _, _ in done) if done else {}
+    outcomes = {}
+    for dispatch, receipt, adopted in ordered:
+        if dispatch.id not in moved:
+            outcomes[dispatch.id] = _not_placed(dispatch, receipt)
+            continue
+        placed = {**values[dispatch.id], "placed_at": now, "next_attempt_at": None,
+                  "last_error": None, "state": DispatchState.PLACED}  # fmt: skip
+        for name, value in placed.items():
+            set_committed_value(dispatch, name, value)
+        _recorded(dispatch, dispatch.job, receipt, adopted, known[dispatch.job_id])
+        outcomes[dispatch.id] = "adopted" if adopted else "placed"
+    return outcomes
+
+
+def _placing(receipt: Receipt) -> dict[str, object]:
+    """The columns a placement writes from its receipt."""
+    return {"external_id": receipt.external_id, "external_url": receipt.url or None}
 
 
 def _place(dispatch: Dispatch, receipt: Receipt, adopted: bool) -> str:
@@ -204,30 +235,41 @@ def _place(dispatch: Dispatch, receipt: Receipt, adopted: bool) -> str:
     writer may have moved it); the dispatch is not reloaded: the conditional UPDATE judges
     its state, and only this lease's holder writes the rest."""
     job = lock_job(dispatch.job)
-    values = dict(
-        external_id=receipt.external_id,
-        external_url=receipt.url or None,
-        placed_at=utcnow(),
-        next_attempt_at=None,
-        last_error=None,
-    )
+    values = dict(**_placing(receipt), placed_at=utcnow(), next_attempt_at=None, last_error=None)
     if lifecycle.DISPATCH.guarded_update(Dispatch, dispatch.id, "place", **values):
         for name, value in {**values, "state": DispatchState.PLACED}.items():
             set_committed_value(dispatch, name, value)
-        data = {
-            "dispatch_id": dispatch.id,
-            "external_id": receipt.external_id,
-            "attempts": dispatch.attempts,
-            "adopted": adopted,
-        }
-        actor = f"adapter:{dispatch.adapter}"
-        lifecycle.record(job, "dispatch.place", from_status=DispatchState.PENDING,
-                         to_status=DispatchState.PLACED, actor=actor, data=data)  # fmt: skip
-        places.sync_job(job, actor=actor, data=data)
-        from dispatcher.teammates.briefs import stage_brief
-
-        stage_brief(dispatch, job)  # a teammate channel's brief goes out with this commit
+        _recorded(dispatch, job, receipt, adopted)
         return "adopted" if adopted else "placed"
+    return _not_placed(dispatch, receipt)
+
+
+def _recorded(
+    dispatch: Dispatch,
+    job: MicroJob,
+    receipt: Receipt,
+    adopted: bool,
+    known: places.Standing | None = None,
+) -> None:
+    """What follows a placement: its Event, the job's derived status, a teammate's brief."""
+    data = {
+        "dispatch_id": dispatch.id,
+        "external_id": receipt.external_id,
+        "attempts": dispatch.attempts,
+        "adopted": adopted,
+    }
+    actor = f"adapter:{dispatch.adapter}"
+    lifecycle.record(job, "dispatch.place", from_status=DispatchState.PENDING,
+                     to_status=DispatchState.PLACED, actor=actor, data=data)  # fmt: skip
+    places.sync_job(job, actor=actor, data=data, known=known)
+    from dispatcher.teammates.briefs import stage_brief
+
+    stage_brief(dispatch, job)  # a teammate channel's brief goes out with this commit
+
+
+def _not_placed(dispatch: Dispatch, receipt: Receipt) -> str:
+    """The placement's dispatch was not pending any more: placed already by another
+    attempt, or cancelled or expired while the call was out."""
     db.session.refresh(dispatch)
     if dispatch.state == DispatchState.PLACED:
         return "already placed"  # another attempt placed it (the same order, by key)
