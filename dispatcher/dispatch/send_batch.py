@@ -33,7 +33,7 @@ from dispatcher.dispatch import places
 from dispatcher.dispatch.backoff import lease
 from dispatcher.dispatch.cancel import enqueue_cancel
 from dispatcher.extensions import db
-from dispatcher.locking import lock_job, lock_jobs
+from dispatcher.locking import lock_jobs
 from dispatcher.models import Assignment, Dispatch, DispatchState, MicroJob
 from dispatcher.models._base import utcnow
 from dispatcher.queues import enqueue_quietly
@@ -186,10 +186,7 @@ def record_placed(placements: Sequence[tuple[Dispatch, Receipt, bool]]) -> dict[
     dispatch's outcome ("placed", "adopted", "already placed", or a cancel owed)."""
     ordered = sorted(placements, key=lambda p: (p[0].job_id, p[0].id))
     with write_gate():
-        if len({d.job_id for d, _, _ in ordered}) == len(ordered):
-            outcomes = _place_all(ordered)
-        else:  # two orders of one job: each sees the other's placement, as one at a time
-            outcomes = {d.id: _place(d, r, adopted) for d, r, adopted in ordered}
+        outcomes = _place_all(ordered)
         db.session.commit()
     for dispatch_id, outcome in outcomes.items():
         if outcome.endswith(": cancelling"):
@@ -198,11 +195,15 @@ def record_placed(placements: Sequence[tuple[Dispatch, Receipt, bool]]) -> dict[
 
 
 def _place_all(ordered: Sequence[tuple[Dispatch, Receipt, bool]]) -> dict[int, str]:
-    """The placements of distinct jobs in a few statements for all of them, not several each
-    (every statement is a round trip on PostgreSQL): lock and reload the jobs, move the
-    dispatches (the lifecycle's guard checked per row), read the jobs' places and orders;
-    the Events and the jobs' new statuses then go out in the commit's flush, one INSERT and
-    one executemany. What is stored is what `_place` stores one by one."""
+    """The placements in a few statements for all of them, not several each (every statement
+    is a round trip on PostgreSQL): lock and reload the jobs, move the dispatches (the
+    lifecycle's guard checked per row), read the jobs' places and orders; the Events and the
+    jobs' new statuses go out in the commit's flush (one INSERT, one executemany on
+    PostgreSQL). Then, placement by placement in (job, dispatch) order, what one-by-one
+    placing stored: the dispatch's Event, the job's derived status (`sync_job` sees the
+    batch's earlier placements of the same job, as before), a teammate's brief. The
+    dispatch's values are not read back: the guarded UPDATE judges its state, and only this
+    lease's holder writes the rest."""
     lock_jobs([d.job for d, _, _ in ordered])
     now = utcnow()
     values = {d.id: _placing(r) for d, r, _ in ordered}
@@ -230,26 +231,12 @@ def _placing(receipt: Receipt) -> dict[str, object]:
     return {"external_id": receipt.external_id, "external_url": receipt.url or None}
 
 
-def _place(dispatch: Dispatch, receipt: Receipt, adopted: bool) -> str:
-    """One placement in the caller's transaction. The job is locked and reloaded (another
-    writer may have moved it); the dispatch is not reloaded: the conditional UPDATE judges
-    its state, and only this lease's holder writes the rest."""
-    job = lock_job(dispatch.job)
-    values = dict(**_placing(receipt), placed_at=utcnow(), next_attempt_at=None, last_error=None)
-    if lifecycle.DISPATCH.guarded_update(Dispatch, dispatch.id, "place", **values):
-        for name, value in {**values, "state": DispatchState.PLACED}.items():
-            set_committed_value(dispatch, name, value)
-        _recorded(dispatch, job, receipt, adopted)
-        return "adopted" if adopted else "placed"
-    return _not_placed(dispatch, receipt)
-
-
 def _recorded(
     dispatch: Dispatch,
     job: MicroJob,
     receipt: Receipt,
     adopted: bool,
-    known: places.Standing | None = None,
+    known: places.Standing,
 ) -> None:
     """What follows a placement: its Event, the job's derived status, a teammate's brief."""
     data = {
