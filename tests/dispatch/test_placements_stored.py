@@ -14,6 +14,7 @@ from adapters.base import Receipt
 from dispatch.helpers import delegated
 from dispatcher.dispatch import send_batch, service
 from dispatcher.extensions import db
+from dispatcher.lifecycle import DISPATCH
 from dispatcher.models import Assignment, Connection, Dispatch, Event, MicroJob
 from dispatcher.models._base import utcnow
 
@@ -172,3 +173,21 @@ def test_a_batch_stores_what_one_by_one_placing_stored(app, goal, sandbox):
         assert (e.owner_id, e.goal_id) == (owner_id, goal_id)
         assert t0 <= e.created_at <= t1
     assert isinstance(events[0].created_at, datetime)
+
+
+def test_a_set_based_move_checks_each_rows_state(goal, sandbox):
+    sandbox.control(pause_workers=True)
+    ids = [service.dispatch_job(delegated(goal, title=f"j{i}", price=100)).id for i in range(3)]
+    service.cancel_job(db.session.get(Dispatch, ids[1]).job)
+    first = {ids[0]: {"external_id": "ord_a"}}
+    assert DISPATCH.guarded_update_many(Dispatch, first, "place") == {ids[0]}
+    every = {i: {"external_id": f"ord_{n}"} for n, i in enumerate(ids)}
+    assert DISPATCH.guarded_update_many(Dispatch, every, "place", last_error="x") == {ids[2]}
+    db.session.commit()
+    db.session.expire_all()
+    rows = [db.session.get(Dispatch, i) for i in ids]
+    assert [(d.state, d.external_id, d.last_error) for d in rows] == [
+        ("placed", "ord_a", None),  # placed already: left as it was
+        ("cancelled", None, None),  # not a state "place" starts from
+        ("placed", "ord_2", "x"),
+    ]
