@@ -5,7 +5,11 @@ plus RQ's own round trips for every order, which kept a worker at well under hal
 of a bare RQ worker posting the same orders (issue 12). `send_dispatch(X)` therefore also
 takes up to DISPATCH_BATCH - 1 other due dispatches of X's channel (same adapter and
 connection), oldest first, in the one conditional UPDATE that claims X, and records every
-placement in one transaction.
+placement in one transaction, in a few statements for the whole batch (on PostgreSQL every
+statement is a network round trip): one UPDATE locks the jobs, one guarded UPDATE places the
+dispatches, two SELECTs read the jobs' places and orders, and the commit's flush writes the
+Events and the jobs' statuses together. Rows are still judged one by one: each job's lock
+and reload, the dispatch's source state, the job's legal move.
 
 Each dispatch stays on its own: its own lease (`next_attempt_at`) and attempt count, its own
 look-up before any attempt after the first, its own backoff or failure, and its own RQ job
