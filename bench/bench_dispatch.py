@@ -10,6 +10,7 @@ Product and floor runs alternate, medians of `--reps`.
     .venv/bin/python bench/bench_dispatch.py [--jobs 1000] [--reps 3] [--rss-jobs 10000]
     .venv/bin/python bench/bench_dispatch.py --quick      # CI: 200 jobs, 1 repetition
     .venv/bin/python bench/bench_dispatch.py --only latency --samples 30   # idle latency only
+    .venv/bin/python bench/bench_dispatch.py --only drain --jobs 500 --reps 1   # drain only
 """
 
 from __future__ import annotations
@@ -356,7 +357,9 @@ def main() -> None:
     parser.add_argument("--rss-jobs", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true", help="CI: small and once")
     parser.add_argument(
-        "--only", choices=("latency",), help="only this figure (1 worker, no drain or RSS)"
+        "--only",
+        choices=("latency", "drain"),
+        help="latency: idle latency only (1 worker); drain: drain rates and CPU only",
     )
     args = parser.parse_args()
     if args.quick:
@@ -394,6 +397,7 @@ def main() -> None:
                 redis = {k: median(r[2] for r in v) for k, v in runs.items()}
                 rows.append(Row("Redis commands per job (enqueue + run)", redis["product"], "",
                                 redis["floor"], None))  # fmt: skip
+            if count == 1 and args.only != "drain":
                 product, floor = bench.latencies(args.samples)
                 rows.append(Row("idle latency p50", percentile(product, 50), "ms",
                                 percentile(floor, 50), "<= 2x floor"))  # fmt: skip
@@ -406,7 +410,13 @@ def main() -> None:
                                 rss["product_last"] - rss["product_first"], "MB",
                                 None, "<= 5 MB"))  # fmt: skip
             bench.stop_workers()
-        publish("dispatch", rows, f"{db_name}, {args.reps} rep(s)")
+        if args.only:  # a partial table: printed, not published over the full one
+            for row in rows:
+                ratio = "-" if row.ratio is None else f"{row.ratio:.2f}"
+                print(f"  {row.name}: {row.value:.2f} {row.unit}, floor {row.floor}, "
+                      f"ratio {ratio}")  # fmt: skip
+        else:
+            publish("dispatch", rows, f"{db_name}, {args.reps} rep(s)")
     finally:
         bench.stop()
 

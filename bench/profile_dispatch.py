@@ -6,6 +6,10 @@ time but hardly the figure. Prints CPU ms per job and the functions that take th
 
     .venv/bin/python -m bench.profile_dispatch [--jobs 300] [--top 25] [--sort tottime]
     .venv/bin/python -m bench.profile_dispatch --top 0     # CPU per job, not profiled
+    .venv/bin/python -m bench.profile_dispatch --database-url postgresql+psycopg:///x --top 0
+
+On PostgreSQL (`--database-url`, default $DATABASE_URL) a scratch database is made on that
+server and dropped after; without one, a SQLite file.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import sys
 import time
@@ -24,8 +29,15 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_dispatch import Bench  # noqa: E402
 
 
-def run(jobs: int, top: int, sort: str, callers: str = "", callees: str = "") -> float:
-    bench = Bench(None)
+def run(
+    jobs: int,
+    top: int,
+    sort: str,
+    callers: str = "",
+    callees: str = "",
+    database_url: str | None = None,
+) -> float:
+    bench = Bench(database_url or None)
     try:
         bench.start()
         from rq import Queue
@@ -104,8 +116,13 @@ def main() -> None:
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--callers", default="", help="print who calls functions matching this")
     parser.add_argument("--callees", default="", help="print what functions matching this call")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", ""),
+        help="PostgreSQL server to profile on (default $DATABASE_URL; empty: SQLite)",
+    )
     args = parser.parse_args()
-    run(args.jobs, args.top, args.sort, args.callers, args.callees)
+    run(args.jobs, args.top, args.sort, args.callers, args.callees, args.database_url)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ commit made before the lock was granted. It is a portable SELECT ... FOR UPDATE.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from dispatcher.extensions import db
 from dispatcher.models import Dispatch, MicroJob
@@ -36,3 +38,20 @@ def lock_job(job: MicroJob, *also: Dispatch) -> MicroJob:
     for row in also:
         db.session.refresh(row)
     return job
+
+
+def lock_jobs(jobs: Sequence[MicroJob]) -> None:
+    """`lock_job` for many jobs in one statement (a batch's placements): the rows are locked
+    in id order (FOR UPDATE in the sub-select, on PostgreSQL; SQLite's one write lock covers
+    them all), so two batches never wait on each other in a cycle, and reloaded."""
+    ids = sorted({job.id for job in jobs})
+    ordered = select(MicroJob.id).where(MicroJob.id.in_(ids)).order_by(MicroJob.id)
+    db.session.execute(
+        update(MicroJob)
+        .where(MicroJob.id.in_(ordered.with_for_update()))
+        .values(updated_at=utcnow())
+        .returning(MicroJob)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).all()
+    for job in jobs:
+        db.session.expire(job, _RELATIONSHIPS)

@@ -188,18 +188,51 @@ _ACTION_TO = {
 }
 
 
-def sync_job(job: MicroJob, *, actor: str, data: dict[str, Any] | None = None) -> None:
-    """Move the job to the status its places say, through the job machine (each move
-    writes its Event). A cancelled job stays cancelled: that was the owner's word."""
-    if job.status in (Status.CANCELLED, Status.DONE):
-        return
+#: a job's places and orders, oldest first (what `sync_job` derives its status from)
+Standing = tuple[list[Assignment], list[Dispatch]]
+
+
+def standing(jobs: Iterable[MicroJob]) -> dict[int, Standing]:
+    """Every place and order of each job, in two statements for all of them (a batch's
+    placements), not two per job; the caller has flushed what they must see."""
     from sqlalchemy import select
 
-    db.session.flush()
-    orders = list(
-        db.session.scalars(select(Dispatch).where(Dispatch.job_id == job.id).order_by(Dispatch.id))
-    )
-    goal = derived_job_status(job, places_of(job), orders)
+    ids = sorted({job.id for job in jobs})
+    found: dict[int, Standing] = {i: ([], []) for i in ids}
+    for place in db.session.scalars(
+        select(Assignment).where(Assignment.job_id.in_(ids)).order_by(Assignment.id)
+    ):
+        found[place.job_id][0].append(place)
+    for order in db.session.scalars(
+        select(Dispatch).where(Dispatch.job_id.in_(ids)).order_by(Dispatch.id)
+    ):
+        found[order.job_id][1].append(order)
+    return found
+
+
+def sync_job(
+    job: MicroJob,
+    *,
+    actor: str,
+    data: dict[str, Any] | None = None,
+    known: Standing | None = None,
+) -> None:
+    """Move the job to the status its places say, through the job machine (each move
+    writes its Event). A cancelled job stays cancelled: that was the owner's word. `known`:
+    its places and orders as `standing` read them, instead of reading them here."""
+    if job.status in (Status.CANCELLED, Status.DONE):
+        return
+    if known is None:
+        from sqlalchemy import select
+
+        db.session.flush()
+        orders = list(
+            db.session.scalars(
+                select(Dispatch).where(Dispatch.job_id == job.id).order_by(Dispatch.id)
+            )
+        )
+        known = (places_of(job), orders)
+    goal = derived_job_status(job, *known)
     if goal is None or goal == job.status:
         return
     if goal == Status.PAID and job.status != Status.ACCEPTED:

@@ -122,11 +122,11 @@ def _send_claimed(
             results[dispatch.id] = _call(adapter, dispatch, specs[dispatch.id])
     send_batch.give_back([d.id for d in claimed if d.id not in results])
     placed = [(d, *results[d.id]) for d in claimed if isinstance(results.get(d.id), tuple)]
+    by_id = {d.id: d for d in claimed}  # ids read now: the commit below expires the rows
     outcomes = send_batch.record_placed(placed) if placed else {}
-    for dispatch in claimed:
-        result = results.get(dispatch.id)
+    for ident, result in results.items():
         if isinstance(result, Exception):
-            outcomes[dispatch.id] = _settle(dispatch, result, settings.dispatch_max_attempts)
+            outcomes[ident] = _settle(by_id[ident], result, settings.dispatch_max_attempts)
     for other_id, outcome in outcomes.items():
         if other_id != dispatch_id:
             metrics.count_dispatch(channel, outcome)

@@ -5,7 +5,11 @@ plus RQ's own round trips for every order, which kept a worker at well under hal
 of a bare RQ worker posting the same orders (issue 12). `send_dispatch(X)` therefore also
 takes up to DISPATCH_BATCH - 1 other due dispatches of X's channel (same adapter and
 connection), oldest first, in the one conditional UPDATE that claims X, and records every
-placement in one transaction.
+placement in one transaction, in a few statements for the whole batch (on PostgreSQL every
+statement is a network round trip): one UPDATE locks the jobs, one guarded UPDATE places the
+dispatches, two SELECTs read the jobs' places and orders, and the commit's flush writes the
+Events and the jobs' statuses together. Rows are still judged one by one: each job's lock
+and reload, the dispatch's source state, the job's legal move.
 
 Each dispatch stays on its own: its own lease (`next_attempt_at`) and attempt count, its own
 look-up before any attempt after the first, its own backoff or failure, and its own RQ job
@@ -33,7 +37,7 @@ from dispatcher.dispatch import places
 from dispatcher.dispatch.backoff import lease
 from dispatcher.dispatch.cancel import enqueue_cancel
 from dispatcher.extensions import db
-from dispatcher.locking import lock_job
+from dispatcher.locking import lock_jobs
 from dispatcher.models import Assignment, Connection, Dispatch, DispatchState, MicroJob
 from dispatcher.models._base import utcnow
 from dispatcher.queues import enqueue_quietly
@@ -186,53 +190,82 @@ def give_back(dispatch_ids: Sequence[int]) -> None:
 
 
 def record_placed(placements: Sequence[tuple[Dispatch, Receipt, bool]]) -> dict[int, str]:
-    """Record every placement in one transaction, each under its job's row lock (jobs in id
+    """Record every placement in one transaction, under its job's row lock (jobs locked in id
     order, so two batches never wait on each other in a cycle); one commit. Returns each
     dispatch's outcome ("placed", "adopted", "already placed", or a cancel owed)."""
-    outcomes: dict[int, str] = {}
-    cancels: list[int] = []
     ordered = sorted(placements, key=lambda p: (p[0].job_id, p[0].id))
     with write_gate():
-        for dispatch, receipt, adopted in ordered:
-            outcome = _place(dispatch, receipt, adopted)
-            outcomes[dispatch.id] = outcome
-            if outcome.endswith(": cancelling"):
-                cancels.append(dispatch.id)
+        outcomes = _place_all(ordered)
         db.session.commit()
-    for dispatch_id in cancels:
-        enqueue_quietly(enqueue_cancel, dispatch_id)
+    for dispatch_id, outcome in outcomes.items():
+        if outcome.endswith(": cancelling"):
+            enqueue_quietly(enqueue_cancel, dispatch_id)
     return outcomes
 
 
-def _place(dispatch: Dispatch, receipt: Receipt, adopted: bool) -> str:
-    """One placement in the caller's transaction. The job is locked and reloaded (another
-    writer may have moved it); the dispatch is not reloaded: the conditional UPDATE judges
-    its state, and only this lease's holder writes the rest."""
-    job = lock_job(dispatch.job)
-    values = dict(
-        external_id=receipt.external_id,
-        external_url=receipt.url or None,
-        placed_at=utcnow(),
-        next_attempt_at=None,
-        last_error=None,
+def _place_all(ordered: Sequence[tuple[Dispatch, Receipt, bool]]) -> dict[int, str]:
+    """The placements in a few statements for all of them, not several each (every statement
+    is a round trip on PostgreSQL): lock and reload the jobs, move the dispatches (the
+    lifecycle's guard checked per row), read the jobs' places and orders; the Events and the
+    jobs' new statuses go out in the commit's flush (one INSERT, one executemany on
+    PostgreSQL). Then, placement by placement in (job, dispatch) order, what one-by-one
+    placing stored: the dispatch's Event, the job's derived status (`sync_job` sees the
+    batch's earlier placements of the same job, as before), a teammate's brief. The
+    dispatch's values are not read back: the guarded UPDATE judges its state, and only this
+    lease's holder writes the rest."""
+    lock_jobs([d.job for d, _, _ in ordered])
+    now = utcnow()
+    values = {d.id: _placing(r) for d, r, _ in ordered}
+    moved = lifecycle.DISPATCH.guarded_update_many(
+        Dispatch, values, "place", placed_at=now, next_attempt_at=None, last_error=None
     )
-    if lifecycle.DISPATCH.guarded_update(Dispatch, dispatch.id, "place", **values):
-        for name, value in {**values, "state": DispatchState.PLACED}.items():
+    done = [p for p in ordered if p[0].id in moved]
+    known = places.standing(d.job for d, _, _ in done) if done else {}
+    outcomes = {}
+    for dispatch, receipt, adopted in ordered:
+        if dispatch.id not in moved:
+            outcomes[dispatch.id] = _not_placed(dispatch, receipt)
+            continue
+        placed = {**values[dispatch.id], "placed_at": now, "next_attempt_at": None,
+                  "last_error": None, "state": DispatchState.PLACED}  # fmt: skip
+        for name, value in placed.items():
             set_committed_value(dispatch, name, value)
-        data = {
-            "dispatch_id": dispatch.id,
-            "external_id": receipt.external_id,
-            "attempts": dispatch.attempts,
-            "adopted": adopted,
-        }
-        actor = f"adapter:{dispatch.adapter}"
-        lifecycle.record(job, "dispatch.place", from_status=DispatchState.PENDING,
-                         to_status=DispatchState.PLACED, actor=actor, data=data)  # fmt: skip
-        places.sync_job(job, actor=actor, data=data)
-        from dispatcher.teammates.briefs import stage_brief
+        _recorded(dispatch, dispatch.job, receipt, adopted, known[dispatch.job_id])
+        outcomes[dispatch.id] = "adopted" if adopted else "placed"
+    return outcomes
 
-        stage_brief(dispatch, job)  # a teammate channel's brief goes out with this commit
-        return "adopted" if adopted else "placed"
+
+def _placing(receipt: Receipt) -> dict[str, object]:
+    """The columns a placement writes from its receipt."""
+    return {"external_id": receipt.external_id, "external_url": receipt.url or None}
+
+
+def _recorded(
+    dispatch: Dispatch,
+    job: MicroJob,
+    receipt: Receipt,
+    adopted: bool,
+    known: places.Standing,
+) -> None:
+    """What follows a placement: its Event, the job's derived status, a teammate's brief."""
+    data = {
+        "dispatch_id": dispatch.id,
+        "external_id": receipt.external_id,
+        "attempts": dispatch.attempts,
+        "adopted": adopted,
+    }
+    actor = f"adapter:{dispatch.adapter}"
+    lifecycle.record(job, "dispatch.place", from_status=DispatchState.PENDING,
+                     to_status=DispatchState.PLACED, actor=actor, data=data)  # fmt: skip
+    places.sync_job(job, actor=actor, data=data, known=known)
+    from dispatcher.teammates.briefs import stage_brief
+
+    stage_brief(dispatch, job)  # a teammate channel's brief goes out with this commit
+
+
+def _not_placed(dispatch: Dispatch, receipt: Receipt) -> str:
+    """The placement's dispatch was not pending any more: placed already by another
+    attempt, or cancelled or expired while the call was out."""
     db.session.refresh(dispatch)
     if dispatch.state == DispatchState.PLACED:
         return "already placed"  # another attempt placed it (the same order, by key)

@@ -91,6 +91,33 @@ class Machine(Generic[S]):
         ).rowcount
         return written == 1
 
+    def guarded_update_many(
+        self, model: Any, rows: Mapping[int, Mapping[str, Any]], action: str, **shared: Any
+    ) -> set[int]:
+        """`guarded_update` for many rows in one UPDATE ... RETURNING: each row gets its own
+        values (`rows`: id -> column -> value) and the `shared` ones, and the action's source
+        states are still checked row by row in the WHERE clause. Returns the ids it moved."""
+        from sqlalchemy import case, literal, update
+
+        from dispatcher.extensions import db
+
+        if not rows:
+            return set()
+        column = getattr(model, self.attr)
+        sources, dest = self.table[action]
+        own = {}
+        for name in next(iter(rows.values())):
+            kind = getattr(model, name).type
+            own[name] = case(*[(model.id == i, literal(v[name], kind)) for i, v in rows.items()])
+        moved = db.session.execute(
+            update(model)
+            .where(model.id.in_(list(rows)), column.in_([str(s) for s in sources]))
+            .values({self.attr: dest, **own, **shared})
+            .returning(model.id)
+            .execution_options(synchronize_session=False)
+        ).scalars()
+        return set(moved)
+
 
 def record(
     job: Any,
