@@ -59,8 +59,9 @@ def sandbox_webhook(app) -> tuple[str, str]:
 
 
 CONNECTIONS = 8
-#: the gunicorn flags of `dispatcher web` (dispatcher/cli.py), given to the floor too
-GUNICORN = ["--workers", "2", "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "5"]
+#: the gunicorn flags and settings of `dispatcher web` (dispatcher/cli.py), given to the floor too
+GUNICORN = ["--workers", "2", "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "5",
+            "--config", "python:dispatcher.ops.gunicorn_conf"]  # fmt: skip
 
 
 class Bench:
