@@ -52,7 +52,7 @@ def record(pid: int, seconds: float, name: str, *, subprocesses: bool = False) -
 
 #: the frame every sample of the work itself passes through (idle threads and waits for
 #: work are left out, so shares are of the time spent on jobs or requests)
-FOCUS = {"worker": "BaseWorker.perform_job", "web": "Flask.wsgi_app"}
+FOCUS = {"worker": "BaseWorker.perform_job", "web": "Flask.__call__"}  # the fast path: under it
 
 
 def summarize(raw: Path, top: int, focus: str) -> list[tuple[str, float]]:
