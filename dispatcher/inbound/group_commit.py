@@ -119,8 +119,7 @@ def _insert(group: Sequence[_Waiting]) -> None:
     """One INSERT of the group's rows that skips (connection, event id) pairs already stored,
     committed before it returns; each stored row's id is set on its waiter."""
     statement = _INSERTS[db.engine.dialect.name]
-    # one INSERT with a row per waiter, committed when it returns (autocommit)
-    with write_gate(), intake_connection() as conn:
+    with write_gate(), intake_connection() as conn:  # autocommit: committed as it returns
         stored = conn.execute(statement, [w.row for w in group]).all()
     ids = {(r.connection_id, r.event_id): r.id for r in stored}
     # the first of two deliveries in one group gets the row; the second is a duplicate

@@ -7,12 +7,14 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from fakes.sandbox_fixture import SECRET
-from sqlalchemy import select
+from sqlalchemy import event, select
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -118,3 +120,24 @@ class Scripted:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+@contextmanager
+def statements() -> Iterator[dict[str, list]]:
+    """The SQL sent meanwhile (upper-cased, one line each), and how many statements had been
+    sent at each commit."""
+    seen: dict[str, list] = {"sql": [], "commits": []}
+
+    def on_statement(conn, cursor, statement, *args) -> None:
+        seen["sql"].append(" ".join(statement.split()).upper())
+
+    def on_commit(conn) -> None:
+        seen["commits"].append(len(seen["sql"]))
+
+    event.listen(db.engine, "before_cursor_execute", on_statement)
+    event.listen(db.engine, "commit", on_commit)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", on_statement)
+        event.remove(db.engine, "commit", on_commit)

@@ -3,12 +3,10 @@ did is still done, and the statement budgets are stated here."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from rq.job import Job
-from sqlalchemy import event, text, update
+from sqlalchemy import text, update
 
-from dispatch.helpers import delegated
+from dispatch.helpers import delegated, statements
 from dispatcher.dispatch import send, send_batch, service
 from dispatcher.extensions import db
 from dispatcher.models import Connection, Dispatch, Event, Goal, MicroJob
@@ -18,26 +16,6 @@ from dispatcher.queues import DISPATCH, get_queue
 #: goal, the children, the connection, the places, two budget UPDATEs, the Dispatch and its
 #: place, the Event and the job's status.
 DISPATCH_JOB_STATEMENTS = 11
-
-
-@contextmanager
-def statements():
-    """The SQL sent meanwhile, and how many statements had been sent at each commit."""
-    seen: dict[str, list] = {"sql": [], "commits": []}
-
-    def on_statement(conn, cursor, statement, *args) -> None:
-        seen["sql"].append(" ".join(statement.split()).upper())
-
-    def on_commit(conn) -> None:
-        seen["commits"].append(len(seen["sql"]))
-
-    event.listen(db.engine, "before_cursor_execute", on_statement)
-    event.listen(db.engine, "commit", on_commit)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", on_statement)
-        event.remove(db.engine, "commit", on_commit)
 
 
 def fresh_job(job_id: int) -> MicroJob:

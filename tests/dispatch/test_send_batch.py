@@ -9,16 +9,14 @@ import random
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from rq import Retry
 from rq.job import Job
-from sqlalchemy import event
 
-from dispatch.helpers import delegated
+from dispatch.helpers import delegated, statements
 from dispatcher.dispatch import send, service
 from dispatcher.extensions import db
 from dispatcher.models import Dispatch, DispatchState, Event
@@ -33,26 +31,6 @@ CHILD = Path(__file__).with_name("send_child.py")
 def paused(sandbox):
     sandbox.control(pause_workers=True)  # nobody takes the orders: no webhooks to deal with
     return sandbox
-
-
-@contextmanager
-def counted():
-    """Count the statements and commits sent meanwhile."""
-    counts = {"sql": [], "commits": 0}
-
-    def statement(conn, cursor, text, *args) -> None:
-        counts["sql"].append(" ".join(text.split()).upper())
-
-    def commit(conn) -> None:
-        counts["commits"] += 1
-
-    event.listen(db.engine, "before_cursor_execute", statement)
-    event.listen(db.engine, "commit", commit)
-    try:
-        yield counts
-    finally:
-        event.remove(db.engine, "before_cursor_execute", statement)
-        event.remove(db.engine, "commit", commit)
 
 
 def staged(goal, n: int, **fields) -> list[int]:
@@ -80,10 +58,10 @@ def orders_for(sandbox, dispatch_id: int) -> int:
 
 def test_one_task_places_several_due_dispatches_in_one_commit(goal, paused):
     ids = staged(goal, 4)
-    with counted() as counts:
+    with statements() as counts:
         assert send.send_dispatch(ids[0]) == "placed"
     # one claim for all four, one commit for all their placements (it was 3 commits each)
-    assert counts["commits"] == 2
+    assert len(counts["commits"]) == 2
     # one UPDATE claims them, one places all four (it was one each: a round trip each on
     # PostgreSQL); their jobs are locked in one UPDATE and their statuses written in one more
     assert sum(1 for s in counts["sql"] if s.startswith("UPDATE DISPATCHES")) == 1 + 1
@@ -104,7 +82,7 @@ def test_an_extras_own_task_later_is_a_cheap_skip(goal, paused):
     ids = staged(goal, 3)
     assert send.send_dispatch(ids[0]) == "placed"
     db.session.remove()
-    with counted() as counts:
+    with statements() as counts:
         assert send.send_dispatch(ids[2]) == "skipped: placed"
     assert len(counts["sql"]) == 2  # an UPDATE that matches nothing, one read
     assert counts["sql"][0].startswith("UPDATE") and counts["sql"][1].startswith("SELECT")
@@ -211,9 +189,9 @@ def test_a_batch_of_one_sends_one_per_task(goal, paused, app, monkeypatch):
     settings = dataclasses.replace(app.config["SETTINGS"], dispatch_batch=1)
     monkeypatch.setitem(app.config, "SETTINGS", settings)
     ids = staged(goal, 3)
-    with counted() as counts:
+    with statements() as counts:
         assert send.send_dispatch(ids[0]) == "placed"
-    assert counts["commits"] == 2
+    assert len(counts["commits"]) == 2
     assert [row(i).state for i in ids] == ["placed", "pending", "pending"]
     assert row(ids[1]).attempts == 0
     assert send.send_dispatch(ids[1]) == "placed"
