@@ -50,11 +50,12 @@ STAGES = {
     "app_context": ("d", "app context + log binding"),
     "rq_prepared": ("c", "RQ prepare_job_execution (floor: + after dequeue)"),
     "task": ("d", "app context + job.perform until the task"),
+    "token": ("d", "first-attempt token (DEL)"),
     "claim": ("d", "claim UPDATE ... RETURNING"),
     "preload": ("e", "preload job, places, connection"),
     "adapter": ("e", "guarded_adapter (build)"),
     "spec": ("e", "job_spec"),
-    "claim_commit": ("d", "claim commit"),
+    "claim_commit": ("d", "claim commit (leased: end of the read)"),
     "http": ("e", "_call until the HTTP send (breaker)"),
     "order": ("f", "HTTP POST until the order exists"),
 }
@@ -174,7 +175,7 @@ def instrument_worker(worker_cls) -> None:
 def product_worker() -> None:
     """`dispatcher worker --queue dispatch`, stamped (settings from the environment)."""
     from dispatcher import create_app
-    from dispatcher.dispatch import liveness, send, send_batch
+    from dispatcher.dispatch import first_attempt, liveness, send, send_batch
     from dispatcher.ops import logs
     from dispatcher.worker import AppWorker, run_worker
 
@@ -182,8 +183,10 @@ def product_worker() -> None:
     stamp_after(liveness, "mark_started", "mark_started")
     stamp_after(logs, "bind_rq_job", "app_context")
     stamp_before(send, "_claim_and_prepare", "task")
+    stamp_after(first_attempt, "take", "token", first=True)
     stamp_after(send_batch, "claim", "claim", first=True)
     stamp_after(send_batch, "preload", "preload", first=True)
+    stamp_after(send_batch, "preload_leased", "preload", first=True)
     stamp_after(send, "guarded_adapter", "adapter", first=True)
     stamp_after(send, "job_spec", "spec", first=True)
     stamp_after(send_batch, "commit_keeping", "claim_commit", first=True)
@@ -207,7 +210,7 @@ def instrument_request() -> None:
     from sqlalchemy.orm import Session
 
     from dispatcher import lifecycle
-    from dispatcher.dispatch import places, service
+    from dispatcher.dispatch import first_attempt, places, service
 
     REC.install()
     stamp_after(service, "lock_job", "lock_job")
@@ -220,6 +223,7 @@ def instrument_request() -> None:
     stamp_after(lifecycle, "transition", "transition")
     event.listen(Session, "after_commit", lambda *a: REC.once("commit"))
     stamp_after(service, "enqueue_send", "enqueued")
+    stamp_after(first_attempt, "hand_over", "enqueued")
 
 
 def spawn(bench, args: list[str]) -> subprocess.Popen:

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import DuplicateJobError
@@ -109,11 +110,18 @@ return 1
 
 
 def enqueue_many_once(
-    queue_name: str, func: str, calls: Sequence[tuple[str, tuple[Any, ...]]], **options: Any
+    queue_name: str,
+    func: str | Callable[..., Any],
+    calls: Sequence[tuple[str, tuple[Any, ...]]],
+    *,
+    also: Callable[[Pipeline], object] | None = None,
+    **options: Any,
 ) -> int:
     """`enqueue_once` for many jobs in one round trip: `calls` are (job id, args) pairs; how
     many were queued. A job id that already has a job is handed to `enqueue_once`, which
-    leaves a queued one alone and replaces a finished or failed one."""
+    leaves a queued one alone and replaces a finished or failed one. `also` adds the
+    caller's own commands to the same round trip, ahead of the jobs (a worker that takes a
+    job finds them done)."""
     if not calls:
         return 0
     queue = get_queue(queue_name)
@@ -126,15 +134,22 @@ def enqueue_many_once(
         job.origin, job.enqueued_at = queue.name, rq_now()
         jobs.append(job)
     with queue.connection.pipeline(transaction=False) as pipe:
+        if also is not None:
+            also(pipe)
+        head = len(pipe) + 1
         pipe.sadd(queue.redis_queues_keys, queue.key)
         for job in jobs:
             fields = [x for k, v in job.to_dict().items() if v is not None for x in (k, v)]
             pipe.eval(_PUSH_IF_NEW, 2, job.key, queue.key, job.id, *fields)
-        pushed = pipe.execute()[1:]
+        pushed = pipe.execute()[head:]
+    queued = sum(pushed)
     for (job_id, args), new in zip(calls, pushed, strict=True):
         if not new:
-            enqueue_once(queue_name, func, *args, job_id=job_id, job_timeout=timeout, **options)
-    return sum(pushed)
+            again = enqueue_once(
+                queue_name, func, *args, job_id=job_id, job_timeout=timeout, **options
+            )
+            queued += again is not None
+    return queued
 
 
 def drop_queued(queue_name: str, job_ids: list[str]) -> int:

@@ -14,6 +14,7 @@ from rq import Retry
 from adapters.base import (
     Capability,
 )
+from dispatcher.dispatch import first_attempt
 from dispatcher.dispatch.backoff import CRASH_RETRY, backoff_for, call_timeout, reschedule
 from dispatcher.dispatch.channels import adapter_for, guarded_adapter
 from dispatcher.errors import AdapterError, RetryableAdapterError, Unsupported
@@ -47,7 +48,10 @@ def owe_cancel(dispatch: Dispatch) -> str:
     """Mark a dispatch that is being closed as owing the platform a cancel, if an order may
     exist there; returns what the owner should be told. The caller commits, then calls
     `enqueue_cancel`."""
+    if dispatch.external_id is None and dispatch.attempts == 1 and first_attempt.withdraw(dispatch):
+        dispatch.attempts = 0  # its request's lease, given back before any call
     if dispatch.external_id is None and dispatch.attempts == 0:
+        dispatch.next_attempt_at = None  # no call was made: nothing owed, nothing leased
         return ""
     adapter = adapter_for(dispatch)
     if not adapter.supports(Capability.CANCEL):

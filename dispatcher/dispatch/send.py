@@ -5,6 +5,8 @@
 1. It claims the dispatch with a lease (`next_attempt_at`) in one conditional UPDATE that
    also counts the attempt, and commits before calling out. Two workers never hold the same
    dispatch; a worker that dies leaves a lease that runs out, never a lock held forever.
+   A lone dispatch's first lease was written by its request instead; the run that takes its
+   one-use token holds it (first_attempt.py).
 2. Any attempt after the first may follow one that reached the platform (a timeout, a 5xx
    after the order was made, a worker killed mid-call), so it looks the idempotency key up
    first and adopts the order it finds instead of placing another.
@@ -25,16 +27,18 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from flask import current_app
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Retry
 from sqlalchemy import select, update
 
 from adapters.base import Adapter, Capability, Receipt
 from dispatcher import lifecycle
-from dispatcher.dispatch import places, send_batch
+from dispatcher.dispatch import first_attempt, places, send_batch
 from dispatcher.dispatch.backoff import CRASH_RETRY, backoff_for, call_timeout, reschedule
 from dispatcher.dispatch.cancel import enqueue_cancel
 from dispatcher.dispatch.channels import guarded_adapter, job_spec
@@ -43,7 +47,7 @@ from dispatcher.extensions import db
 from dispatcher.locking import lock_job
 from dispatcher.models import Dispatch, DispatchState
 from dispatcher.ops import logs, metrics
-from dispatcher.queues import DISPATCH, drop_queued, enqueue_once, enqueue_quietly
+from dispatcher.queues import DISPATCH, drop_queued, enqueue_many_once, enqueue_quietly
 from dispatcher.redis_clock import SharedClock, shared_utcnow
 from dispatcher.write_gate import write_gate
 
@@ -55,21 +59,22 @@ def send_job_id(dispatch_id: int) -> str:
     return f"dispatch-{dispatch_id}"
 
 
-def enqueue_send(dispatch_id: int) -> bool:
-    """Queue the send task (a no-op if it is already queued, scheduled or running).
+def enqueue_send(dispatch_id: int, *, also: Callable[[Pipeline], object] | None = None) -> bool:
+    """Queue the send task (a no-op if it is already queued, scheduled or running), in one
+    round trip with `also`'s commands (queues.enqueue_many_once).
 
     Raises RedisError; callers that run after a commit log it, since the reconciler will
     find the pending row again."""
     settings = current_app.config["SETTINGS"]
-    job = enqueue_once(
+    queued = enqueue_many_once(
         DISPATCH,
         send_dispatch,
-        dispatch_id,
-        job_id=send_job_id(dispatch_id),
+        [(send_job_id(dispatch_id), (dispatch_id,))],
+        also=also,
         retry=CRASH_RETRY,
         job_timeout=call_timeout(settings),
     )
-    return job is not None
+    return queued > 0
 
 
 def claim(dispatch_id: int, clock: SharedClock | None = None) -> Dispatch | None:
@@ -91,9 +96,15 @@ def claim(dispatch_id: int, clock: SharedClock | None = None) -> Dispatch | None
 def send_dispatch(dispatch_id: int) -> str | Retry:
     """Place one dispatch at its platform, safely under retries and worker deaths; with
     DISPATCH_BATCH > 1, also other due dispatches of its channel (send_batch.py). Returns
-    this dispatch's own outcome (a `Retry` only for it)."""
+    this dispatch's own outcome (a `Retry` only for it). A lone dispatch whose request
+    leased its first attempt is sent by the run that takes its token, without a claim
+    (first_attempt.py)."""
     settings = current_app.config["SETTINGS"]
-    prepared = _claim_and_prepare(dispatch_id, settings.dispatch_batch)
+    prepared = None
+    if first_attempt.take(dispatch_id):
+        prepared = _prepare_leased(dispatch_id)
+    if prepared is None:
+        prepared = _claim_and_prepare(dispatch_id, settings.dispatch_batch)
     if prepared is None:
         outcome = _not_claimed(dispatch_id)
         if isinstance(outcome, Retry) and settings.dispatch_batch > 1:
@@ -161,20 +172,40 @@ def _claim_and_prepare(
         if not claimed:
             db.session.commit()
             return None
-        first = claimed[0]
-        metrics.label_dispatch(first.adapter)
-        logs.bind(job_id=first.job_id, connection_id=first.connection_id)
         loaded = send_batch.preload(claimed)
-        adapter = guarded_adapter(first)  # one channel: the same adapter for every row
-        specs = {}
-        for dispatch in claimed:
-            try:
-                specs[dispatch.id] = job_spec(dispatch.job, dispatch)
-            except Exception:
-                if dispatch.id == dispatch_id:
-                    raise
-                log.exception("dispatch %s: no job spec; left to its own task", dispatch.id)
-        send_batch.commit_keeping(loaded)
+        return _prepared(dispatch_id, claimed, loaded)
+
+
+def _prepare_leased(dispatch_id: int) -> tuple[list[Dispatch], Adapter, dict] | None:
+    """The first attempt its request leased: read the dispatch and what the call needs in
+    one statement, no claim and no write; None (the claim path then decides) unless it is
+    still pending on that first attempt, which an owner's cancel meanwhile changes."""
+    loaded = send_batch.preload_leased(dispatch_id)
+    dispatch = loaded[0] if loaded else None
+    if dispatch is None or dispatch.state != DispatchState.PENDING or dispatch.attempts != 1:
+        db.session.rollback()
+        return None
+    return _prepared(dispatch_id, [dispatch], loaded)
+
+
+def _prepared(
+    dispatch_id: int, claimed: list[Dispatch], loaded: list[object]
+) -> tuple[list[Dispatch], Adapter, dict]:
+    """Build the adapter and the specs of the held dispatches, then end the transaction
+    (keeping what was read): no transaction stays open while the platform takes its time."""
+    first = claimed[0]
+    metrics.label_dispatch(first.adapter)
+    logs.bind(job_id=first.job_id, connection_id=first.connection_id)
+    adapter = guarded_adapter(first)  # one channel: the same adapter for every row
+    specs = {}
+    for dispatch in claimed:
+        try:
+            specs[dispatch.id] = job_spec(dispatch.job, dispatch)
+        except Exception:
+            if dispatch.id == dispatch_id:
+                raise
+            log.exception("dispatch %s: no job spec; left to its own task", dispatch.id)
+    send_batch.commit_keeping(loaded)
     return claimed, adapter, specs
 
 

@@ -140,6 +140,27 @@ def preload(claimed: Sequence[Dispatch]) -> list[object]:
         .outerjoin(Connection, Connection.id == connection_id)  # None: IS NULL, no row
         .order_by(Assignment.position, Assignment.id)
     ).all()
+    return _attach(claimed, rows)
+
+
+def preload_leased(dispatch_id: int) -> list[object]:
+    """`preload` for a dispatch its request leased (first_attempt.py), the dispatch itself
+    read in the same statement since no claim returned it: the rows loaded, the dispatch
+    first; empty if it is gone."""
+    rows = db.session.execute(
+        select(Dispatch, MicroJob, Assignment, Connection)
+        .join(MicroJob, MicroJob.id == Dispatch.job_id)
+        .outerjoin(Assignment, Assignment.dispatch_id == Dispatch.id)
+        .outerjoin(Connection, Connection.id == Dispatch.connection_id)
+        .where(Dispatch.id == dispatch_id)
+        .order_by(Assignment.position, Assignment.id),
+        execution_options={"populate_existing": True},
+    ).all()
+    return _attach([rows[0][0]], [row[1:] for row in rows]) if rows else []
+
+
+def _attach(claimed: Sequence[Dispatch], rows: Sequence) -> list[object]:
+    """Hang each dispatch's job, places and connection from (job, place, connection) rows."""
     jobs = {job.id: job for job, _, _ in rows}
     found = [place for _, place, _ in rows if place is not None]
     connection = rows[0][2] if rows else None

@@ -2,7 +2,9 @@
 
 The Dispatch row is the staged job (RQ-NOTES: stage and drain). It is written, with the budget
 reservation and the job's transition, in one transaction; only then is the send task enqueued.
-If the process dies in between, the reconciler finds the pending row and enqueues it.
+If the process dies in between, the reconciler finds the pending row and enqueues it. A lone
+dispatch also gets its first attempt's lease in that transaction (first_attempt.py), so its
+task calls the platform without a claim of its own.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from sqlalchemy import select
 
 from adapters.base import Adapter, Capability
 from dispatcher import connections, lifecycle
-from dispatcher.dispatch import places, send
+from dispatcher.dispatch import first_attempt, places, send
 from dispatcher.dispatch.cancel import enqueue_cancel, owe_cancel
 from dispatcher.errors import ConfigurationError, InvalidChange, InvalidTransition, NotFound
 from dispatcher.extensions import db
@@ -120,6 +122,7 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
         job_version=job.version,
     )
     places.open_places(job, dispatch, count, adapter.fee_cents(job.price_cents))
+    until = first_attempt.lease_first(dispatch) if commit else None  # a lone dispatch
     db.session.add(dispatch)
     db.session.flush()
     lifecycle.transition(
@@ -130,7 +133,7 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
     )
     if commit:
         db.session.commit()
-        enqueue_send(dispatch)
+        first_attempt.hand_over(first_attempt.Lease(_id(dispatch), until))
     return dispatch
 
 
@@ -212,7 +215,11 @@ def cancel_job(job: MicroJob, *, actor: str = "owner") -> str:
 
 def enqueue_send(dispatch: Dispatch) -> None:
     """Enqueue after commit. If Redis is down the row stays pending and the reconciler
-    enqueues it later, so a Redis error here is logged, not raised to the owner. The id is
-    taken from the row's identity: the commit expired the row, and reading `dispatch.id`
-    would load it again, a SELECT on the way to the worker (issue 12)."""
-    enqueue_quietly(send.enqueue_send, sa_inspect(dispatch).identity[0])
+    enqueues it later, so a Redis error here is logged, not raised to the owner."""
+    enqueue_quietly(send.enqueue_send, _id(dispatch))
+
+
+def _id(dispatch: Dispatch) -> int:
+    """A committed row's id from its identity: the commit expired the row, and reading
+    `dispatch.id` would load it again, a SELECT on the way to the worker (issue 12)."""
+    return sa_inspect(dispatch).identity[0]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -44,6 +46,52 @@ def hook_url(owner_id: int | None = None) -> str:
 def delegated(goal, title: str = "job", price: int = 1000, **fields):
     fields.setdefault("channel", "sandbox")
     return tree.add_job(goal, title=title, price_cents=price, mode="delegate", **fields)
+
+
+def staged(job):
+    """Dispatch `job` the way `dispatch_goal` stages each of many: committed with no first
+    lease, its send task queued, so the task claims it (send_batch.py) instead of taking a
+    request's token (first_attempt.py). For tests of the claim and the batch."""
+    from dispatcher.dispatch import service
+
+    dispatch = service.dispatch_job(job, commit=False)
+    db.session.commit()
+    service.enqueue_send(dispatch)
+    return dispatch
+
+
+def race(child, app, app_config, tmp_path, specs: list[dict], start_in: float = 6) -> list[dict]:
+    """Run the script `child` once per spec, each in its own process of the same deployment
+    (database, Redis, encryption key; its own instance folder), all starting at one instant
+    `start_in` seconds from now (every child has imported and connected by then); the JSON
+    each printed last."""
+    start_at = time.time() + start_in
+    common = {
+        "database_url": app_config["database_url"],
+        "redis_url": app_config["redis_url"],
+        # every process of one deployment shares the key credentials need
+        "encryption_key": app.config["SETTINGS"].encryption_key,
+        "start_at": start_at,
+    }
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(child),
+                json.dumps({**common, "instance": str(tmp_path / f"child{n}"), **spec}),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for n, spec in enumerate(specs)
+    ]
+    results = []
+    for process in children:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
 
 
 def signed_webhook(

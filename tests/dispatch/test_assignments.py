@@ -9,7 +9,7 @@ import pytest
 from fakes.work import deliver, event, place
 
 from adapters.base import EventKind
-from dispatch.helpers import delegated
+from dispatch.helpers import delegated, staged
 from dispatcher.dispatch import cancel, channels, places, push, review, send, service
 from dispatcher.errors import InvalidTransition
 from dispatcher.extensions import db
@@ -250,7 +250,7 @@ def test_a_cancel_that_ran_while_the_order_was_being_placed_is_owed_again(goal, 
 
     sandbox.control(pause_workers=True)
     job = delegated(goal)
-    dispatch = service.dispatch_job(job)
+    dispatch = staged(job)
     claimed = send.claim(dispatch.id)  # worker 1 takes the lease and counts its attempt
     assert claimed is not None
     spec, key = channels.job_spec(job, claimed), claimed.idempotency_key

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from dispatch.helpers import delegated
+from dispatch.helpers import delegated, race
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
 from dispatcher.models import Dispatch, MicroJob
@@ -28,36 +24,9 @@ def test_concurrent_reservations_from_several_processes_never_overspend(
         delegated(goal, title=f"j{i}", price=price, assignments=assignments)
         for i in range(PROCESSES * JOBS_EACH)
     ]
-    start_at = time.time() + 3  # every child has imported and connected by then
-    children = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(CHILD),
-                json.dumps(
-                    {
-                        "database_url": app_config["database_url"],
-                        "redis_url": app_config["redis_url"],
-                        "instance": str(tmp_path / f"child{n}"),
-                        # every process of one deployment shares the key credentials need
-                        "encryption_key": app.config["SETTINGS"].encryption_key,
-                        "start_at": start_at,
-                        # interleaved, so every process races for every part of the budget
-                        "job_ids": [j.id for j in jobs[n::PROCESSES]],
-                    }
-                ),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(PROCESSES)
-    ]
-    results = []
-    for child in children:
-        out, err = child.communicate(timeout=120)
-        assert child.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    # interleaved job ids, so every process races for every part of the budget
+    specs = [{"job_ids": [j.id for j in jobs[n::PROCESSES]]} for n in range(PROCESSES)]
+    results = race(CHILD, app, app_config, tmp_path, specs, start_in=3)
 
     ok = [job_id for r in results for job_id in r["ok"]]
     refused = [job_id for r in results for job_id in r["refused"]]

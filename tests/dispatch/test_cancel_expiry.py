@@ -9,7 +9,7 @@ from fakes.work import event
 
 from adapters.base import AdapterRegistry, Capability, EventKind
 from adapters.sandbox import SandboxAdapter
-from dispatch.helpers import delegated
+from dispatch.helpers import delegated, staged
 from dispatcher.dispatch import cancel, channels, maintenance, send, service
 from dispatcher.extensions import db
 from dispatcher.inbound.apply import apply_event
@@ -81,7 +81,7 @@ def test_cancel_on_a_platform_that_cannot_tells_the_owner(app, goal, paused):
 
 def test_an_order_placed_while_the_owner_cancelled_is_cancelled_too(goal, paused):
     job = delegated(goal)
-    dispatch = service.dispatch_job(job)
+    dispatch = staged(job)
     claimed = send.claim(dispatch.id)  # a worker is mid-call...
     adapter = channels.guarded_adapter(claimed)
     receipt = adapter.dispatch(channels.job_spec(job, claimed), claimed.idempotency_key)

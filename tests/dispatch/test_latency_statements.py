@@ -7,6 +7,7 @@ from rq.job import Job
 from sqlalchemy import text, update
 
 from dispatch.helpers import delegated, statements
+from dispatch.helpers import staged as stage
 from dispatcher.dispatch import send, send_batch, service
 from dispatcher.extensions import db
 from dispatcher.models import Connection, Dispatch, Event, Goal, MicroJob
@@ -88,7 +89,7 @@ def test_a_price_edit_committed_before_the_dispatch_is_seen(goal):
 
 
 def staged(goal, n: int) -> list[int]:
-    ids = [service.dispatch_job(delegated(goal, title=f"job {i}", price=500)).id
+    ids = [stage(delegated(goal, title=f"job {i}", price=500)).id
            for i in range(n)]  # fmt: skip
     db.session.remove()
     return ids

@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import pytest
 
-from dispatch.helpers import delegated
-from dispatcher.dispatch import backoff, send, service
+from dispatch.helpers import delegated, staged
+from dispatcher.dispatch import backoff, send
 from dispatcher.queues import redis_connection
 from dispatcher.redis_clock import SharedClock
 
@@ -46,8 +46,8 @@ def hosts(app):
 
 def test_skewed_hosts_never_hold_the_same_dispatch(goal, hosts):
     (_, ahead), (_, behind) = hosts
-    first = service.dispatch_job(delegated(goal))
-    second = service.dispatch_job(delegated(goal))
+    first = staged(delegated(goal))
+    second = staged(delegated(goal))
     assert send.claim(first.id, clock=behind) is not None
     assert send.claim(first.id, clock=ahead) is None  # the lease has not run out anywhere
     assert send.claim(second.id, clock=ahead) is not None
@@ -56,7 +56,7 @@ def test_skewed_hosts_never_hold_the_same_dispatch(goal, hosts):
 
 def test_the_host_behind_takes_a_run_out_lease_without_waiting_the_skew(app, goal, hosts):
     (ahead_host, ahead), (behind_host, behind) = hosts
-    dispatch = service.dispatch_job(delegated(goal))
+    dispatch = staged(delegated(goal))
     claimed = send.claim(dispatch.id, clock=ahead)
     assert claimed is not None
     held = backoff.lease(app.config["SETTINGS"]).total_seconds()
@@ -77,7 +77,7 @@ def test_a_claim_costs_at_most_one_redis_time_call(goal):
     conn = redis_connection()
     clock = SharedClock(conn, ttl=0)  # no caching at all: the worst case
     cached = SharedClock(conn)  # the default: offset kept for a few seconds
-    ids = [service.dispatch_job(delegated(goal)).id for _ in range(6)]
+    ids = [staged(delegated(goal)).id for _ in range(6)]
 
     def time_calls() -> int:
         return conn.info("commandstats").get("cmdstat_time", {}).get("calls", 0)

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from adapters.base import Receipt
-from dispatch.helpers import delegated
+from dispatch.helpers import delegated, staged
 from dispatcher.dispatch import send_batch, service
 from dispatcher.extensions import db
 from dispatcher.lifecycle import DISPATCH
@@ -59,7 +59,7 @@ def test_a_batch_stores_what_one_by_one_placing_stored(app, goal, sandbox):
     gone = delegated(goal, title="gone", price=300)
     found = delegated(goal, title="found", price=400)
     jobs = [one, two, gone, found]
-    ids = [service.dispatch_job(job).id for job in jobs]
+    ids = [staged(job).id for job in jobs]
     job_ids = [job.id for job in jobs]
     keys = [db.session.get(Dispatch, i).idempotency_key for i in ids]
     connection_id = db.session.scalars(select(Connection.id)).one()

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from rq import Retry
 
-from dispatch.helpers import delegated
+from dispatch.helpers import delegated, staged
 from dispatcher.dispatch import backoff, channels, send, service
 from dispatcher.dispatch.breaker import breaker_for, breaker_key
 from dispatcher.extensions import db
@@ -51,7 +51,7 @@ def test_places_the_order_once_and_moves_the_job(goal, paused):
 
 def test_a_worker_that_died_mid_call_is_recovered_by_look_up(goal, paused):
     job = delegated(goal)
-    dispatch = service.dispatch_job(job)
+    dispatch = staged(job)
     # A worker claims it, the platform makes the order, and the worker dies before recording.
     claimed = send.claim(dispatch.id)
     adapter = channels.guarded_adapter(claimed)
@@ -165,7 +165,7 @@ def test_an_open_circuit_pauses_without_using_up_attempts(goal, paused):
 
 
 def test_two_claims_never_hold_one_dispatch(goal, paused):
-    dispatch = service.dispatch_job(delegated(goal))
+    dispatch = staged(delegated(goal))
     assert send.claim(dispatch.id) is not None
     assert send.claim(dispatch.id) is None
 
@@ -198,7 +198,7 @@ def test_a_claim_is_one_update_returning_and_reads_nothing_back(goal, paused):
     and they are the ones just written."""
     from sqlalchemy import event
 
-    dispatch = service.dispatch_job(delegated(goal))
+    dispatch = staged(delegated(goal))
     dispatch_id, key = dispatch.id, dispatch.idempotency_key
     db.session.remove()
     statements: list[str] = []

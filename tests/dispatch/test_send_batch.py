@@ -4,11 +4,7 @@ one commit, while each keeps its own lease, retries, failure and RQ job."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
-import subprocess
-import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,8 +12,9 @@ import pytest
 from rq import Retry
 from rq.job import Job
 
-from dispatch.helpers import delegated, statements
-from dispatcher.dispatch import send, service
+from dispatch.helpers import delegated, race, statements
+from dispatch.helpers import staged as stage
+from dispatcher.dispatch import send
 from dispatcher.extensions import db
 from dispatcher.models import Dispatch, DispatchState, Event
 from dispatcher.models._base import utcnow
@@ -35,7 +32,7 @@ def paused(sandbox):
 
 def staged(goal, n: int, **fields) -> list[int]:
     """n dispatched jobs whose send tasks have not run yet: their dispatch ids."""
-    ids = [service.dispatch_job(delegated(goal, title=f"job {i}", price=500, **fields)).id
+    ids = [stage(delegated(goal, title=f"job {i}", price=500, **fields)).id
            for i in range(n)]  # fmt: skip
     db.session.remove()
     return ids
@@ -143,7 +140,7 @@ def test_a_retryable_error_on_one_extra_leaves_the_others_placed(goal, paused):
 
 
 def test_a_permanent_refusal_fails_only_that_dispatch(goal, paused):
-    bad = service.dispatch_job(delegated(goal, title="x" * 250, price=500)).id  # a 422
+    bad = stage(delegated(goal, title="x" * 250, price=500)).id  # a 422
     ids = staged(goal, 3)
     assert send.send_dispatch(ids[0]) == "placed"
     assert row(bad).state == DispatchState.FAILED and "422" in row(bad).last_error
@@ -203,37 +200,9 @@ def test_two_workers_racing_never_place_one_dispatch_twice(
     sandbox.control(pause_workers=True)
     goal = tree.create_goal(owner.id, title="many", budget_cents=10**7)
     ids = staged(goal, 64)
-    start_at = time.time() + 6  # every child has imported and connected by then
     orders = [ids, ids[::-1]]  # one from each end: they meet in the middle
-    children = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(CHILD),
-                json.dumps(
-                    {
-                        "database_url": app_config["database_url"],
-                        "redis_url": app_config["redis_url"],
-                        "instance": str(tmp_path / f"child{n}"),
-                        "encryption_key": app.config["SETTINGS"].encryption_key,
-                        "sandbox_url": sandbox.base_url,
-                        "batch": 8,
-                        "start_at": start_at,
-                        "dispatch_ids": orders[n],
-                    }
-                ),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for n in range(2)
-    ]
-    results = []
-    for child in children:
-        out, err = child.communicate(timeout=120)
-        assert child.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1])["outcomes"])
+    specs = [{"sandbox_url": sandbox.base_url, "batch": 8, "dispatch_ids": o} for o in orders]
+    results = [r["outcomes"] for r in race(CHILD, app, app_config, tmp_path, specs)]
     # the race was real: a worker met rows the other held mid-batch (its own task could not
     # have them: "retry", and it worked beside instead), and both met rows the other placed
     assert any("retry" in r.values() for r in results)

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from dispatch.helpers import delegated, hook_url, signed_webhook
+from dispatch.helpers import delegated, hook_url, signed_webhook, staged
 from fakes.sandbox_fixture import SECRET, wait_until
 from rq import Retry
 
@@ -126,7 +126,7 @@ def test_an_expired_order_releases_the_money(client, placed, run_jobs, goal):
 def test_an_event_for_an_order_not_recorded_yet_waits_for_it(client, goal, sandbox):
     sandbox.control(pause_workers=True)
     job = delegated(goal)
-    dispatch = service.dispatch_job(job)
+    dispatch = staged(job)
     claimed = send.claim(dispatch.id)  # the worker makes the order, then dies
     receipt = channels.guarded_adapter(claimed).dispatch(
         channels.job_spec(job, claimed), claimed.idempotency_key

@@ -171,7 +171,7 @@ def test_enqueue_many_once_leaves_a_queued_job_alone_and_replaces_a_finished_one
     pushed = enqueue_many_once(
         INBOUND, task, [("inbound-1", (1,)), ("inbound-2", (2,)), ("inbound-3", (3,))]
     )
-    assert pushed == 1  # only inbound-3 went in by the one round trip
+    assert pushed == 2  # inbound-3 by the one round trip, inbound-2 replaced after it
     assert sorted(queue.get_job_ids()) == ["inbound-1", "inbound-2", "inbound-3"]
     job = queue.fetch_job("inbound-3")
     assert (job.func_name, job.args, job.get_status()) == (task, (3,), "queued")

@@ -1,0 +1,107 @@
+"""A lone dispatch's first attempt, leased by the owner's own request.
+
+Why: a send task used to claim its dispatch (a conditional UPDATE counting the attempt and
+writing the lease) and commit that, an fsync on SQLite, before it could call the platform.
+For an owner who dispatches one job and waits for it, that claim was a fifth of the time
+from the click to the order (issue 12: idle latency). The request's transaction already
+writes the dispatch; it can write the first lease and count the first attempt too, so the
+worker only reads what the call needs.
+
+What keeps it effectively-once:
+
+- The lease is in the database before the send is enqueued, as a claim's is: no other task
+  can claim the dispatch until it runs out, and the attempt is counted, so a cancel meanwhile
+  owes the platform a look-up and any later attempt looks the key up before creating.
+- Which task holds that first attempt is decided by a one-use token in Redis, set after the
+  commit: the first run of `dispatch-<id>` to delete it holds the attempt; a crash retry of
+  the same job, or a copy the reconciler queued, finds no token and claims as before, once
+  the lease has run out (so it looks the key up first).
+- The token lives `lease - call_timeout` from the lease's start, so a task that takes it
+  has at least a whole task timeout of lease left: RQ stops the task before the lease ends,
+  exactly as after a claim.
+- A dispatch closed before any task took its token (the owner cancels at once, the job
+  runs out) takes the token back: no call was made and none will be, so the platform is
+  owed no cancel, as for a dispatch never claimed.
+- If Redis is down after the commit the dispatch stays pending with its lease; the
+  reconciler queues it and the task claims it when the lease runs out.
+
+Batches (send_batch.py) are for many dispatches at once (`dispatch_goal`, a backlog): their
+dispatches are staged without a lease and claimed by their tasks as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from redis.client import Pipeline
+from redis.exceptions import RedisError
+
+from dispatcher.dispatch.backoff import call_timeout, lease
+from dispatcher.models import Dispatch
+from dispatcher.queues import redis_connection
+from dispatcher.redis_clock import shared_utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The first lease a request wrote: which dispatch, and until when (Redis's clock)."""
+
+    dispatch_id: int
+    until: datetime
+
+
+def token_key(dispatch_id: int) -> str:
+    return f"dispatcher:first-attempt:{dispatch_id}"
+
+
+def lease_first(dispatch: Dispatch) -> datetime:
+    """Count the first attempt and write its lease on a dispatch being staged (before the
+    request's commit); the lease's end."""
+    until = shared_utcnow() + lease(current_app.config["SETTINGS"])
+    dispatch.attempts = 1
+    dispatch.next_attempt_at = until
+    return until
+
+
+def hand_over(first: Lease) -> None:
+    """After the commit: leave the token for the dispatch's task, then enqueue the task.
+    Redis errors are logged, not raised: the reconciler queues the pending dispatch, whose
+    task claims it when the lease runs out."""
+    from dispatcher.dispatch import send
+
+    settings = current_app.config["SETTINGS"]
+    left = first.until - shared_utcnow() - timedelta(seconds=call_timeout(settings))
+
+    def leave_token(pipe: Pipeline) -> None:
+        if left > timedelta(0):
+            pipe.set(token_key(first.dispatch_id), 1, px=int(left.total_seconds() * 1000))
+
+    try:
+        send.enqueue_send(first.dispatch_id, also=leave_token)  # one round trip for both
+    except RedisError as exc:
+        log.warning(
+            "could not hand dispatch %s to a worker (%s); the reconciler will",
+            first.dispatch_id,
+            exc,
+        )
+
+
+def take(dispatch_id: int) -> bool:
+    """Whether this task holds the dispatch's first attempt (true once per dispatch)."""
+    return bool(redis_connection().delete(token_key(dispatch_id)))
+
+
+def withdraw(dispatch: Dispatch) -> bool:
+    """Take back the token of a dispatch being closed: true if its leased first attempt had
+    not started, and now never will (no task can take the token any more). False when Redis
+    cannot say: the attempt may be out, and the platform is owed a look-up."""
+    try:
+        return take(dispatch.id)
+    except RedisError as exc:
+        log.warning("dispatch %s: could not take its token back (%s)", dispatch.id, exc)
+        return False

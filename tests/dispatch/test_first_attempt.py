@@ -1,0 +1,226 @@
+"""A lone dispatch's first attempt is leased by the owner's request (first_attempt.py): its
+task sends without a claim, and everything the claim guaranteed still holds."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from rq import Retry
+
+from dispatch.helpers import delegated, race, statements
+from dispatcher import reconcile
+from dispatcher.dispatch import backoff, channels, first_attempt, send, service
+from dispatcher.extensions import db
+from dispatcher.lifecycle import Status
+from dispatcher.models import Dispatch, DispatchState, MicroJob
+from dispatcher.models._base import utcnow
+from dispatcher.planning import tree
+from dispatcher.queues import DISPATCH, get_queue, redis_connection
+
+CHILD = Path(__file__).with_name("send_child.py")
+
+
+@pytest.fixture
+def paused(sandbox):
+    sandbox.control(pause_workers=True)  # nobody takes the orders: no webhooks come back
+    return sandbox
+
+
+def row(dispatch_id: int) -> Dispatch:
+    db.session.expire_all()
+    return db.session.get(Dispatch, dispatch_id)
+
+
+def orders_for(sandbox, dispatch_id: int) -> int:
+    return sandbox.stats()["orders_by_key"].get(row(dispatch_id).idempotency_key, 0)
+
+
+def has_token(dispatch_id: int) -> bool:
+    return bool(redis_connection().exists(first_attempt.token_key(dispatch_id)))
+
+
+def run_out(dispatch_id: int) -> None:
+    """Let the lease run out (the tests do not wait for the clock)."""
+    dispatch = row(dispatch_id)
+    dispatch.next_attempt_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+
+
+def test_the_request_leases_the_first_attempt_and_leaves_one_token(app, goal, paused):
+    settings = app.config["SETTINGS"]
+    before = utcnow()
+    dispatch_id = service.dispatch_job(delegated(goal)).id
+    dispatch = row(dispatch_id)
+    assert dispatch.state == DispatchState.PENDING and dispatch.attempts == 1
+    lease = backoff.lease(settings)
+    assert before + lease - timedelta(seconds=2) < dispatch.next_attempt_at < utcnow() + lease
+    ttl = redis_connection().pttl(first_attempt.token_key(dispatch_id)) / 1000
+    # a task that takes the token has a whole task timeout of lease left
+    room = (lease - timedelta(seconds=backoff.call_timeout(settings))).total_seconds()
+    assert room - 5 < ttl <= room
+    assert get_queue(DISPATCH).job_ids == [send.send_job_id(dispatch_id)]
+
+
+def test_the_task_sends_without_claiming_one_read_before_the_call(goal, paused, run_jobs):
+    """Up to the platform call, the task reads once and writes nothing: no claim, no commit
+    of its own. It fails on the claim path (an UPDATE of the dispatch before the call)."""
+    job_id = delegated(goal).id
+    dispatch_id = service.dispatch_job(db.session.get(MicroJob, job_id)).id
+    db.session.remove()
+    calls: list[int] = []
+    original = send._call
+
+    def counting(*args, **kwargs):
+        calls.append(len(seen["sql"]))
+        return original(*args, **kwargs)
+
+    send._call = counting
+    try:
+        with statements() as seen:
+            assert run_jobs() == 1  # the real worker, through RQ
+    finally:
+        send._call = original
+    before_call = seen["sql"][: calls[0]]
+    assert len(before_call) == 1 and before_call[0].startswith("SELECT"), before_call
+    dispatch = row(dispatch_id)
+    assert dispatch.state == DispatchState.PLACED and dispatch.attempts == 1
+    assert orders_for(paused, dispatch_id) == 1
+    assert db.session.get(MicroJob, job_id).status == Status.DISPATCHED
+    assert not has_token(dispatch_id)
+
+
+def test_a_second_run_of_the_task_finds_no_token_and_waits_for_the_lease(goal, paused):
+    """A worker takes the token, the platform makes the order, the worker dies before it
+    records it. RQ runs the task again: the lease still holds, so it waits; once the lease
+    runs out it counts a second attempt, looks the key up and adopts the order."""
+    job = delegated(goal)
+    dispatch_id = service.dispatch_job(job).id
+    assert first_attempt.take(dispatch_id)  # the first run takes the token...
+    held = row(dispatch_id)
+    send_batch_rows = send.send_batch.preload_leased(dispatch_id)
+    adapter = channels.guarded_adapter(held)
+    adapter.dispatch(channels.job_spec(send_batch_rows[0].job, held), held.idempotency_key)
+    db.session.rollback()  # ...calls out and dies
+
+    retried = send.send_dispatch(dispatch_id)
+    assert isinstance(retried, Retry)
+    assert orders_for(paused, dispatch_id) == 1
+    run_out(dispatch_id)
+    assert send.send_dispatch(dispatch_id) == "adopted"
+    dispatch = row(dispatch_id)
+    assert dispatch.attempts == 2 and dispatch.state == DispatchState.PLACED
+    assert paused.stats()["orders"] == 1
+
+
+def test_a_cancel_before_any_task_ran_owes_the_platform_nothing(goal, paused):
+    job = delegated(goal)
+    dispatch_id = service.dispatch_job(job).id
+    note = service.cancel_job(db.session.get(MicroJob, job.id))
+    assert note == ""
+    dispatch = row(dispatch_id)
+    assert dispatch.state == DispatchState.CANCELLED
+    assert dispatch.attempts == 0 and dispatch.next_attempt_at is None  # no cancel owed
+    assert not has_token(dispatch_id)
+    assert reconcile.reconcile()["cancels"] == 0
+    assert send.send_dispatch(dispatch_id) == "skipped: cancelled"
+    assert paused.stats()["orders"] == 0
+
+
+def test_a_cancel_while_the_leased_attempt_is_out_owes_a_cancel(goal, paused):
+    """The token is taken (a worker is mid-call): the cancel cannot know whether the order
+    exists, so the platform is owed a look-up and a cancel, and the order made is cancelled."""
+    job = delegated(goal)
+    dispatch_id = service.dispatch_job(job).id
+    assert first_attempt.take(dispatch_id)
+    held = send.send_batch.preload_leased(dispatch_id)[0]
+    spec, key = channels.job_spec(held.job, held), held.idempotency_key
+    db.session.rollback()
+    note = service.cancel_job(db.session.get(MicroJob, job.id))
+    assert "being cancelled" in note
+    assert row(dispatch_id).next_attempt_at is not None  # a cancel is owed
+    receipt = channels.guarded_adapter(held).dispatch(spec, key)  # the call lands after
+    outcome = send._placed(row(dispatch_id), receipt, False)
+    assert outcome == "placed after it was cancelled: cancelling"
+    from dispatcher.dispatch import cancel
+
+    assert cancel.cancel_at_platform(dispatch_id) == "cancelled at the platform"
+    assert paused.market.get_order(receipt.external_id)["status"] == "cancelled"
+
+
+def test_without_the_hand_over_the_reconciler_and_the_lease_still_place_it_once(goal, paused):
+    """Redis failed after the commit: no token and no task. The reconciler queues the task;
+    it waits for the lease, then claims a second attempt (looking the key up) and places."""
+    dispatch_id = service.dispatch_job(delegated(goal)).id
+    conn = redis_connection()
+    conn.delete(first_attempt.token_key(dispatch_id))
+    get_queue(DISPATCH).empty()
+    assert reconcile.reconcile()["dispatches"] == 1
+    assert isinstance(send.send_dispatch(dispatch_id), Retry)  # the request's lease holds
+    run_out(dispatch_id)
+    assert send.send_dispatch(dispatch_id) == "placed"
+    dispatch = row(dispatch_id)
+    assert dispatch.attempts == 2 and orders_for(paused, dispatch_id) == 1
+
+
+def test_a_hand_over_that_fails_is_logged_and_the_dispatch_kept(app, goal, paused, caplog):
+    from redis.exceptions import ConnectionError
+
+    conn = redis_connection()
+    original = conn.pipeline
+
+    def down(*args, **kwargs):
+        pipe = original(*args, **kwargs)
+
+        def execute(*_args, **_kwargs):
+            raise ConnectionError("Redis is down")
+
+        pipe.execute = execute
+        return pipe
+
+    conn.pipeline = down
+    try:
+        with caplog.at_level(logging.WARNING, logger="dispatcher.dispatch.first_attempt"):
+            dispatch_id = service.dispatch_job(delegated(goal)).id
+    finally:
+        conn.pipeline = original
+    assert "the reconciler will" in caplog.text
+    dispatch = row(dispatch_id)
+    assert dispatch.state == DispatchState.PENDING and dispatch.attempts == 1
+    assert not has_token(dispatch_id)
+
+
+def test_many_dispatched_at_once_are_staged_for_the_batch_claim(goal, paused):
+    """dispatch_goal stages many: no first lease and no token, so their tasks claim them
+    in batches (send_batch.py), as the drain needs."""
+    for i in range(3):
+        delegated(goal, title=f"job {i}", price=500)
+    dispatches = service.dispatch_goal(goal)
+    ids = [d.id for d in dispatches]
+    assert [(row(i).attempts, row(i).next_attempt_at) for i in ids] == [(0, None)] * 3
+    assert not any(has_token(i) for i in ids)
+
+
+def test_two_workers_racing_on_leased_dispatches_place_each_once(
+    app, owner, app_config, sandbox, tmp_path
+):
+    """Two workers run every leased dispatch's task at once (a copy queued by the
+    reconciler meets the request's): whoever takes a token sends; the other finds the lease
+    held and waits. One order per dispatch, on its first attempt."""
+    sandbox.control(pause_workers=True)
+    goal = tree.create_goal(owner.id, title="many", budget_cents=10**7)
+    ids = [service.dispatch_job(delegated(goal, title=f"job {i}", price=500)).id
+           for i in range(24)]  # fmt: skip
+    db.session.remove()
+    orders = [ids, ids[::-1]]
+    specs = [{"sandbox_url": sandbox.base_url, "batch": 8, "dispatch_ids": o} for o in orders]
+    results = [r["outcomes"] for r in race(CHILD, app, app_config, tmp_path, specs)]
+    # the race was real: each worker met dispatches the other held or had placed
+    assert all(set(r.values()) - {"placed"} for r in results), results
+    stats = sandbox.stats()["orders_by_key"]
+    for dispatch_id in ids:
+        d = row(dispatch_id)
+        assert d.state == DispatchState.PLACED and d.attempts == 1
+        assert stats.get(d.idempotency_key) == 1
