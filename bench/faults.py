@@ -15,11 +15,13 @@ named by DATABASE_URL.
 The jobs are made through the service layer: N delegated leaf jobs of 1 to 5 assignments
 each, under a goal whose budget covers only 80 % of everything asked for, so dispatches are
 refused and must wait for money that rejections, expiries and cancels give back. The suite
-dispatches whatever fits, over and over; as work comes back it rejects some (the job re-orders
-what is missing), asks for revisions, expires some orders part-way through at the platform,
-cancels some jobs while their workers are at work, races two accepts of one delivery and an
-accept against a cancel in two threads, and accepts the rest. When every job is settled (paid,
-cancelled, or waiting for money that is not there), it prints the figures (bench/figures.py):
+dispatches whatever fits, over and over (half the jobs one by one, each first attempt leased
+by its request, half staged as `dispatch_goal` stages many, for the batch claim); as work
+comes back it rejects some (the job re-orders what is missing), asks for revisions, expires
+some orders part-way through at the platform, cancels some jobs while their workers are at
+work, races two accepts of one delivery and an accept against a cancel in two threads, and
+accepts the rest. When every job is settled (paid, cancelled, or waiting for money that is
+not there), it prints the figures (bench/figures.py):
 each that must be zero, checked against the platform's own records, and each kind of chaos,
 which must have happened. It exits non-zero if any of either fails.
 """
@@ -410,8 +412,15 @@ class Suite:
 
         for job in self.jobs(goal_id, "draft", "rejected", "expired", "failed"):
             try:
-                if job.status == "draft":
-                    service.dispatch_job(job)
+                if job.status == "draft" and job.id % 2:
+                    # as dispatch_goal stages each of many: no first lease, claimed in batches
+                    staged = service.dispatch_job(job, commit=False)
+                    db.session.commit()
+                    service.enqueue_send(staged)
+                    self.observed["staged"] += 1
+                elif job.status == "draft":
+                    service.dispatch_job(job)  # a lone dispatch: its request leases attempt 1
+                    self.observed["leased"] += 1
                 else:
                     service.retry_job(job)
                     self.observed["reorders"] += 1

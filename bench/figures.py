@@ -188,6 +188,8 @@ def compute(
         "webhooks duplicated": counters.get("webhooks_duplicated", 0),
         "webhooks reordered": counters.get("webhooks_reordered", 0),
         "dispatch attempts refused for budget": observed.get("refused", 0),
+        "first attempts leased by the request": observed.get("leased", 0),
+        "dispatches staged for the batch claim": observed.get("staged", 0),
         "rejections": observed.get("rejected", 0),
         "re-orders": len(_reordered(dispatches)),
         "partial expiries": observed.get("partial_expiries", 0),
