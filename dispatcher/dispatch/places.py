@@ -70,8 +70,9 @@ def missing(job: MicroJob, live: int | None = None) -> int:
     return max(0, job.assignments - live)
 
 
-def live_count(job_id: int) -> ScalarSelect[int]:
-    """The number of the job's live places, as a scalar subquery (for one-statement reads)."""
+def live_count(job_id: Any) -> ScalarSelect[int]:
+    """The number of the job's live places, as a scalar subquery (for one-statement reads);
+    `job_id` an id or a bound parameter."""
     from sqlalchemy import func, select
 
     return (
