@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from dispatcher import lifecycle
 from dispatcher.dispatch import budget
+from dispatcher.errors import BudgetExceeded
 from dispatcher.extensions import db
 from dispatcher.lifecycle import ASSIGNMENT, DISPATCH, AssignmentState, DispatchState, Status
 from dispatcher.lifecycle.assignment import FINISHED, HOLDING, UNPAID_END
@@ -40,12 +41,18 @@ def open_places(job: MicroJob, dispatch: Dispatch, count: int, fee_cents: int) -
     their rows. The job must be locked (`lock_job`) in this transaction: its own reservation
     is then an attribute written with its status at commit, one UPDATE of its row, not two.
     The order is inserted first, for its id, while the job's row is still clean; a refused
-    reservation raises and the caller rolls the whole transaction back, as for any refusal."""
+    reservation deletes it again, so a caller that commits after the refusal stores no order
+    without its money."""
     per_place = job.price_cents + fee_cents
     dispatch.amount_cents = count * per_place
     db.session.add(dispatch)
     db.session.flush()  # only the order: the job's row has no change yet
-    budget.reserve(job, count * per_place, locked=True)
+    try:
+        budget.reserve(job, count * per_place, locked=True)
+    except BudgetExceeded:
+        db.session.delete(dispatch)
+        db.session.flush()
+        raise
     for position in range(1, count + 1):
         db.session.add(
             Assignment(

@@ -195,6 +195,19 @@ def test_an_envelope_above_the_job_still_refuses_and_still_holds(goal):
     assert money(goal_id) == (PRICE, 0)
 
 
+def test_a_refused_reservation_leaves_no_order_even_if_the_caller_commits(goal):
+    """The order is inserted before the money is reserved (for its id): a refusal must take
+    it out again, or a caller committing after the refusal would stage an unpaid order."""
+    goal_id = goal.id
+    job = delegated(goal, title="too dear", price=20_000)
+    with pytest.raises(BudgetExceeded, match="goal budget left is"):
+        service.dispatch_job(fresh(job.id))
+    db.session.commit()
+    assert db.session.query(Dispatch).count() == 0
+    assert money(goal_id) == (0, 0)
+    assert fresh(job.id).status == Status.DRAFT
+
+
 def test_two_concurrent_dispatches_past_the_budget_refuse_one(app, owner):
     """Two requests at once, each with its own session, for two jobs the goal can pay only
     one of: the goal's guarded UPDATE still refuses one, whatever the interleaving."""
