@@ -24,8 +24,14 @@ def _chain(job: MicroJob) -> list[MicroJob]:
     return chain
 
 
-def reserve(job: MicroJob, cents: int) -> None:
-    """Reserve `cents` on the goal and on every envelope above the job, or raise."""
+def reserve(job: MicroJob, cents: int, *, locked: bool = False) -> None:
+    """Reserve `cents` on the goal and on every envelope above the job, or raise.
+
+    The goal and the envelopes above the job are conditional UPDATEs (no other writer can
+    slip between check and write). `locked`: the job's row is locked in this transaction
+    (`lock_job`) and was loaded by that lock, so its own envelope is checked here and its
+    reservation set on the attribute, written by the caller's flush with the rest of the
+    row (issue 12: one UPDATE of the job, not two). Every other caller keeps the SQL form."""
     if cents < 0:
         raise ValueError("cannot reserve a negative amount")
     if cents == 0:
@@ -46,7 +52,14 @@ def reserve(job: MicroJob, cents: int) -> None:
             f"goal budget left is {format_cents(goal.available_cents, goal.currency)}; "
             f"this needs {format_cents(cents, goal.currency)}"
         )
-    for node in _chain(job):
+    chain = _chain(job)
+    if locked:
+        chain = chain[1:]
+        if job.budget_cents is not None and (
+            job.budget_cents - job.reserved_cents - job.spent_cents < cents
+        ):
+            raise _no_room(job, job, cents)
+    for node in chain:
         condition = [MicroJob.id == node.id]
         if node.budget_cents is not None:
             condition.append(
@@ -59,11 +72,16 @@ def reserve(job: MicroJob, cents: int) -> None:
             .execution_options(synchronize_session=False)
         ).rowcount
         if ok != 1:
-            raise BudgetExceeded(
-                f"the envelope on {node.title!r} has no room for "
-                f"{format_cents(cents, job.goal.currency)}"
-            )
-    _expire(job)
+            raise _no_room(job, node, cents)
+    if locked:
+        job.reserved_cents += cents
+    _expire(job, keep_job=locked)
+
+
+def _no_room(job: MicroJob, node: MicroJob, cents: int) -> BudgetExceeded:
+    return BudgetExceeded(
+        f"the envelope on {node.title!r} has no room for {format_cents(cents, job.goal.currency)}"
+    )
 
 
 def release(job: MicroJob, cents: int) -> None:
@@ -101,9 +119,10 @@ def _move(job: MicroJob, *, reserved: int, spent: int) -> None:
     _expire(job)
 
 
-def _expire(job: MicroJob) -> None:
-    """Reload the money columns the UPDATEs changed behind the ORM's back."""
-    for node in _chain(job):
+def _expire(job: MicroJob, *, keep_job: bool = False) -> None:
+    """Reload the money columns the UPDATEs changed behind the ORM's back (`keep_job`: the
+    job's own were set on its attributes, and stay)."""
+    for node in _chain(job)[1 if keep_job else 0 :]:
         db.session.expire(node, ["reserved_cents", "spent_cents"])
     goal = db.session.get(Goal, job.goal_id)
     if goal is not None:

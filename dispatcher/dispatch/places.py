@@ -12,15 +12,19 @@ All of it runs in the caller's transaction, under the job's row lock (dispatcher
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dispatcher import lifecycle
 from dispatcher.dispatch import budget
+from dispatcher.errors import BudgetExceeded
 from dispatcher.extensions import db
 from dispatcher.lifecycle import ASSIGNMENT, DISPATCH, AssignmentState, DispatchState, Status
 from dispatcher.lifecycle.assignment import FINISHED, HOLDING, UNPAID_END
 from dispatcher.models import Assignment, Dispatch, MicroJob
 from dispatcher.models._base import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy import ScalarSelect
 
 A = AssignmentState
 
@@ -28,14 +32,27 @@ A = AssignmentState
 IN_FLIGHT = frozenset({A.OPEN, A.TAKEN, A.SUBMITTED, A.REVISION_REQUESTED})
 #: places that count towards what the job asked for
 COUNTED = frozenset({A.ACCEPTED, A.PAID})
+#: places a new order does not cover again: in flight, accepted or paid
+LIVE = IN_FLIGHT | COUNTED
 
 
 def open_places(job: MicroJob, dispatch: Dispatch, count: int, fee_cents: int) -> None:
-    """Reserve `count` places (price plus fee each) on the budget, then add their rows (a
-    refused reservation leaves nothing behind)."""
+    """Stage the order, reserve `count` places (price plus fee each) on the budget, then add
+    their rows. The job must be locked (`lock_job`) in this transaction: its own reservation
+    is then an attribute written with its status at commit, one UPDATE of its row, not two.
+    The order is inserted first, for its id, while the job's row is still clean; a refused
+    reservation deletes it again, so a caller that commits after the refusal stores no order
+    without its money."""
     per_place = job.price_cents + fee_cents
-    budget.reserve(job, count * per_place)
     dispatch.amount_cents = count * per_place
+    db.session.add(dispatch)
+    db.session.flush()  # only the order: the job's row has no change yet
+    try:
+        budget.reserve(job, count * per_place, locked=True)
+    except BudgetExceeded:
+        db.session.delete(dispatch)
+        db.session.flush()
+        raise
     for position in range(1, count + 1):
         db.session.add(
             Assignment(
@@ -51,11 +68,25 @@ def open_places(job: MicroJob, dispatch: Dispatch, count: int, fee_cents: int) -
         )
 
 
-def missing(job: MicroJob) -> int:
+def missing(job: MicroJob, live: int | None = None) -> int:
     """How many places a new order must cover: what the job asks for, less the places that
-    are in flight, accepted or paid in any of its orders."""
-    live = sum(1 for a in places_of(job) if a.status in IN_FLIGHT or a.status in COUNTED)
+    are in flight, accepted or paid in any of its orders (`live`: that count, when the
+    caller read it already, as `live_count` does)."""
+    if live is None:
+        live = sum(1 for a in places_of(job) if a.status in LIVE)
     return max(0, job.assignments - live)
+
+
+def live_count(job_id: Any) -> ScalarSelect[int]:
+    """The number of the job's live places, as a scalar subquery (for one-statement reads);
+    `job_id` an id or a bound parameter."""
+    from sqlalchemy import func, select
+
+    return (
+        select(func.count(Assignment.id))
+        .where(Assignment.job_id == job_id, Assignment.status.in_(sorted(str(s) for s in LIVE)))
+        .scalar_subquery()
+    )
 
 
 def places_of(job: MicroJob) -> list[Assignment]:

@@ -19,6 +19,7 @@ from adapters.base import Adapter, Capability
 from dispatcher import connections, lifecycle
 from dispatcher.dispatch import first_attempt, places, send
 from dispatcher.dispatch.cancel import enqueue_cancel, owe_cancel
+from dispatcher.dispatch.request_reads import read_for_dispatch
 from dispatcher.errors import ConfigurationError, InvalidChange, InvalidTransition, NotFound
 from dispatcher.extensions import db
 from dispatcher.lifecycle import DELIVERY, DISPATCH, DeliveryState, Status
@@ -101,13 +102,17 @@ def check_capabilities(job: MicroJob, adapter: Adapter) -> None:
 
 def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) -> Dispatch:
     """Reserve the money for the places still missing, stage a Dispatch holding them, move
-    the job to queued; enqueue after commit. A re-order covers only the missing places."""
+    the job to queued; enqueue after commit. A re-order covers only the missing places.
+    A refusal raises with the transaction half-written: the caller rolls back (dispatch_goal
+    does; a request's session is rolled back by `refuse` or at teardown)."""
     lock_job(job)  # an edit of its price or channel commits first (and is seen), or waits
+    # goal, connection, children, places: one statement (kept: it holds the connection)
+    reads = read_for_dispatch(job)
     goal = job.goal
     adapter = check_delegable(job, goal)
     action = "requeue" if job.status in REDISPATCHABLE else "queue"
     lifecycle.target(job.status, action, job.id)  # fail before touching money
-    count = places.missing(job)
+    count = places.missing(job, reads.live)
     if count < 1:
         raise InvalidTransition(
             job.id, job.status, action, ["every assignment is already out or done"]
@@ -121,10 +126,9 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
         state=DispatchState.PENDING,
         job_version=job.version,
     )
-    places.open_places(job, dispatch, count, adapter.fee_cents(job.price_cents))
     until = first_attempt.lease_first(dispatch) if commit else None  # a lone dispatch
-    db.session.add(dispatch)
-    db.session.flush()
+    # inserts the order, then reserves: the job's reservation and status are one UPDATE
+    places.open_places(job, dispatch, count, adapter.fee_cents(job.price_cents))
     lifecycle.transition(
         job,
         action,

@@ -13,10 +13,11 @@ from dispatcher.extensions import db
 from dispatcher.models import Connection, Dispatch, Event, Goal, MicroJob
 from dispatcher.queues import DISPATCH, get_queue
 
-#: dispatch_job's statements up to its commit, enqueue included (it was 13): the lock, the
-#: goal, the children, the connection, the places, two budget UPDATEs, the Dispatch and its
-#: place, the Event and the job's status.
-DISPATCH_JOB_STATEMENTS = 11
+#: dispatch_job's statements up to its commit, enqueue included (it was 13, then 11): the
+#: lock; one read of the goal, the connection, whether the job has children and its live
+#: places; the Dispatch; the goal's guarded reservation; the Event; the job's status with its
+#: own reservation (one UPDATE); the places.
+DISPATCH_JOB_STATEMENTS = 7
 
 
 def fresh_job(job_id: int) -> MicroJob:
