@@ -60,6 +60,41 @@ def staged(job):
     return dispatch
 
 
+def dispatch_at_once(app, job_ids: list[int]) -> dict[int, str]:
+    """Dispatch each job from its own thread and session, all let go at one instant (one
+    owner's request each); each job's outcome: "queued", "refused" (over budget), or the
+    unexpected error, for the caller's assertion to show."""
+    from dispatcher.dispatch import service
+    from dispatcher.errors import BudgetExceeded
+    from dispatcher.models import MicroJob
+
+    barrier = threading.Barrier(len(job_ids))
+    outcomes: dict[int, str] = {}
+
+    def request(job_id: int) -> None:
+        with app.app_context():
+            try:
+                job = db.session.get(MicroJob, job_id)
+                barrier.wait(timeout=30)
+                service.dispatch_job(job)
+                outcomes[job_id] = "queued"
+            except BudgetExceeded:
+                db.session.rollback()
+                outcomes[job_id] = "refused"
+            except Exception as exc:  # reported by the caller's assertion
+                db.session.rollback()
+                outcomes[job_id] = f"{type(exc).__name__}: {exc}"
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in job_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
 def race(child, app, app_config, tmp_path, specs: list[dict], start_in: float = 6) -> list[dict]:
     """Run the script `child` once per spec, each in its own process of the same deployment
     (database, Redis, encryption key; its own instance folder), all starting at one instant

@@ -5,15 +5,13 @@ the one read after the lock is what the checks see (nothing left over in the ide
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from fakes.connections import connect_sandbox
 from fakes.work import deliver, event, place
 from sqlalchemy import text
 
 from adapters.base import EventKind
-from dispatch.helpers import delegated, make_owner
+from dispatch.helpers import delegated, dispatch_at_once, make_owner
 from dispatcher import connections
 from dispatcher.dispatch import review, service
 from dispatcher.errors import BudgetExceeded, InvalidTransition
@@ -215,27 +213,7 @@ def test_two_concurrent_dispatches_past_the_budget_refuse_one(app, owner):
     goal_id = goal.id
     ids = [delegated(goal, title=f"job {i}", price=PRICE).id for i in range(2)]
     db.session.remove()
-    start = threading.Barrier(2)
-    outcomes: dict[int, str] = {}
-
-    def request(job_id: int) -> None:
-        with app.app_context():
-            job = db.session.get(MicroJob, job_id)
-            start.wait()
-            try:
-                service.dispatch_job(job)
-                outcomes[job_id] = "queued"
-            except BudgetExceeded:
-                db.session.rollback()
-                outcomes[job_id] = "refused"
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=request, args=(i,)) for i in ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    outcomes = dispatch_at_once(app, ids)
     assert sorted(outcomes.values()) == ["queued", "refused"]
     assert money(goal_id) == (PRICE, 0)
     statuses = {i: fresh(i).status for i in ids}

@@ -3,9 +3,8 @@ envelope in one transaction, so no envelope is ever overspent; personal goals st
 
 from __future__ import annotations
 
-import threading
-
 import pytest
+from dispatch.helpers import dispatch_at_once
 
 from adapters.sandbox import SandboxAdapter
 from dispatcher import connections, results
@@ -106,30 +105,7 @@ def test_concurrent_dispatches_never_overspend_an_envelope(app, goal, nested, fl
     """Four workers dispatch four jobs that fit the goal but not the envelope, all at once."""
     *_, pitches = nested
     ids = [flow.delegated(goal, f"pitch {n}", price=600, parent=pitches).id for n in range(4)]
-    barrier = threading.Barrier(len(ids))
-    outcomes: list[str] = []
-
-    def run(job_id: int) -> None:
-        with app.app_context():
-            try:
-                job = db.session.get(MicroJob, job_id)
-                barrier.wait()
-                service.dispatch_job(job)
-                outcomes.append("queued")
-            except BudgetExceeded:
-                db.session.rollback()
-                outcomes.append("refused")
-            except Exception as exc:  # reported by the assertion below
-                db.session.rollback()
-                outcomes.append(f"{type(exc).__name__}: {exc}")
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in ids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    outcomes = list(dispatch_at_once(app, ids).values())
 
     assert sorted(outcomes) == ["queued", "queued", "refused", "refused"]  # 2 x 600 <= 1,500
     db.session.expire_all()
