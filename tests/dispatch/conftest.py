@@ -32,3 +32,11 @@ def owner(app, sandbox):  # noqa: F811
 @pytest.fixture
 def goal(owner):
     return tree.create_goal(owner.id, title="52 guest posts", budget_cents=10_000)
+
+
+@pytest.fixture
+def paused(sandbox):  # noqa: F811
+    """The sandbox with its simulated workers paused: nobody takes the orders, so no
+    webhooks come back while a test looks at what was sent."""
+    sandbox.control(pause_workers=True)
+    return sandbox

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
 from fakes.work import event
 
 from adapters.base import AdapterRegistry, Capability, EventKind
@@ -22,12 +21,6 @@ class NoCancelSandbox(SandboxAdapter):
     """The sandbox, seen through an adapter for a platform whose API cannot cancel."""
 
     capabilities = SandboxAdapter.capabilities - {Capability.CANCEL}
-
-
-@pytest.fixture
-def paused(sandbox):
-    sandbox.control(pause_workers=True)
-    return sandbox
 
 
 def placed_job(goal, **fields):

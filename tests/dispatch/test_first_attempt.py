@@ -7,12 +7,11 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from rq import Retry
 
 from dispatch.helpers import delegated, race, statements
 from dispatcher import reconcile
-from dispatcher.dispatch import backoff, channels, first_attempt, send, service
+from dispatcher.dispatch import backoff, cancel, channels, first_attempt, send, send_batch, service
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
 from dispatcher.models import Dispatch, DispatchState, MicroJob
@@ -21,12 +20,6 @@ from dispatcher.planning import tree
 from dispatcher.queues import DISPATCH, get_queue, redis_connection
 
 CHILD = Path(__file__).with_name("send_child.py")
-
-
-@pytest.fixture
-def paused(sandbox):
-    sandbox.control(pause_workers=True)  # nobody takes the orders: no webhooks come back
-    return sandbox
 
 
 def row(dispatch_id: int) -> Dispatch:
@@ -100,7 +93,7 @@ def test_a_second_run_of_the_task_finds_no_token_and_waits_for_the_lease(goal, p
     dispatch_id = service.dispatch_job(job).id
     assert first_attempt.take(dispatch_id)  # the first run takes the token...
     held = row(dispatch_id)
-    send_batch_rows = send.send_batch.preload_leased(dispatch_id)
+    send_batch_rows = send_batch.preload_leased(dispatch_id)
     adapter = channels.guarded_adapter(held)
     adapter.dispatch(channels.job_spec(send_batch_rows[0].job, held), held.idempotency_key)
     db.session.rollback()  # ...calls out and dies
@@ -135,7 +128,7 @@ def test_a_cancel_while_the_leased_attempt_is_out_owes_a_cancel(goal, paused):
     job = delegated(goal)
     dispatch_id = service.dispatch_job(job).id
     assert first_attempt.take(dispatch_id)
-    held = send.send_batch.preload_leased(dispatch_id)[0]
+    held = send_batch.preload_leased(dispatch_id)[0]
     spec, key = channels.job_spec(held.job, held), held.idempotency_key
     db.session.rollback()
     note = service.cancel_job(db.session.get(MicroJob, job.id))
@@ -144,8 +137,6 @@ def test_a_cancel_while_the_leased_attempt_is_out_owes_a_cancel(goal, paused):
     receipt = channels.guarded_adapter(held).dispatch(spec, key)  # the call lands after
     outcome = send._placed(row(dispatch_id), receipt, False)
     assert outcome == "placed after it was cancelled: cancelling"
-    from dispatcher.dispatch import cancel
-
     assert cancel.cancel_at_platform(dispatch_id) == "cancelled at the platform"
     assert paused.market.get_order(receipt.external_id)["status"] == "cancelled"
 

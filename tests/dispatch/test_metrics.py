@@ -3,7 +3,6 @@ outcome, their latency, and webhook intake by result."""
 
 from __future__ import annotations
 
-import pytest
 from prometheus_client import REGISTRY
 
 from dispatch.helpers import delegated
@@ -12,12 +11,6 @@ from dispatcher.dispatch import send, service
 
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-@pytest.fixture
-def paused(sandbox):
-    sandbox.control(pause_workers=True)
-    return sandbox
 
 
 def test_a_placed_dispatch_is_counted_and_timed(goal, paused, client):

@@ -31,12 +31,6 @@ def events_of(job, kind: str) -> list[Event]:
     return db.session.query(Event).filter_by(job_id=job.id, kind=kind).all()
 
 
-@pytest.fixture
-def paused(sandbox):
-    sandbox.control(pause_workers=True)  # nobody takes the orders: no webhooks to deal with
-    return sandbox
-
-
 def test_places_the_order_once_and_moves_the_job(goal, paused):
     job = delegated(goal, price=1500)
     dispatch = service.dispatch_job(job)

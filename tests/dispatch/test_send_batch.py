@@ -8,7 +8,6 @@ import random
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from rq import Retry
 from rq.job import Job
 
@@ -22,12 +21,6 @@ from dispatcher.planning import tree
 from dispatcher.queues import DISPATCH, get_queue
 
 CHILD = Path(__file__).with_name("send_child.py")
-
-
-@pytest.fixture
-def paused(sandbox):
-    sandbox.control(pause_workers=True)  # nobody takes the orders: no webhooks to deal with
-    return sandbox
 
 
 def staged(goal, n: int, **fields) -> list[int]:

@@ -4,7 +4,6 @@ with the newest."""
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from dispatch.helpers import delegated
@@ -12,12 +11,6 @@ from dispatcher.dispatch import send, service
 from dispatcher.extensions import db
 from dispatcher.models import Event, JobVersion
 from dispatcher.planning import tree
-
-
-@pytest.fixture
-def paused(sandbox):
-    sandbox.control(pause_workers=True)
-    return sandbox
 
 
 def kept_versions(job) -> list[tuple[int, str, str, list[str]]]:
