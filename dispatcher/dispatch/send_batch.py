@@ -14,8 +14,9 @@ and reload, the dispatch's source state, the job's legal move.
 Each dispatch stays on its own: its own lease (`next_attempt_at`) and attempt count, its own
 look-up before any attempt after the first, its own backoff or failure, and its own RQ job
 (`dispatch-<id>`), still queued, which finds it placed later ("skipped: placed") or, if this
-worker died with the lease, takes it again once the lease runs out. The UPDATE re-checks
-"pending and due" per row, so two workers racing split the rows and never share one.
+worker died with the lease, takes it again once the lease runs out. Each row is judged
+"pending and due" under its row lock, and rows another claim holds are passed over, so two
+workers racing split the rows and never share one (`_claim_many`).
 """
 
 from __future__ import annotations
