@@ -14,8 +14,9 @@ and reload, the dispatch's source state, the job's legal move.
 Each dispatch stays on its own: its own lease (`next_attempt_at`) and attempt count, its own
 look-up before any attempt after the first, its own backoff or failure, and its own RQ job
 (`dispatch-<id>`), still queued, which finds it placed later ("skipped: placed") or, if this
-worker died with the lease, takes it again once the lease runs out. The UPDATE re-checks
-"pending and due" per row, so two workers racing split the rows and never share one.
+worker died with the lease, takes it again once the lease runs out. Each row is judged
+"pending and due" under its row lock, and rows another claim holds are passed over, so two
+workers racing split the rows and never share one (`_claim_many`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import time
 from collections.abc import Iterable, Sequence
 
 from flask import current_app
-from sqlalchemy import Integer, and_, bindparam, case, or_, select, true, update
+from sqlalchemy import Integer, and_, any_, bindparam, case, func, or_, select, union_all, update
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -57,7 +59,7 @@ def claim(
 ) -> list[Dispatch]:
     """Lease `dispatch_id` and up to `size - 1` other pending, due dispatches of the same
     adapter and connection (lowest ids first), counting an attempt on each: one UPDATE ...
-    RETURNING. Nothing is claimed unless `dispatch_id` itself is pending and due; with
+    RETURNING. No other row is claimed unless `dispatch_id` itself is pending and due; with
     `beside`, its channel's due rows are claimed whatever its own state (a second worker
     whose dispatch is held by the first's batch works beside it instead of behind it).
     Returns the claimed rows, `dispatch_id` first when it is among them; the transaction
@@ -65,18 +67,22 @@ def claim(
     now = (clock or shared_clock()).now()
     settings = current_app.config["SETTINGS"]
     params = {"dispatch_id": dispatch_id, "now": now, "until": now + lease(settings)}
-    statement = _claim_one() if size <= 1 else _claim_many(mine_due=not beside)
-    if size > 1:
-        params["size"] = size
+    if size <= 1:
+        statement = _claim_one()
+    else:
+        dialect = db.session.get_bind(Dispatch).dialect.name
+        statement = _claim_many(dialect, mine_due=not beside)
+        params["extras"] = size - 1
     rows = db.session.scalars(
         statement, params, execution_options={"populate_existing": True}
     ).all()
     return sorted(rows, key=lambda d: (d.id != dispatch_id, d.id))
 
 
-def _due(row):
+def _due(row, pending=None):
+    """Pending (`pending`: that test written another way) and its lease, if any, run out."""
     return and_(
-        row.state == DispatchState.PENDING,
+        row.state == DispatchState.PENDING if pending is None else pending,
         or_(row.next_attempt_at.is_(None), row.next_attempt_at <= bindparam("now")),
     )
 
@@ -84,7 +90,7 @@ def _due(row):
 def _claiming(where):
     return (
         update(Dispatch)
-        .where(where, _due(Dispatch))  # re-checked per row as it is written
+        .where(where)
         .values(attempts=Dispatch.attempts + 1, next_attempt_at=bindparam("until"))
         .returning(Dispatch)
         .execution_options(synchronize_session=False)
@@ -93,30 +99,73 @@ def _claiming(where):
 
 @functools.cache
 def _claim_one():
-    return _claiming(Dispatch.id == bindparam("dispatch_id"))
+    return _claiming(and_(Dispatch.id == bindparam("dispatch_id"), _due(Dispatch)))
 
 
 @functools.cache
-def _claim_many(*, mine_due: bool):
-    """Built once (building it costs more CPU than running it): the ids are chosen by a
-    sub-select joined to the asked-for row, so nothing is taken unless that row is due
-    (`mine_due`; else the row only names the channel)."""
-    mine, other = aliased(Dispatch), aliased(Dispatch)
-    chosen = (
-        select(other.id)
-        .join(
-            mine,
-            and_(
-                mine.id == bindparam("dispatch_id"),
-                _due(mine) if mine_due else true(),
-                other.adapter == mine.adapter,
-                other.connection_id.is_not_distinct_from(mine.connection_id),
-            ),
+def _claim_many(dialect: str, *, mine_due: bool):
+    """Built once per dialect (building it costs more CPU than running it). The ids are
+    chosen first, each exactly once, then updated by primary key, in a plan that stays short
+    whatever the statistics say (with those a previous drain left, taken with nothing
+    pending, PostgreSQL re-ran a sort of the whole backlog for every pending row: issue 12):
+
+    - the asked-for row, read by its id and locked (FOR UPDATE: it waits for a claim in
+      flight), is chosen only if it is due once locked;
+    - its channel's other due rows, lowest ids first, up to `extras` of them, read in the
+      order of ix_dispatches_state_channel (state, adapter, connection, id); rows another
+      claim holds are passed over (SKIP LOCKED), not waited for, so two workers take
+      disjoint rows at once. None unless the asked-for row is due (`mine_due`; else it only
+      names the channel). A NULL connection is a channel of its own: two branches, each an
+      equality the index serves, one of them always empty.
+
+    Every chosen row was judged due under its row lock (PostgreSQL re-checks a locked row's
+    condition on its newest version), or in this one statement under the database's write
+    lock (SQLite: no row locks, no FOR UPDATE rendered), so the UPDATE judges only the ids.
+    Two PostgreSQL-only forms keep its planner on that plan: the ids go in as
+    `= ANY(ARRAY(...))`, evaluated once, never re-run per row as an IN sub-select may be
+    (that re-run passes over the rows it locked itself and takes more), with no join to
+    order; and the extras' "pending" is `state = ANY('{pending}')`, which the index serves
+    as well, but which does not make `state` a constant of the ORDER BY: ordered by `id`
+    alone, the primary key offers that order too, and with fresh statistics the planner
+    walks it through every placed row before the first pending one."""
+    postgres = dialect == "postgresql"
+    asked = bindparam("dispatch_id")
+
+    def of_asked(column_of):
+        mine = aliased(Dispatch)
+        return select(column_of(mine)).where(mine.id == asked).scalar_subquery()
+
+    adapter = of_asked(lambda m: case((_due(m), m.adapter)) if mine_due else m.adapter)
+    connection = of_asked(lambda m: m.connection_id)
+
+    def locked(rows):  # FOR UPDATE in a member of a UNION: in a sub-select of its own
+        rows = rows.subquery()
+        return select(rows.c.id)
+
+    def next_due(same_connection):
+        other = aliased(Dispatch)
+        pending = other.state == any_(pg_array([str(DispatchState.PENDING)])) if postgres else None
+        return locked(
+            select(other.id)
+            .where(_due(other, pending), other.adapter == adapter, same_connection(other))
+            .where(other.id != asked)
+            .order_by(other.state, other.adapter, other.connection_id, other.id)
+            .limit(bindparam("extras", type_=Integer))
+            .with_for_update(skip_locked=True)
         )
-        .where(_due(other))
-        .order_by(case((other.id == bindparam("dispatch_id"), 0), else_=1), other.id)
-        .limit(bindparam("size", type_=Integer))
+
+    mine = aliased(Dispatch)
+    chosen = union_all(
+        locked(
+            select(case((_due(mine), mine.id)).label("id"))
+            .where(mine.id == asked)
+            .with_for_update()
+        ),
+        next_due(lambda o: o.connection_id == connection),
+        next_due(lambda o: and_(o.connection_id.is_(None), connection.is_(None))),
     )
+    if postgres:
+        return _claiming(Dispatch.id == any_(func.array(chosen.scalar_subquery())))
     return _claiming(Dispatch.id.in_(chosen))
 
 
