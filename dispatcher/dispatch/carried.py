@@ -58,6 +58,8 @@ class Call:
     job_id: int
     spec: JobSpec
     newest: int | None = None
+    #: the channel's breaker as the token was taken: state and failures (raw)
+    health: tuple | None = None
 
 
 def payload(job: MicroJob, dispatch: Dispatch, count: int) -> str | None:
@@ -84,7 +86,8 @@ def payload(job: MicroJob, dispatch: Dispatch, count: int) -> str | None:
         "s": _plain(spec),
     }
     prefix = "" if dispatch.connection_id is None else str(dispatch.connection_id)
-    return f"{prefix};{json.dumps(body, separators=(',', ':'))}"
+    # what first_attempt.take reads in Redis before the value is decoded
+    return f"{prefix};{dispatch.adapter};{json.dumps(body, separators=(',', ':'))}"
 
 
 def _loaded(model, ident):
@@ -100,13 +103,21 @@ def _plain(spec: JobSpec) -> dict:
     return out
 
 
-def decode(raw: bytes | str, newest: bytes | str | None) -> Call | None:
-    """The call a taken token carries; None when it carries none or cannot be read (the
-    task then reads the database, as for a token of an older release)."""
+def decode(
+    raw: bytes | str,
+    newest: bytes | str | None = None,
+    state: bytes | None = None,
+    failures: bytes | None = None,
+) -> Call | None:
+    """The call a taken token carries (with what first_attempt.take read beside it); None
+    when it carries none or cannot be read (the task then reads the database, as for a
+    token of an older release)."""
     try:
         text = raw.decode() if isinstance(raw, bytes) else raw
-        prefix, _, body = text.partition(";")
+        prefix, channel, body = text.split(";", 2)
         data = json.loads(body)
+        if channel != data["a"]:
+            return None
         if data["f"] != FORMAT:
             return None
         s = dict(data["s"])
@@ -122,6 +133,7 @@ def decode(raw: bytes | str, newest: bytes | str | None) -> Call | None:
             job_id=int(data["j"]),
             spec=JobSpec(**s),
             newest=int(newest) if newest is not None else None,
+            health=(state, failures),
         )
     except Exception as exc:  # any malformed token: the read path decides, nothing is lost
         log.warning("a first-attempt token could not be decoded (%s); reading the dispatch", exc)
@@ -144,6 +156,18 @@ def adapter(call: Call) -> Adapter:
     ):
         return hit[1]
     return connections.adapter_for_connection(call.connection_id)
+
+
+def guarded(call: Call) -> Adapter:
+    """The call's adapter with its breaker, told the state read with the token (so it asks
+    Redis nothing more before the call)."""
+    from dispatcher.dispatch.breaker import KEY_PREFIX, breaker_key, guard
+
+    found = guard(adapter(call))
+    read = KEY_PREFIX + breaker_key(call.adapter, call.connection_id)  # the hash take read
+    if call.health is not None and getattr(found.breaker, "key", None) == read:
+        found.breaker.read_with(*call.health)
+    return found
 
 
 def changed(connection: Connection) -> None:

@@ -46,6 +46,7 @@ from redis.exceptions import RedisError
 
 from dispatcher.dispatch import carried
 from dispatcher.dispatch.backoff import call_timeout, lease
+from dispatcher.dispatch.breaker import KEY_PREFIX
 from dispatcher.models import Dispatch
 from dispatcher.queues import redis_connection
 from dispatcher.redis_clock import shared_utcnow
@@ -100,14 +101,21 @@ def hand_over(first: Lease) -> None:
         )
 
 
-# KEYS[1] the token; ARGV[1] the prefix of a connection's announced version. Takes the
-# token and reads the version its connection has now (carried.changed): one round trip.
+# KEYS[1] the token; ARGV[1] the prefix of a connection's announced version, ARGV[2] the
+# breakers'. Takes the token and reads what its call needs of Redis: the version its
+# connection has now (carried.changed) and its breaker's state, in one round trip.
 _TAKE = """
 local value = redis.call('GETDEL', KEYS[1])
 if not value then return false end
-local connection = string.match(value, '^(%d+);')
-if connection then return {value, redis.call('GET', ARGV[1] .. connection)} end
-return {value, false}
+local connection, channel = string.match(value, '^(%d*);([^;]+);')
+if not channel then return {value, false, false, false} end
+local version, breaker = false, ARGV[2] .. channel
+if connection ~= '' then
+  version = redis.call('GET', ARGV[1] .. connection)
+  breaker = breaker .. ':' .. connection
+end
+local health = redis.call('HMGET', breaker, 'state', 'failures')
+return {value, version, health[1], health[2]}
 """
 
 
@@ -116,14 +124,17 @@ def _take_script() -> Script:
     return redis_connection().register_script(_TAKE)  # called with each app's client
 
 
-def take(dispatch_id: int) -> tuple[bytes, bytes | None] | None:
+def take(dispatch_id: int) -> list | None:
     """Take the dispatch's token: None if another run took it (or none was left); else
-    this task holds the first attempt, and gets the token's value and the newest version
-    announced for the connection it names (carried.decode reads both)."""
+    this task holds the first attempt, and gets the token's value, the newest version
+    announced for the connection it names, and that channel's breaker state and failures
+    (carried.decode reads them all)."""
     found = _take_script()(
-        keys=[token_key(dispatch_id)], args=[carried.VERSION_KEY], client=redis_connection()
+        keys=[token_key(dispatch_id)],
+        args=[carried.VERSION_KEY, KEY_PREFIX],
+        client=redis_connection(),
     )
-    return (found[0], found[1]) if found else None
+    return list(found) if found else None
 
 
 def withdraw(dispatch: Dispatch) -> bool:

@@ -41,7 +41,6 @@ from adapters.base import Adapter, Capability, Receipt
 from dispatcher import lifecycle
 from dispatcher.dispatch import carried, first_attempt, places, send_batch
 from dispatcher.dispatch.backoff import CRASH_RETRY, backoff_for, call_timeout, reschedule
-from dispatcher.dispatch.breaker import guard
 from dispatcher.dispatch.cancel import enqueue_cancel
 from dispatcher.dispatch.channels import guarded_adapter, job_spec
 from dispatcher.errors import AdapterError, CircuitOpen, RetryableAdapterError
@@ -147,7 +146,7 @@ def _send_carried(dispatch_id: int, call: carried.Call) -> str | Retry:
     cancel or an expiry that came meanwhile is found there ("cancelling", cancel.py)."""
     metrics.label_dispatch(call.adapter)
     logs.bind(job_id=call.job_id, connection_id=call.connection_id)
-    result = _call(guard(carried.adapter(call)), call.key, 1, call.spec)
+    result = _call(carried.guarded(call), call.key, 1, call.spec)
     loaded = send_batch.preload_leased(dispatch_id)
     if not loaded:
         db.session.rollback()

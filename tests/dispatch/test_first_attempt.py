@@ -132,7 +132,7 @@ def test_the_carried_call_is_the_call_a_read_would_make(goal, paused, run_jobs):
     carried_id = service.dispatch_job(delegated(goal, title="post", **fields)).id
     read_id = service.dispatch_job(delegated(goal, title="post", **fields)).id
     token = redis_connection().get(first_attempt.token_key(carried_id))
-    call = carried.decode(token, None)
+    call = carried.decode(token)
     assert call is not None and call.key == row(carried_id).idempotency_key
     loaded = send_batch.preload_leased(carried_id)
     assert call.spec == channels.job_spec(loaded[0].job, loaded[0])
@@ -185,7 +185,9 @@ def orders_seen_by(base_url: str, api_key: str, idempotency_key: str) -> int:
     return len(response.json()["orders"])
 
 
-@pytest.mark.parametrize("value", ["1", "7;{not json", "7;" + json.dumps({"f": 99})])
+@pytest.mark.parametrize(
+    "value", ["1", "7;{not json", "7;sandbox;" + json.dumps({"f": 99, "a": "sandbox"})]
+)
 def test_a_token_that_carries_no_readable_call_falls_back_to_reading(goal, paused, run_jobs, value):
     """A token from an older release ("1"), a damaged one, one of another format: the task
     still holds the first attempt and reads the dispatch before calling (one SELECT, no
@@ -332,3 +334,23 @@ def test_two_workers_racing_on_leased_dispatches_place_each_once(
         d = row(dispatch_id)
         assert d.state == DispatchState.PLACED and d.attempts == 1
         assert stats.get(d.idempotency_key) == 1
+
+
+def test_the_breaker_is_read_with_the_token(goal, paused, monkeypatch):
+    """The token's round trip also reads the channel's breaker, so a closed, healthy one
+    costs no further Redis command before the call. It fails if the breaker asks Redis
+    again (its HMGET) on the carried path."""
+    from redis import Redis
+
+    dispatch_id = service.dispatch_job(delegated(goal)).id
+    asked: list[tuple] = []
+    original = Redis.hmget
+
+    def hmget(self, *args, **kwargs):
+        asked.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Redis, "hmget", hmget)
+    assert send.send_dispatch(dispatch_id) == "placed"
+    assert asked == []
+    assert orders_for(paused, dispatch_id) == 1
