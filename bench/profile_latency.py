@@ -311,9 +311,17 @@ def join(bench, runs, worker: dict[str, list]) -> list[list]:
     for request, job_id, key in runs:
         if job_id not in worker or key not in placed:
             continue
-        last = worker[job_id][-1]
-        joined.append([*request, *worker[job_id], ["order", placed[key], last[2], last[3]]])
+        marks = _until_the_call(worker[job_id])
+        last = marks[-1]
+        joined.append([*request, *marks, ["order", placed[key], last[2], last[3]]])
     return joined
+
+
+def _until_the_call(marks: list) -> list:
+    """The worker's stamps up to its HTTP send: what a task does after the call (a carried
+    call reads the dispatch then, to record the placement) is off the way to the order."""
+    labels = [m[0] for m in marks]
+    return marks[: labels.index("http") + 1] if "http" in labels else marks
 
 
 def table(title: str, samples: list[list]) -> float:
