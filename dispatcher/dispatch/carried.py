@@ -64,7 +64,17 @@ class Call:
 
 def payload(job: MicroJob, dispatch: Dispatch, count: int) -> str | None:
     """The token's value for a dispatch being staged with `count` places, built before the
-    request's commit from the rows it loaded (no statement); None for what is not carried."""
+    request's commit from the rows it loaded (no statement); None for what is not carried,
+    or could not be (logged: the task reads the dispatch and meets the error there, as
+    before, instead of the owner's request failing)."""
+    try:
+        return _payload(job, dispatch, count)
+    except Exception:
+        log.exception("dispatch %s: its call is not carried; its task reads it", dispatch.id)
+        return None
+
+
+def _payload(job: MicroJob, dispatch: Dispatch, count: int) -> str | None:
     from dispatcher.dispatch.channels import registry, spec_for
 
     cls = registry().classes().get(dispatch.adapter)
