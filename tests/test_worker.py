@@ -44,3 +44,29 @@ def test_a_job_is_marked_young_in_the_round_trip_that_starts_it(app, run_jobs, m
     assert marked == [True]  # once, in RQ's own MULTI
     worker_name = conn.get(liveness.YOUNG_PREFIX + job.id)
     assert worker_name and conn.exists(liveness.ALIVE_PREFIX + worker_name.decode())
+
+
+def test_a_heartbeat_is_one_round_trip(app):
+    """RQ sends a heartbeat's three commands one by one, after every dequeue; the worker
+    sends them in one round trip (issue 12). It fails on RQ's own heartbeat."""
+    import redis.connection
+
+    connection = redis_connection(app)
+    worker = make_worker(app, [get_queue(DISPATCH)], connection)
+    worker.register_birth()
+    sent: list[int] = []
+    cls = redis.connection.AbstractConnection
+    original = cls.send_packed_command
+
+    def counted(conn, *args, **kwargs):
+        sent.append(1)
+        return original(conn, *args, **kwargs)
+
+    cls.send_packed_command = counted
+    try:
+        worker.heartbeat()
+    finally:
+        cls.send_packed_command = original
+    assert len(sent) == 1
+    assert connection.hget(worker.key, "last_heartbeat")
+    assert connection.ttl(worker.key) > 0
