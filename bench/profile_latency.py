@@ -50,7 +50,9 @@ STAGES = {
     "app_context": ("d", "app context + log binding"),
     "rq_prepared": ("c", "RQ prepare_job_execution (floor: + after dequeue)"),
     "task": ("d", "app context + job.perform until the task"),
-    "token": ("d", "first-attempt token (DEL)"),
+    "token": ("d", "first-attempt token (GETDEL + connection version)"),
+    "decode": ("e", "decode the carried call"),
+    "carried_adapter": ("e", "adapter for the carried call (cached)"),
     "claim": ("d", "claim UPDATE ... RETURNING"),
     "preload": ("e", "preload job, places, connection"),
     "adapter": ("e", "guarded_adapter (build)"),
@@ -175,7 +177,7 @@ def instrument_worker(worker_cls) -> None:
 def product_worker() -> None:
     """`dispatcher worker --queue dispatch`, stamped (settings from the environment)."""
     from dispatcher import create_app
-    from dispatcher.dispatch import first_attempt, liveness, send, send_batch
+    from dispatcher.dispatch import carried, first_attempt, liveness, send, send_batch
     from dispatcher.ops import logs
     from dispatcher.worker import AppWorker, run_worker
 
@@ -184,6 +186,8 @@ def product_worker() -> None:
     stamp_after(logs, "bind_rq_job", "app_context")
     stamp_before(send, "_claim_and_prepare", "task")
     stamp_after(first_attempt, "take", "token", first=True)
+    stamp_after(carried, "decode", "decode", first=True)
+    stamp_after(carried, "adapter", "carried_adapter", first=True)
     stamp_after(send_batch, "claim", "claim", first=True)
     stamp_after(send_batch, "preload", "preload", first=True)
     stamp_after(send_batch, "preload_leased", "preload", first=True)
@@ -307,9 +311,17 @@ def join(bench, runs, worker: dict[str, list]) -> list[list]:
     for request, job_id, key in runs:
         if job_id not in worker or key not in placed:
             continue
-        last = worker[job_id][-1]
-        joined.append([*request, *worker[job_id], ["order", placed[key], last[2], last[3]]])
+        marks = _until_the_call(worker[job_id])
+        last = marks[-1]
+        joined.append([*request, *marks, ["order", placed[key], last[2], last[3]]])
     return joined
+
+
+def _until_the_call(marks: list) -> list:
+    """The worker's stamps up to its HTTP send: what a task does after the call (a carried
+    call reads the dispatch then, to record the placement) is off the way to the order."""
+    labels = [m[0] for m in marks]
+    return marks[: labels.index("http") + 1] if "http" in labels else marks
 
 
 def table(title: str, samples: list[list]) -> float:

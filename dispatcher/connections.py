@@ -289,8 +289,11 @@ _BY_WEBHOOK = select(_TABLE.c.id, _TABLE.c.version).where(
 
 
 def _touch(connection: Connection) -> None:
+    from dispatcher.dispatch import carried  # it builds on this module
+
     connection.version = (connection.version or 1) + 1
     connection.updated_at = utcnow()
+    carried.changed(connection)  # before the commit: no token is sent with what it had
 
 
 def change(

@@ -46,16 +46,37 @@ class AppWorker(SimpleWorker):
     proves it is alive from a thread."""
 
     flask_app: Flask
+    #: the job whose start is still to be marked (liveness.mark_started), in RQ's pipeline
+    _starting: str | None = None
 
     def perform_job(self, job, queue, *args, **kwargs):
-        liveness.mark_started(self.connection, self.name, job.id)
+        self._starting = job.id  # marked in RQ's own round trip (`heartbeat`), not one more
         with self.flask_app.app_context():
             logs.bind_rq_job(job)
             try:
                 return super().perform_job(job, queue, *args, **kwargs)
             finally:
+                self._starting = None
                 logs.clear()
                 db.session.remove()
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        """RQ's heartbeat in one round trip (RQ sends its three commands one by one when
+        given no pipeline, as it does right after each dequeue); the first one in the
+        pipeline that prepares a job (marks it started) also marks it young and the worker
+        alive. Issue 12: three round trips less between the dequeue and the task."""
+        if pipeline is None:
+            with self.connection.pipeline(transaction=False) as pipe:
+                super().heartbeat(timeout, pipeline=pipe)
+                pipe.execute()
+            return
+        super().heartbeat(timeout, pipeline=pipeline)
+        if self._starting is not None:
+            self._mark_started(pipeline)
+
+    def _mark_started(self, connection) -> None:
+        job_id, self._starting = self._starting, None
+        liveness.mark_started(connection, self.name, job_id)
 
     def work(self, *args, **kwargs):
         stop = threading.Event()

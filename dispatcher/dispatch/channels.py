@@ -42,11 +42,8 @@ def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None)
     """A plain copy of what the platform needs; adapters never see ORM rows. A teammate
     channel also gets the person and a fresh submission link to the order's assignment
     (minted in the caller's transaction, which commits before the call goes out)."""
-    settings = current_app.config["SETTINGS"]
-    text = versions.text_at(job, dispatch.job_version)  # what this order was made with
     # the person the job names (a platform may use it to invite a regular freelancer)
     place = dispatch.assignments[0] if dispatch.assignments else None
-    person = person_ref((place.person_id if place else None) or job.person_id)
     submission_url = ""
     cls = registry().classes().get(dispatch.adapter)
     if cls is not None and cls.teammate and place is not None and not cls.brief_by_notice:
@@ -54,6 +51,18 @@ def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None)
 
         # else the brief notice carries a link minted as it is sent
         submission_url = links.mint(place)
+    count = places_count if places_count is not None else len(dispatch.assignments)
+    person_id = (place.person_id if place else None) or job.person_id
+    return spec_for(job, dispatch, count, person_id, submission_url)
+
+
+def spec_for(
+    job: MicroJob, dispatch: Dispatch, count: int, person_id: int | None, submission_url: str = ""
+) -> JobSpec:
+    """`job_spec` once its places are known: also what a request carries in a first
+    attempt's token (carried.py), so the two cannot differ."""
+    settings = current_app.config["SETTINGS"]
+    text = versions.text_at(job, dispatch.job_version)  # what this order was made with
     return JobSpec(
         job_id=job.id,
         title=text.title,
@@ -62,11 +71,11 @@ def job_spec(job: MicroJob, dispatch: Dispatch, places_count: int | None = None)
         deliverable_kind=job.deliverable_kind,
         price_cents=job.price_cents,
         currency=dispatch.currency,
-        assignments=places_count if places_count is not None else len(dispatch.assignments),
+        assignments=count,
         due_date=job.due_date,
         callback_url=_callback_url(settings, dispatch),
         options=dict(job.channel_options or {}),
-        person=person,
+        person=person_ref(person_id),
         submission_url=submission_url,
     )
 

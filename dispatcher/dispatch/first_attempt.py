@@ -13,9 +13,12 @@ What keeps it effectively-once:
   can claim the dispatch until it runs out, and the attempt is counted, so a cancel meanwhile
   owes the platform a look-up and any later attempt looks the key up before creating.
 - Which task holds that first attempt is decided by a one-use token in Redis, set after the
-  commit: the first run of `dispatch-<id>` to delete it holds the attempt; a crash retry of
-  the same job, or a copy the reconciler queued, finds no token and claims as before, once
-  the lease has run out (so it looks the key up first).
+  commit: the first run of `dispatch-<id>` to take it (GETDEL) holds the attempt; a crash
+  retry of the same job, or a copy the reconciler queued, finds no token and claims as
+  before, once the lease has run out (so it looks the key up first).
+- The token carries the call (carried.py): the spec, the key, the channel, so its holder
+  calls the platform before any database statement and reads the dispatch afterwards, to
+  record the placement. A cancel meanwhile is found then, as for any call in flight.
 - The token lives `lease - call_timeout` from the lease's start, so a task that takes it
   has at least a whole task timeout of lease left: RQ stops the task before the lease ends,
   exactly as after a claim.
@@ -31,15 +34,19 @@ dispatches are staged without a lease and claimed by their tasks as before.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
 from redis.client import Pipeline
+from redis.commands.core import Script
 from redis.exceptions import RedisError
 
+from dispatcher.dispatch import carried
 from dispatcher.dispatch.backoff import call_timeout, lease
+from dispatcher.dispatch.breaker import KEY_PREFIX
 from dispatcher.models import Dispatch
 from dispatcher.queues import redis_connection
 from dispatcher.redis_clock import shared_utcnow
@@ -53,6 +60,8 @@ class Lease:
 
     dispatch_id: int
     until: datetime
+    #: the call the token carries (carried.payload); None: the holder reads the dispatch
+    call: str | None = None
 
 
 def token_key(dispatch_id: int) -> str:
@@ -79,7 +88,8 @@ def hand_over(first: Lease) -> None:
 
     def leave_token(pipe: Pipeline) -> None:
         if left > timedelta(0):
-            pipe.set(token_key(first.dispatch_id), 1, px=int(left.total_seconds() * 1000))
+            value = first.call or "1"
+            pipe.set(token_key(first.dispatch_id), value, px=int(left.total_seconds() * 1000))
 
     try:
         send.enqueue_send(first.dispatch_id, also=leave_token)  # one round trip for both
@@ -91,9 +101,40 @@ def hand_over(first: Lease) -> None:
         )
 
 
-def take(dispatch_id: int) -> bool:
-    """Whether this task holds the dispatch's first attempt (true once per dispatch)."""
-    return bool(redis_connection().delete(token_key(dispatch_id)))
+# KEYS[1] the token; ARGV[1] the prefix of a connection's announced version, ARGV[2] the
+# breakers'. Takes the token and reads what its call needs of Redis: the version its
+# connection has now (carried.changed) and its breaker's state, in one round trip.
+_TAKE = """
+local value = redis.call('GETDEL', KEYS[1])
+if not value then return false end
+local connection, channel = string.match(value, '^(%d*);([^;]+);')
+if not channel then return {value, false, false, false} end
+local version, breaker = false, ARGV[2] .. channel
+if connection ~= '' then
+  version = redis.call('GET', ARGV[1] .. connection)
+  breaker = breaker .. ':' .. connection
+end
+local health = redis.call('HMGET', breaker, 'state', 'failures')
+return {value, version, health[1], health[2]}
+"""
+
+
+@functools.cache
+def _take_script() -> Script:
+    return redis_connection().register_script(_TAKE)  # called with each app's client
+
+
+def take(dispatch_id: int) -> list | None:
+    """Take the dispatch's token: None if another run took it (or none was left); else
+    this task holds the first attempt, and gets the token's value, the newest version
+    announced for the connection it names, and that channel's breaker state and failures
+    (carried.decode reads them all)."""
+    found = _take_script()(
+        keys=[token_key(dispatch_id)],
+        args=[carried.VERSION_KEY, KEY_PREFIX],
+        client=redis_connection(),
+    )
+    return list(found) if found else None
 
 
 def withdraw(dispatch: Dispatch) -> bool:
@@ -101,7 +142,7 @@ def withdraw(dispatch: Dispatch) -> bool:
     not started, and now never will (no task can take the token any more). False when Redis
     cannot say: the attempt may be out, and the platform is owed a look-up."""
     try:
-        return take(dispatch.id)
+        return bool(redis_connection().delete(token_key(dispatch.id)))
     except RedisError as exc:
         log.warning("dispatch %s: could not take its token back (%s)", dispatch.id, exc)
         return False

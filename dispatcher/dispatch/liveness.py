@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
 from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.executions import Execution
@@ -45,12 +46,17 @@ def mark_alive(connection: Redis, worker_name: str) -> None:
     connection.set(ALIVE_PREFIX + worker_name, "1", ex=ALIVE_TTL)
 
 
-def mark_started(connection: Redis, worker_name: str, job_id: str) -> None:
+def mark_started(connection: Redis | Pipeline, worker_name: str, job_id: str) -> None:
     """At the start of a job: the worker is alive, and the job is young for ALIVE_TTL
-    seconds. Both expire on Redis's clock, so no host's clock is compared with another's."""
+    seconds. Both expire on Redis's clock, so no host's clock is compared with another's.
+    Given a pipeline (the worker's: RQ's own, marking the job started), the two SETs go
+    with it, in its round trip."""
+    if isinstance(connection, Pipeline):
+        connection.set(ALIVE_PREFIX + worker_name, "1", ex=ALIVE_TTL)
+        connection.set(YOUNG_PREFIX + job_id, worker_name, ex=ALIVE_TTL)
+        return
     with connection.pipeline(transaction=False) as pipe:
-        pipe.set(ALIVE_PREFIX + worker_name, "1", ex=ALIVE_TTL)
-        pipe.set(YOUNG_PREFIX + job_id, worker_name, ex=ALIVE_TTL)
+        mark_started(pipe, worker_name, job_id)
         pipe.execute()
 
 

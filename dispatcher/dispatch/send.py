@@ -6,7 +6,8 @@
    also counts the attempt, and commits before calling out. Two workers never hold the same
    dispatch; a worker that dies leaves a lease that runs out, never a lock held forever.
    A lone dispatch's first lease was written by its request instead; the run that takes its
-   one-use token holds it (first_attempt.py).
+   one-use token holds it (first_attempt.py), and calls with what the token carries before
+   any statement (carried.py).
 2. Any attempt after the first may follow one that reached the platform (a timeout, a 5xx
    after the order was made, a worker killed mid-call), so it looks the idempotency key up
    first and adopts the order it finds instead of placing another.
@@ -38,7 +39,7 @@ from sqlalchemy import select, update
 
 from adapters.base import Adapter, Capability, Receipt
 from dispatcher import lifecycle
-from dispatcher.dispatch import first_attempt, places, send_batch
+from dispatcher.dispatch import carried, first_attempt, places, send_batch
 from dispatcher.dispatch.backoff import CRASH_RETRY, backoff_for, call_timeout, reschedule
 from dispatcher.dispatch.cancel import enqueue_cancel
 from dispatcher.dispatch.channels import guarded_adapter, job_spec
@@ -101,7 +102,11 @@ def send_dispatch(dispatch_id: int) -> str | Retry:
     (first_attempt.py)."""
     settings = current_app.config["SETTINGS"]
     prepared = None
-    if first_attempt.take(dispatch_id):
+    taken = first_attempt.take(dispatch_id)
+    if taken is not None:
+        call = carried.decode(*taken)
+        if call is not None:
+            return _send_carried(dispatch_id, call)
         prepared = _prepare_leased(dispatch_id)
     if prepared is None:
         prepared = _claim_and_prepare(dispatch_id, settings.dispatch_batch)
@@ -125,13 +130,37 @@ def _send_claimed(
 ) -> dict[int, str | Retry]:
     """Call the platform for each claimed dispatch, record the placements in one commit,
     settle the failures one by one; each dispatch's outcome."""
-    settings = current_app.config["SETTINGS"]
     channel = claimed[0].adapter
     started, results = time.monotonic(), {}
     for dispatch in claimed:
         if dispatch.id in specs and (dispatch.id == dispatch_id or send_batch.in_time(started)):
-            results[dispatch.id] = _call(adapter, dispatch, specs[dispatch.id])
+            key, attempts = dispatch.idempotency_key, dispatch.attempts
+            results[dispatch.id] = _call(adapter, key, attempts, specs[dispatch.id])
     send_batch.give_back([d.id for d in claimed if d.id not in results])
+    return _record(dispatch_id, claimed, results, channel)
+
+
+def _send_carried(dispatch_id: int, call: carried.Call) -> str | Retry:
+    """The first attempt a token carried: call the platform at once, then load the dispatch
+    (one read, off the way to the platform) and record the outcome as after a claim. A
+    cancel or an expiry that came meanwhile is found there ("cancelling", cancel.py)."""
+    metrics.label_dispatch(call.adapter)
+    logs.bind(job_id=call.job_id, connection_id=call.connection_id)
+    result = _call(carried.guarded(call), call.key, 1, call.spec)
+    loaded = send_batch.preload_leased(dispatch_id)
+    if not loaded:
+        db.session.rollback()
+        return "gone"
+    send_batch.commit_keeping(loaded)
+    return _record(dispatch_id, [loaded[0]], {dispatch_id: result}, call.adapter)[dispatch_id]
+
+
+def _record(
+    dispatch_id: int, claimed: list[Dispatch], results: dict, channel: str
+) -> dict[int, str | Retry]:
+    """After the calls: the placements in one commit, the failures settled one by one;
+    each dispatch's outcome."""
+    settings = current_app.config["SETTINGS"]
     placed = [(d, *results[d.id]) for d in claimed if isinstance(results.get(d.id), tuple)]
     by_id = {d.id: d for d in claimed}  # ids read now: the commit below expires the rows
     outcomes = send_batch.record_placed(placed) if placed else {}
@@ -209,10 +238,9 @@ def _prepared(
     return claimed, adapter, specs
 
 
-def _call(adapter, dispatch: Dispatch, spec) -> tuple[Receipt, bool] | AdapterError:
+def _call(adapter, key: str, attempts: int, spec) -> tuple[Receipt, bool] | AdapterError:
     """Find (after a first attempt) then create: the receipt and whether it was adopted, or
     the adapter's error."""
-    key, attempts = dispatch.idempotency_key, dispatch.attempts
     try:
         receipt = None
         if attempts > 1 and adapter.supports(Capability.FIND):

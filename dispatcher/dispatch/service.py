@@ -136,8 +136,9 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
         data={"dispatch_id": dispatch.id, "channel": job.channel, "assignments": count},
     )
     if commit:
+        call = first_attempt.carried.payload(job, dispatch, count)  # the rows, before commit
         db.session.commit()
-        first_attempt.hand_over(first_attempt.Lease(_id(dispatch), until))
+        first_attempt.hand_over(first_attempt.Lease(_id(dispatch), until, call))
     return dispatch
 
 

@@ -3,15 +3,29 @@ task sends without a claim, and everything the claim guaranteed still holds."""
 
 from __future__ import annotations
 
+import json
 import logging
-from datetime import timedelta
+from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
+import requests
+from fakes.sandbox_fixture import sandbox_account
 from rq import Retry
 
 from dispatch.helpers import delegated, race, statements
 from dispatcher import reconcile
-from dispatcher.dispatch import backoff, cancel, channels, first_attempt, send, send_batch, service
+from dispatcher.dispatch import (
+    backoff,
+    cancel,
+    carried,
+    channels,
+    first_attempt,
+    send,
+    send_batch,
+    service,
+)
 from dispatcher.extensions import db
 from dispatcher.lifecycle import Status
 from dispatcher.models import Dispatch, DispatchState, MicroJob
@@ -57,12 +71,28 @@ def test_the_request_leases_the_first_attempt_and_leaves_one_token(app, goal, pa
     assert get_queue(DISPATCH).job_ids == [send.send_job_id(dispatch_id)]
 
 
-def test_the_task_sends_without_claiming_one_read_before_the_call(goal, paused, run_jobs):
-    """Up to the platform call, the task reads once and writes nothing: no claim, no commit
-    of its own. It fails on the claim path (an UPDATE of the dispatch before the call)."""
+def test_the_task_calls_the_platform_before_any_statement(goal, paused, run_jobs):
+    """The token carries the call (carried.py): up to the platform call the task sends no
+    statement at all (this process's adapter was built from the connection's version the
+    request saw), then reads the dispatch once to record the placement. It fails on the
+    read path (a SELECT before the call) and on the claim path (an UPDATE)."""
     job_id = delegated(goal).id
     dispatch_id = service.dispatch_job(db.session.get(MicroJob, job_id)).id
     db.session.remove()
+    with calls_counted() as (seen, calls):
+        assert run_jobs() == 1  # the real worker, through RQ
+    assert seen["sql"][: calls[0]] == []
+    assert seen["sql"][calls[0]].startswith("SELECT")  # after the call: what to record
+    dispatch = row(dispatch_id)
+    assert dispatch.state == DispatchState.PLACED and dispatch.attempts == 1
+    assert orders_for(paused, dispatch_id) == 1
+    assert db.session.get(MicroJob, job_id).status == Status.DISPATCHED
+    assert not has_token(dispatch_id)
+
+
+@contextmanager
+def calls_counted():
+    """The statements sent meanwhile, and how many had been sent at each platform call."""
     calls: list[int] = []
     original = send._call
 
@@ -73,16 +103,105 @@ def test_the_task_sends_without_claiming_one_read_before_the_call(goal, paused, 
     send._call = counting
     try:
         with statements() as seen:
-            assert run_jobs() == 1  # the real worker, through RQ
+            yield seen, calls
     finally:
         send._call = original
+
+
+def sent(sandbox, dispatch_id: int) -> dict:
+    """The order the sandbox holds for a dispatch, as its API shows it."""
+    key = row(dispatch_id).idempotency_key
+    (order,) = sandbox.market.find_orders(key)
+    return order
+
+
+#: what an order says about the job (its own ids, key and times aside)
+WHAT = ("title", "brief", "acceptance_criteria", "deliverable_kind", "price_cents",
+        "currency", "assignments", "callback_url", "due_date")  # fmt: skip
+
+
+def test_the_carried_call_is_the_call_a_read_would_make(goal, paused, run_jobs):
+    """Two jobs alike, one sent with what its token carries, one through the read path (a
+    token from an older release): the platform is told the same. Also the carried spec is
+    the one `job_spec` builds from the rows. It fails if the request's copy of the spec
+    drifts from the worker's (another count, text version, callback or date)."""
+    fields = dict(
+        brief="A guest post on caching", price=2500, due_date=date(2031, 5, 17),
+        acceptance_criteria=["1500 words", "two links"], deliverable_kind="url",
+    )  # fmt: skip
+    carried_id = service.dispatch_job(delegated(goal, title="post", **fields)).id
+    read_id = service.dispatch_job(delegated(goal, title="post", **fields)).id
+    token = redis_connection().get(first_attempt.token_key(carried_id))
+    call = carried.decode(token)
+    assert call is not None and call.key == row(carried_id).idempotency_key
+    loaded = send_batch.preload_leased(carried_id)
+    assert call.spec == channels.job_spec(loaded[0].job, loaded[0])
+    db.session.rollback()
+    redis_connection().set(first_attempt.token_key(read_id), "1", keepttl=True)
+    db.session.remove()
+    with calls_counted() as (seen, calls):
+        assert run_jobs() == 2
+    assert len(calls) == 2 and seen["sql"][: calls[0]] == []
+    assert seen["sql"][calls[0] : calls[1]], "the read path read before its call"
+    one, other = sent(paused, carried_id), sent(paused, read_id)
+    assert {k: one[k] for k in WHAT} == {k: other[k] for k in WHAT}
+    assert one["title"] == "post" and one["due_date"] == "2031-05-17"
+    assert one["acceptance_criteria"] == ["1500 words", "two links"]
+    assert one["client_ref"] == f"job-{row(carried_id).job_id}"
+
+
+def test_a_connection_changed_after_the_request_is_not_called_with_its_old_credentials(
+    owner, goal, paused, run_jobs
+):
+    """The owner replaces the API key after dispatching and before the task runs: the
+    token carries the version the request saw, this process holds an adapter built with the
+    old key, and the change announced the new version, so the task builds the adapter again
+    from the database. It fails if the token's version is trusted on its own."""
+    from dispatcher import connections
+
+    dispatch_id = service.dispatch_job(delegated(goal)).id
+    connection = connections.for_owner(owner.id)[0]
+    old_key = connection.credentials["api_key"]
+    new_key = sandbox_account(paused.base_url, name="the new account")
+    connections.change(connection, credentials={"api_key": new_key})
+    db.session.commit()
+    db.session.remove()
+    assert run_jobs() == 1
+    assert row(dispatch_id).state == DispatchState.PLACED
+    key = row(dispatch_id).idempotency_key
+    assert orders_seen_by(paused.base_url, new_key, key) == 1
+    assert orders_seen_by(paused.base_url, old_key, key) == 0
+
+
+def orders_seen_by(base_url: str, api_key: str, idempotency_key: str) -> int:
+    """How many orders with that key the account of `api_key` holds."""
+    response = requests.get(
+        f"{base_url}/orders",
+        params={"idempotency_key": idempotency_key},
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=5,
+    )
+    response.raise_for_status()
+    return len(response.json()["orders"])
+
+
+@pytest.mark.parametrize(
+    "value", ["1", "7;{not json", "7;sandbox;" + json.dumps({"f": 99, "a": "sandbox"})]
+)
+def test_a_token_that_carries_no_readable_call_falls_back_to_reading(goal, paused, run_jobs, value):
+    """A token from an older release ("1"), a damaged one, one of another format: the task
+    still holds the first attempt and reads the dispatch before calling (one SELECT, no
+    claim), and places it once. It fails if an unreadable token is dropped or raises."""
+    dispatch_id = service.dispatch_job(delegated(goal)).id
+    redis_connection().set(first_attempt.token_key(dispatch_id), value, keepttl=True)
+    db.session.remove()
+    with calls_counted() as (seen, calls):
+        assert run_jobs() == 1
     before_call = seen["sql"][: calls[0]]
     assert len(before_call) == 1 and before_call[0].startswith("SELECT"), before_call
     dispatch = row(dispatch_id)
     assert dispatch.state == DispatchState.PLACED and dispatch.attempts == 1
     assert orders_for(paused, dispatch_id) == 1
-    assert db.session.get(MicroJob, job_id).status == Status.DISPATCHED
-    assert not has_token(dispatch_id)
 
 
 def test_a_second_run_of_the_task_finds_no_token_and_waits_for_the_lease(goal, paused):
@@ -215,3 +334,23 @@ def test_two_workers_racing_on_leased_dispatches_place_each_once(
         d = row(dispatch_id)
         assert d.state == DispatchState.PLACED and d.attempts == 1
         assert stats.get(d.idempotency_key) == 1
+
+
+def test_the_breaker_is_read_with_the_token(goal, paused, monkeypatch):
+    """The token's round trip also reads the channel's breaker, so a closed, healthy one
+    costs no further Redis command before the call. It fails if the breaker asks Redis
+    again (its HMGET) on the carried path."""
+    from redis import Redis
+
+    dispatch_id = service.dispatch_job(delegated(goal)).id
+    asked: list[tuple] = []
+    original = Redis.hmget
+
+    def hmget(self, *args, **kwargs):
+        asked.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Redis, "hmget", hmget)
+    assert send.send_dispatch(dispatch_id) == "placed"
+    assert asked == []
+    assert orders_for(paused, dispatch_id) == 1
