@@ -10,13 +10,13 @@ import time
 
 import pytest
 from dispatch.helpers import hook_url, signed_webhook
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 
 from dispatcher.extensions import db
 from dispatcher.inbound import group_commit
 from dispatcher.inbound.intake_connection import intake_engine
-from dispatcher.models import InboundEvent
+from dispatcher.models import Connection, InboundEvent
 from dispatcher.queues import INBOUND, enqueue_many_once, get_queue
 
 
@@ -134,12 +134,16 @@ def test_two_deliveries_of_one_event_in_one_group_store_it_once(app, owner, inse
 
 def test_a_row_the_database_refuses_fails_only_its_own_request(app, owner):
     url = hook_url()
+    connection = db.session.scalars(select(Connection)).one()
+    guard = (connection.version, connection.webhook_path)
     senders = Senders(app)
-    bad = {"adapter": "sandbox", "connection_id": None, "event_id": "bad", "headers": {},
-           "body": None, "status": "received", "error": None}  # fmt: skip
+    bad = {"adapter": "sandbox", "connection_id": connection.id, "event_id": "bad",
+           "headers": {}, "body": None, "status": "received", "error": None}  # fmt: skip
+    db.session.commit()
     with senders.lane.writer:
         senders.post(url, *signed_webhook("order.taken", "ord_1", msg_id="good_1"))
-        senders.call(lambda: group_commit.store(bad, enqueue=True))  # body may not be NULL
+        # body may not be NULL
+        senders.call(lambda: group_commit.store(bad, enqueue=True, guard=guard))
         senders.post(url, *signed_webhook("order.taken", "ord_2", msg_id="good_2"))
         senders.wait_for_group(3)
     senders.finish()
