@@ -26,13 +26,15 @@ turn the row away in the same statement, and its request looks the connection up
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import Dialect
 
+from dispatcher.extensions import db
 from dispatcher.inbound.intake_connection import intake_connection
 from dispatcher.inbound.queueing import enqueue_apply_many_quietly
 from dispatcher.models import Connection, InboundEvent
@@ -53,16 +55,40 @@ class _Waiting:
     guard: tuple[int, str]
     inbound_id: int | None = None  # None once done: a duplicate, or the connection changed
     error: BaseException | None = None
-    done: bool = False
+    taken: bool = False  # in a writer's group (set under the lane's mutex)
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(eq=False)
 class _Lane:
-    """One app's writer turn and its waiting rows (per process: threads share it)."""
+    """One app's writer turns and its waiting rows (per process: threads share it)."""
 
-    writer: threading.Lock = field(default_factory=threading.Lock)
+    writers: int
+    writer: threading.Semaphore = field(init=False)
     mutex: threading.Lock = field(default_factory=threading.Lock)
     waiting: list[_Waiting] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.writer = threading.Semaphore(self.writers)
+
+    @contextmanager
+    def hold_all(self) -> Iterator[None]:
+        """Every writer turn, for the block: rows wait (a test forms a group so)."""
+        for _ in range(self.writers):
+            self.writer.acquire()
+        try:
+            yield
+        finally:
+            for _ in range(self.writers):
+                self.writer.release()
+
+
+#: groups written at once per process. SQLite has one writer: a second group would only
+#: queue for its lock. PostgreSQL takes concurrent inserts: one group at a time per process
+#: left the others waiting out its two round trips (the INSERT, then Redis), which a busy
+#: host's scheduler stretches, while the floor's eight threads each had their own.
+WRITERS = {"sqlite": 1}
+DEFAULT_WRITERS = 2
 
 
 _lanes_lock = threading.Lock()
@@ -79,10 +105,15 @@ def store(row: dict[str, Any], *, enqueue: bool, guard: tuple[int, str]) -> int 
     with lane.mutex:
         lane.waiting.append(me)
     with lane.writer:
-        if not me.done:  # no writer took it in its group: this thread writes the next group
-            with lane.mutex:
+        with lane.mutex:
+            group: list[_Waiting] = []
+            if not me.taken:  # no writer took it in its group: this thread writes the next
                 group, lane.waiting = lane.waiting[:MAX_GROUP], lane.waiting[MAX_GROUP:]
+                for w in group:
+                    w.taken = True
+        if group:
             _write(group)
+    me.done.wait()  # at once, unless a concurrent writer (not on SQLite) has the row
     if me.error is not None:
         raise me.error
     return me.inbound_id
@@ -92,7 +123,8 @@ def _lane(app: Flask) -> _Lane:
     lane = app.extensions.get(_EXT_KEY)
     if lane is None:
         with _lanes_lock:
-            lane = app.extensions.setdefault(_EXT_KEY, _Lane())
+            writers = WRITERS.get(db.engine.dialect.name, DEFAULT_WRITERS)
+            lane = app.extensions.setdefault(_EXT_KEY, _Lane(writers))
     return lane
 
 
@@ -118,7 +150,7 @@ def _write(group: list[_Waiting]) -> None:
                 w.error = exc
     finally:
         for w in group:
-            w.done = True
+            w.done.set()
 
 
 def _insert(group: Sequence[_Waiting]) -> None:
