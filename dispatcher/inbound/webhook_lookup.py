@@ -44,7 +44,9 @@ def find(adapter_name: str, path: str, *, fresh: bool = False) -> Found | None:
         known.pop((adapter_name, path), None)
         return None
     # the stamp the adapter was built from, not a second read that may have moved on
-    (version, built_for), _ = current_app.extensions[CACHE][adapter.connection_id]
-    found = Found(adapter, (version, built_for), fresh=True)
+    stamp, cached = current_app.extensions[CACHE].get(adapter.connection_id, (None, None))
+    if cached is not adapter:  # rebuilt by another thread meanwhile: let the INSERT refuse it
+        stamp = (-1, "")
+    found = Found(adapter, stamp, fresh=True)
     known[(adapter_name, path)] = Found(adapter, found.guard, fresh=False)
     return found

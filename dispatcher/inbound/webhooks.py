@@ -182,12 +182,22 @@ def _verify_and_store(
     if inbound_id is None:
         if not found.fresh:  # a duplicate, or the connection changed: a fresh look tells
             return _CHANGED
-        return _duplicate(connection_id, event_id)
+        return _duplicate(connection_id, event_id) or _changed_meanwhile()
     if status == "invalid":
         return problem(400, "Webhook not understood", error or "", event_id=event_id)
     if status == "ignored":
         return {"status": "ignored", "event_id": event_id, "id": inbound_id}, 200
     return {"status": "accepted", "event_id": event_id, "id": inbound_id}, adapter.accepted_status
+
+
+def _changed_meanwhile():
+    """The connection changed between its look-up and the INSERT: nothing is stored, and a
+    sender that sees a 503 delivers again (verified then against the connection as it is)."""
+    answer = problem(
+        503, "Connection changed", "the connection changed while storing: deliver again"
+    )
+    answer.headers["Retry-After"] = "1"
+    return answer
 
 
 def _unknown_url():
@@ -213,12 +223,15 @@ def _too_large(limit: int):
 
 
 def _duplicate(connection_id: int, event_id: str):
-    """Answer a redelivery as the first delivery was answered; re-queue it if still owed."""
+    """Answer a redelivery as the first delivery was answered; re-queue it if still owed.
+    None if no such event is stored (the INSERT refused it for its connection's change)."""
     existing = db.session.scalars(
         select(InboundEvent).where(
             InboundEvent.connection_id == connection_id, InboundEvent.event_id == event_id
         )
     ).first()
+    if existing is None:
+        return None
     if existing is not None and existing.status == "invalid":
         return problem(
             400, "Webhook not understood", existing.error or "", event_id=event_id, duplicate=True

@@ -5,12 +5,16 @@ connection and a redelivery must each still be answered as before, from the next
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from dispatch.helpers import hook_url, signed_webhook
 from sqlalchemy import event, select
 
 from dispatcher import connections
 from dispatcher.extensions import db
+from dispatcher.inbound import group_commit
 from dispatcher.inbound.intake_connection import intake_engine
 from dispatcher.models import Connection, InboundEvent
 
@@ -84,3 +88,29 @@ def test_a_webhook_to_a_known_url_costs_one_statement(client, connection):
         for engine in engines:
             event.remove(engine, "before_cursor_execute", record)
     assert [s.split(" ")[0] for s in statements] == ["INSERT"]
+
+
+def test_a_connection_changed_while_its_webhook_waits_is_not_answered_as_stored(app, connection):
+    """Verified against the connection as it was, then turned away by the INSERT after a
+    rotation: nothing stored and a 503, so the sender delivers again (not a 2xx that would
+    lose the event, nor a row verified with a secret no longer valid)."""
+    url = hook_url()
+    db.session.commit()
+    headers, body = signed_webhook("order.taken", "ord_1", msg_id="meanwhile")
+    answers = []
+    lane = group_commit._lane(app)
+    with lane.hold_all():
+        sender = threading.Thread(
+            target=lambda: answers.append(app.test_client().post(url, data=body, headers=headers))
+        )
+        sender.start()
+        deadline = time.monotonic() + 10
+        while not lane.waiting:  # verified, and waiting for a writer
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        connections.rotate_secret(connection)
+        db.session.commit()
+    sender.join(timeout=20)
+    assert answers[0].status_code == 503
+    assert answers[0].headers["Retry-After"] == "1"
+    assert "meanwhile" not in stored_ids()
