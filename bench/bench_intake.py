@@ -10,6 +10,10 @@ medians of `--reps`.
 
     .venv/bin/python bench/bench_intake.py [--seconds 5] [--reps 3]
     .venv/bin/python bench/bench_intake.py --quick      # CI: 2 s, 1 repetition
+    .venv/bin/python bench/bench_intake.py --diagnose 350 [--null]
+        # no table: open-loop runs at 350/s, each server's GC pauses against its slowest 1%
+        # of requests, worker RSS; --null adds a trivial always-200 server (the generator's
+        # own latency at that rate)
 """
 
 from __future__ import annotations
