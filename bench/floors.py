@@ -66,6 +66,14 @@ def create_webhook_app():
     return app
 
 
+def null_app(environ, start_response):
+    """gunicorn 'bench.floors:null_app': 200 for anything, body read and dropped. The open-loop
+    generator's own latency at a rate, with no server work to speak of."""
+    environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"ok"]
+
+
 def _inserter(url: str):
     """A function inserting one (adapter, event_id, body) row, per thread connection."""
     import threading

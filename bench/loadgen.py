@@ -103,8 +103,8 @@ def open_loop(
     """Send `requests` at `rate` per second over `connections` keep-alive connections.
     Latency counts from each request's scheduled time (no coordinated omission), so a
     server that falls behind shows its queueing. Returns {"rate", "p50_ms", "p99_ms",
-    "errors"}."""
-    latencies: list[float] = []
+    "errors", "samples"}: samples are (scheduled perf_counter time, latency in s) pairs."""
+    samples: list[tuple[float, float]] = []
     errors = [0]
     lock = threading.Lock()
     interval = connections / rate
@@ -135,10 +135,10 @@ def open_loop(
                 bad += 1
                 conn.close()
                 conn = http.client.HTTPConnection(host, port, timeout=30)
-            local.append(time.perf_counter() - due)
+            local.append((due, time.perf_counter() - due))
         conn.close()
         with lock:
-            latencies.extend(local)
+            samples.extend(local)
             errors[0] += bad
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(connections)]
@@ -149,7 +149,9 @@ def open_loop(
     elapsed = time.perf_counter() - start
     from bench.report import percentile
 
+    latencies = [latency for _, latency in samples]
     return {
+        "samples": samples,
         "rate": len(latencies) / elapsed,
         "p50_ms": percentile(latencies, 50) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,

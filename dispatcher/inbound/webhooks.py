@@ -39,7 +39,7 @@ from dispatcher.connections import adapter_for_webhook
 from dispatcher.errors import PayloadError, SignatureError, Unsupported
 from dispatcher.extensions import db
 from dispatcher.http_errors import problem
-from dispatcher.inbound import group_commit
+from dispatcher.inbound import group_commit, webhook_lookup
 from dispatcher.inbound.queueing import enqueue_apply_quietly
 from dispatcher.models import Connection, InboundEvent
 from dispatcher.ops import metrics
@@ -96,11 +96,10 @@ class Incoming:
 def take(adapter_name: str, path: str, incoming: Incoming) -> ResponseReturnValue:
     """POST /webhooks/<adapter_name>/<path>: the answer to one delivery (served by
     `fast_path.WebhookFastPath`, inside an app context)."""
-    adapter = adapter_for_webhook(adapter_name, path)
-    if adapter is None:
-        return problem(404, "Unknown webhook URL", "no connection has this webhook URL")
-    connection_id = adapter.connection_id
-    if not adapter.supports(Capability.WEBHOOKS):
+    found = webhook_lookup.find(adapter_name, path)
+    if found is None:
+        return _unknown_url()
+    if not found.adapter.supports(Capability.WEBHOOKS):
         return problem(404, "No webhooks", f"{adapter_name} does not send webhooks")
 
     limit = current_app.config["SETTINGS"].webhook_max_bytes
@@ -112,12 +111,38 @@ def take(adapter_name: str, path: str, incoming: Incoming) -> ResponseReturnValu
     headers = dict(incoming.headers)
     headers.pop(PAGE_HEADER, None)  # only Dispatcher's own submission page sets it
 
+    answer = _verify_and_store(found, adapter_name, headers, body)
+    if answer is not _CHANGED:
+        return answer
+    # the remembered connection changed (or went) since: look again, and start over
+    found = webhook_lookup.find(adapter_name, path, fresh=True)
+    if found is None:
+        return _unknown_url()
+    if not found.adapter.supports(Capability.WEBHOOKS):
+        return problem(404, "No webhooks", f"{adapter_name} does not send webhooks")
+    return _verify_and_store(found, adapter_name, headers, body)
+
+
+#: `_verify_and_store` on a remembered connection whose row the INSERT turned away
+_CHANGED = object()
+
+
+def _verify_and_store(
+    found: webhook_lookup.Found, adapter_name: str, headers: dict[str, str], body: bytes
+):
+    adapter = found.adapter
+    connection_id = adapter.connection_id
     reply = adapter.handshake(headers, body)
     if reply is not None:
-        return _handshake(db.session.get(Connection, connection_id), reply)
+        connection = db.session.get(Connection, connection_id)
+        if connection is None:
+            return _unknown_url()
+        return _handshake(connection, reply)
     try:
         adapter.verify(headers, body)
     except SignatureError as exc:
+        if not found.fresh:  # perhaps signed with a secret this process has not seen yet
+            return _CHANGED
         return problem(401, "Signature rejected", str(exc))
     except Unsupported as exc:
         return problem(404, "No webhooks", str(exc))
@@ -153,14 +178,30 @@ def take(adapter_name: str, path: str, incoming: Incoming) -> ResponseReturnValu
     # never left holding the lock this insert waits for
     if db.session.registry.has() and db.session().in_transaction():
         db.session.commit()
-    inbound_id = group_commit.store(row, enqueue=status == "received")
+    inbound_id = group_commit.store(row, enqueue=status == "received", guard=found.guard)
     if inbound_id is None:
-        return _duplicate(connection_id, event_id)
+        if not found.fresh:  # a duplicate, or the connection changed: a fresh look tells
+            return _CHANGED
+        return _duplicate(connection_id, event_id) or _changed_meanwhile()
     if status == "invalid":
         return problem(400, "Webhook not understood", error or "", event_id=event_id)
     if status == "ignored":
         return {"status": "ignored", "event_id": event_id, "id": inbound_id}, 200
     return {"status": "accepted", "event_id": event_id, "id": inbound_id}, adapter.accepted_status
+
+
+def _changed_meanwhile():
+    """The connection changed between its look-up and the INSERT: nothing is stored, and a
+    sender that sees a 503 delivers again (verified then against the connection as it is)."""
+    answer = problem(
+        503, "Connection changed", "the connection changed while storing: deliver again"
+    )
+    answer.headers["Retry-After"] = "1"
+    return answer
+
+
+def _unknown_url():
+    return problem(404, "Unknown webhook URL", "no connection has this webhook URL")
 
 
 def _handshake(connection: Connection, reply: HandshakeReply):
@@ -182,12 +223,15 @@ def _too_large(limit: int):
 
 
 def _duplicate(connection_id: int, event_id: str):
-    """Answer a redelivery as the first delivery was answered; re-queue it if still owed."""
+    """Answer a redelivery as the first delivery was answered; re-queue it if still owed.
+    None if no such event is stored (the INSERT refused it for its connection's change)."""
     existing = db.session.scalars(
         select(InboundEvent).where(
             InboundEvent.connection_id == connection_id, InboundEvent.event_id == event_id
         )
     ).first()
+    if existing is None:
+        return None
     if existing is not None and existing.status == "invalid":
         return problem(
             400, "Webhook not understood", existing.error or "", event_id=event_id, duplicate=True

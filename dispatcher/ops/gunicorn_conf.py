@@ -26,3 +26,16 @@ def post_fork(server, worker) -> None:
     import sys
 
     sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+def post_worker_init(worker) -> None:
+    """Once the worker has loaded the app: record its GC pauses if the bench asks."""
+    from dispatcher.ops import gc_pauses
+
+    gc_pauses.install()
+
+
+def worker_exit(server, worker) -> None:
+    from dispatcher.ops import gc_pauses
+
+    gc_pauses.dump()
