@@ -7,7 +7,9 @@ All of it happens in the caller's transaction: a failed check raises and the cal
 
 from __future__ import annotations
 
-from sqlalchemy import update
+import functools
+
+from sqlalchemy import Update, bindparam, update
 
 from dispatcher.errors import BudgetExceeded
 from dispatcher.extensions import db
@@ -36,15 +38,22 @@ def reserve(job: MicroJob, cents: int, *, locked: bool = False) -> None:
         raise ValueError("cannot reserve a negative amount")
     if cents == 0:
         return
-    goal_ok = db.session.execute(
-        update(Goal)
-        .where(
-            Goal.id == job.goal_id,
-            Goal.budget_cents - Goal.reserved_cents - Goal.spent_cents >= cents,
+    if locked:  # a request (dispatch_job): the same UPDATE, built once and run on Core
+        goal_ok = (
+            db.session.connection()
+            .execute(_reserve_goal(), {"goal_id": job.goal_id, "cents": cents})
+            .rowcount
         )
-        .values(reserved_cents=Goal.reserved_cents + cents)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    else:
+        goal_ok = db.session.execute(
+            update(Goal)
+            .where(
+                Goal.id == job.goal_id,
+                Goal.budget_cents - Goal.reserved_cents - Goal.spent_cents >= cents,
+            )
+            .values(reserved_cents=Goal.reserved_cents + cents)
+            .execution_options(synchronize_session=False)
+        ).rowcount
     if goal_ok != 1:
         goal = db.session.get(Goal, job.goal_id)
         db.session.refresh(goal)
@@ -76,6 +85,22 @@ def reserve(job: MicroJob, cents: int, *, locked: bool = False) -> None:
     if locked:
         job.reserved_cents += cents
     _expire(job, keep_job=locked)
+
+
+@functools.cache
+def _reserve_goal() -> Update:
+    """The goal's guarded reservation as a Core statement, built once (issue 12: building
+    it and running it through the ORM's bulk UPDATE cost ~1 ms of Python per request)."""
+    goals = Goal.__table__
+    cents = bindparam("cents")
+    return (
+        update(goals)
+        .where(
+            goals.c.id == bindparam("goal_id"),
+            goals.c.budget_cents - goals.c.reserved_cents - goals.c.spent_cents >= cents,
+        )
+        .values(reserved_cents=goals.c.reserved_cents + cents)
+    )
 
 
 def _no_room(job: MicroJob, node: MicroJob, cents: int) -> BudgetExceeded:

@@ -29,8 +29,9 @@ from dispatcher.lifecycle.job import (
     summarize_counts,
     target,
     transition,
+    written,
 )
-from dispatcher.lifecycle.machine import Machine, event_values, record, record_many
+from dispatcher.lifecycle.machine import Machine, event_values, insert_event, record, record_many
 from dispatcher.lifecycle.outbox import OUTBOX, OutboxState
 from dispatcher.lifecycle.push import PUSH, PushState
 
@@ -63,6 +64,7 @@ __all__ = [
     "can",
     "derived_status",
     "event_values",
+    "insert_event",
     "plan",
     "record",
     "record_many",
@@ -71,4 +73,5 @@ __all__ = [
     "summarize_counts",
     "target",
     "transition",
+    "written",
 ]
