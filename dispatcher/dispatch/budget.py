@@ -32,8 +32,9 @@ def reserve(job: MicroJob, cents: int, *, locked: bool = False) -> None:
     The goal and the envelopes above the job are conditional UPDATEs (no other writer can
     slip between check and write). `locked`: the job's row is locked in this transaction
     (`lock_job`) and was loaded by that lock, so its own envelope is checked here and its
-    reservation set on the attribute, written by the caller's flush with the rest of the
-    row (issue 12: one UPDATE of the job, not two). Every other caller keeps the SQL form."""
+    own reservation is left to the caller, who must add `cents` to it in the UPDATE that
+    writes its status (`request_writes.move_job`; issue 12: one UPDATE of the job, not two,
+    and no attribute left for a flush). Every other caller keeps the SQL form."""
     if cents < 0:
         raise ValueError("cannot reserve a negative amount")
     if cents == 0:
@@ -82,8 +83,6 @@ def reserve(job: MicroJob, cents: int, *, locked: bool = False) -> None:
         ).rowcount
         if ok != 1:
             raise _no_room(job, node, cents)
-    if locked:
-        job.reserved_cents += cents
     _expire(job, keep_job=locked)
 
 

@@ -119,25 +119,27 @@ def _update_job() -> Update:
 
 
 def move_job(
-    job: MicroJob, action: str, *, actor: str, data: dict[str, Any] | None = None
+    job: MicroJob,
+    action: str,
+    *,
+    reserved: int,
+    actor: str,
+    data: dict[str, Any] | None = None,
 ) -> lifecycle.Status:
     """Move the locked job by `action` through the job machine and write, in one UPDATE, its
-    new status with its reservation as the caller set it on the job (`budget.reserve(...,
-    locked=True)`), then its Event. The job's attributes hold what was written, without
-    history (no flush writes them again). Returns the new status."""
+    new status with its own reservation grown by `reserved` (what `budget.reserve(...,
+    locked=True)` left to the caller), then its Event. The job's attributes hold what was
+    written, without history, so a flush (the commit's) has nothing to do. Returns the new
+    status."""
     move = lifecycle.plan(action, start=job.status, data=data, job_id=job.id)
+    total = job.reserved_cents + reserved
     event = lifecycle.written(job, move, actor=actor)
     at = utcnow()
     _run(
         _update_job(),
-        {
-            "job_id": job.id,
-            "to_status": str(move.after),
-            "to_reserved": job.reserved_cents,
-            "at": at,
-        },
+        {"job_id": job.id, "to_status": str(move.after), "to_reserved": total, "at": at},
     )
-    set_committed_value(job, "reserved_cents", job.reserved_cents)
+    set_committed_value(job, "reserved_cents", total)
     set_committed_value(job, "updated_at", at)
     lifecycle.insert_event(event)
     return move.after

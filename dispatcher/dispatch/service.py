@@ -133,6 +133,7 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
     request_writes.move_job(
         job,
         action,
+        reserved=dispatch.amount_cents,
         actor=actor,
         data={"dispatch_id": dispatch.id, "channel": job.channel, "assignments": count},
     )

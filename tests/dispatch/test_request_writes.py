@@ -61,7 +61,7 @@ def test_the_job_holds_its_status_and_reservation_as_written(goal):
     goal_id, job_id = goal.id, delegated(goal, price=400, assignments=2).id
     job = fresh(job_id)
     dispatch = service.dispatch_job(job, commit=False)
-    assert not db.session.is_modified(job)
+    assert not db.session.dirty  # the commit's flush has nothing to do (it cost ~0.5 ms)
     held, amount = (job.status, job.reserved_cents, job.updated_at), dispatch.amount_cents
     assert held[:2] == ("queued", amount) and amount >= 800
     db.session.commit()
