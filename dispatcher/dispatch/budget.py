@@ -8,6 +8,7 @@ All of it happens in the caller's transaction: a failed check raises and the cal
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from sqlalchemy import Update, bindparam, update
 
@@ -26,7 +27,13 @@ def _chain(job: MicroJob) -> list[MicroJob]:
     return chain
 
 
-def reserve(job: MicroJob, cents: int, *, locked: bool = False) -> None:
+def reserve(
+    job: MicroJob,
+    cents: int,
+    *,
+    locked: bool = False,
+    goal_update: Callable[[], bool] | None = None,
+) -> None:
     """Reserve `cents` on the goal and on every envelope above the job, or raise.
 
     The goal and the envelopes above the job are conditional UPDATEs (no other writer can
@@ -34,12 +41,16 @@ def reserve(job: MicroJob, cents: int, *, locked: bool = False) -> None:
     (`lock_job`) and was loaded by that lock, so its own envelope is checked here and its
     own reservation is left to the caller, who must add `cents` to it in the UPDATE that
     writes its status (`request_writes.move_job`; issue 12: one UPDATE of the job, not two,
-    and no attribute left for a flush). Every other caller keeps the SQL form."""
+    and no attribute left for a flush). Every other caller keeps the SQL form.
+    `goal_update`: runs the goal's same guarded UPDATE folded into the caller's statement
+    (request_folds.py, on PostgreSQL); whether it reserved."""
     if cents < 0:
         raise ValueError("cannot reserve a negative amount")
     if cents == 0:
         return
-    if locked:  # a request (dispatch_job): the same UPDATE, built once and run on Core
+    if goal_update is not None:
+        goal_ok = 1 if goal_update() else 0
+    elif locked:  # a request (dispatch_job): the same UPDATE, built once and run on Core
         goal_ok = (
             db.session.connection()
             .execute(_reserve_goal(), {"goal_id": job.goal_id, "cents": cents})

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from dispatcher import lifecycle
 from dispatcher.dispatch import budget
-from dispatcher.errors import BudgetExceeded
 from dispatcher.extensions import db
 from dispatcher.lifecycle import ASSIGNMENT, DISPATCH, AssignmentState, DispatchState, Status
 from dispatcher.lifecycle.assignment import FINISHED, HOLDING, UNPAID_END
@@ -48,28 +47,15 @@ def open_places(job: MicroJob, dispatch: Dispatch, count: int, fee_cents: int) -
 
     per_place = job.price_cents + fee_cents
     dispatch.amount_cents = count * per_place
-    request_writes.stage_order(dispatch)
-    try:
-        budget.reserve(job, count * per_place, locked=True)
-    except BudgetExceeded:
-        db.session.delete(dispatch)
-        db.session.flush()
-        raise
-    request_writes.insert_places(
-        [
-            {
-                "dispatch_id": dispatch.id,
-                "job_id": job.id,
-                "position": position,
-                "status": str(A.OPEN),
-                "price_cents": job.price_cents,
-                "fee_cents": fee_cents,
-                "held_cents": per_place,
-                "person_id": job.person_id,  # the named person's place (teammate channels)
-            }
-            for position in range(1, count + 1)
-        ]
-    )
+    place = {
+        "job_id": job.id,
+        "status": str(A.OPEN),
+        "price_cents": job.price_cents,
+        "fee_cents": fee_cents,
+        "held_cents": per_place,
+        "person_id": job.person_id,  # the named person's place (teammate channels)
+    }
+    request_writes.open_order(job, dispatch, place, count)
 
 
 def missing(job: MicroJob, live: int | None = None) -> int:

@@ -19,10 +19,13 @@ import functools
 from typing import Any
 
 from sqlalchemy import Insert, Table, Update, bindparam, insert, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from dispatcher import lifecycle
+from dispatcher.dispatch import request_folds
+from dispatcher.errors import BudgetExceeded
 from dispatcher.extensions import db
 from dispatcher.models import Assignment, Dispatch, MicroJob
 from dispatcher.models._base import utcnow
@@ -60,10 +63,9 @@ def _insert_order() -> Insert:
     return insert(table).returning(table.c.id)
 
 
-def stage_order(dispatch: Dispatch) -> int:
-    """INSERT a new, transient order with every column it holds (a column left unset gets its
-    default, set on the object too), then put it in the session as a clean, persistent row:
-    no flush writes it again and no attribute needs a load. Returns its id."""
+def order_values(dispatch: Dispatch) -> dict[str, Any]:
+    """Every column of a new, transient order but its id: what it holds, else the column's
+    default, set on the object too (so that no attribute of it needs a load later)."""
     names, defaults = _order_columns()
     given = dispatch.__dict__
     values = {}
@@ -73,15 +75,78 @@ def stage_order(dispatch: Dispatch) -> int:
         else:
             values[name] = _default_value(defaults[name]) if name in defaults else None
             setattr(dispatch, name, values[name])
-    dispatch.id = _run(_insert_order(), values).scalar_one()
+    return values
+
+
+def attach(dispatch: Dispatch, order_id: int) -> None:
+    """Put an order inserted by a Core statement into the session as a clean, persistent
+    row: no flush writes it again."""
+    dispatch.id = order_id
     make_transient_to_detached(dispatch)
     db.session.add(dispatch)
+
+
+def stage_order(dispatch: Dispatch) -> int:
+    """INSERT a new, transient order (`order_values`) and attach it; its id."""
+    attach(dispatch, _run(_insert_order(), order_values(dispatch)).scalar_one())
     return dispatch.id
 
 
+def open_order(job: MicroJob, dispatch: Dispatch, place: dict[str, Any], count: int) -> None:
+    """Insert the order, reserve its `amount_cents` (budget.reserve, the job locked) and
+    insert its `count` places (`place`: the columns they share). On PostgreSQL the goal's
+    reservation, the order and the places are one statement (request_folds.py). A refused
+    reservation leaves no order: none was inserted, or it is deleted again, so a caller that
+    commits after the refusal stores no order without its money."""
+    from dispatcher.dispatch import budget, request_folds
+
+    amount = dispatch.amount_cents
+    try:
+        if request_folds.folds():
+
+            def reserve_goal() -> bool:
+                order_id = request_folds.insert_order(
+                    job.goal_id, amount, order_values(dispatch), place_values(place), count
+                )
+                if order_id is not None:
+                    attach(dispatch, order_id)
+                return order_id is not None
+
+            budget.reserve(job, amount, locked=True, goal_update=reserve_goal)
+            return
+        stage_order(dispatch)
+        budget.reserve(job, amount, locked=True)
+    except BudgetExceeded:
+        if sa_inspect(dispatch).persistent:
+            db.session.delete(dispatch)
+            db.session.flush()
+        raise
+    insert_places(
+        [{**place, "dispatch_id": dispatch.id, "position": n} for n in range(1, count + 1)]
+    )
+
+
 @functools.cache
-def _place_defaults() -> dict[str, Any]:
-    return {name: default for name, default in _defaults(Assignment.__table__)}
+def _place_columns() -> tuple[list[str], dict[str, Any]]:
+    table = Assignment.__table__
+    names = [c.key for c in table.columns if not c.primary_key]
+    return [n for n in names if n not in ("dispatch_id", "position")], dict(_defaults(table))
+
+
+def place_values(place: dict[str, Any]) -> dict[str, Any]:
+    """Every column the places of one order share (all but the order's id and the
+    position): `place`'s, else the column's default (one time for all the rows)."""
+    names, defaults = _place_columns()
+    now = utcnow()
+    values = {}
+    for name in names:
+        if name in place:
+            values[name] = place[name]
+        elif name in defaults:
+            values[name] = now if defaults[name].is_callable else defaults[name].arg
+        else:
+            values[name] = None
+    return values
 
 
 @functools.cache
@@ -90,18 +155,10 @@ def _insert_places() -> Insert:
 
 
 def insert_places(rows: list[dict[str, Any]]) -> None:
-    """INSERT an order's places in one executemany; columns a row leaves out get their
-    defaults (every row then has every column, so the statement is one)."""
-    now = utcnow()
-    defaults = _place_defaults()
-    full = []
-    for row in rows:
-        values = dict(row)
-        for name, default in defaults.items():
-            if name not in values:
-                values[name] = now if default.is_callable else default.arg
-        full.append(values)
-    _run(_insert_places(), full)
+    """INSERT an order's places in one executemany (`rows`: each place's dispatch_id,
+    position and `place_values`' columns; every row has every column, so the statement is
+    one)."""
+    _run(_insert_places(), [{**place_values(row), **row} for row in rows])
 
 
 @functools.cache
@@ -135,11 +192,13 @@ def move_job(
     total = job.reserved_cents + reserved
     event = lifecycle.written(job, move, actor=actor)
     at = utcnow()
-    _run(
-        _update_job(),
-        {"job_id": job.id, "to_status": str(move.after), "to_reserved": total, "at": at},
-    )
+    values = {"job_id": job.id, "to_status": str(move.after), "to_reserved": total, "at": at}
+    if request_folds.folds():  # the UPDATE and the Event's INSERT in one statement
+        row = lifecycle.event_row(event)
+        lifecycle.inserted_event(row, request_folds.move_job(values, row))
+    else:
+        _run(_update_job(), values)
+        lifecycle.insert_event(event)
     set_committed_value(job, "reserved_cents", total)
     set_committed_value(job, "updated_at", at)
-    lifecycle.insert_event(event)
     return move.after

@@ -31,7 +31,15 @@ from dispatcher.lifecycle.job import (
     transition,
     written,
 )
-from dispatcher.lifecycle.machine import Machine, event_values, insert_event, record, record_many
+from dispatcher.lifecycle.machine import (
+    Machine,
+    event_row,
+    event_values,
+    insert_event,
+    inserted_event,
+    record,
+    record_many,
+)
 from dispatcher.lifecycle.outbox import OUTBOX, OutboxState
 from dispatcher.lifecycle.push import PUSH, PushState
 
@@ -63,8 +71,10 @@ __all__ = [
     "allowed_actions",
     "can",
     "derived_status",
+    "event_row",
     "event_values",
     "insert_event",
+    "inserted_event",
     "plan",
     "record",
     "record_many",

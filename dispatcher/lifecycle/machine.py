@@ -186,13 +186,27 @@ def insert_event(values: dict[str, Any]) -> Any:
     columns set): a request's one Event without the unit of work's flush (issue 12). Live
     updates publish it after commit, as they do an Event a flush wrote."""
     from dispatcher.extensions import db
-    from dispatcher.live.publish import note_inserted
-    from dispatcher.models import Event
+
+    row = event_row(values)
+    result = db.session.connection().execute(_insert_event(), row)  # no autoflush
+    return inserted_event(row, result.inserted_primary_key[0])
+
+
+def event_row(values: dict[str, Any]) -> dict[str, Any]:
+    """`event_values` with the time it is written: every column of the row but its id."""
     from dispatcher.models._base import utcnow
 
-    row = {**values, "created_at": utcnow()}
-    result = db.session.connection().execute(_insert_event(), row)  # no autoflush
-    event = Event(id=result.inserted_primary_key[0], **row)
+    return {**values, "created_at": utcnow()}
+
+
+def inserted_event(row: dict[str, Any], event_id: int) -> Any:
+    """The Event a caller inserted itself (`row`: `event_row`), as an object outside the
+    session, noted for the live updates published after commit."""
+    from dispatcher.extensions import db
+    from dispatcher.live.publish import note_inserted
+    from dispatcher.models import Event
+
+    event = Event(id=event_id, **row)
     note_inserted(db.session(), [event])
     return event
 
