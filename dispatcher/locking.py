@@ -47,10 +47,13 @@ def lock_job(job: MicroJob, *also: Dispatch) -> MicroJob:
     (issue 12: the ORM's UPDATE ... RETURNING with populate_existing cost ~1 ms of Python)."""
     db.session.flush()  # what the job holds unwritten is written first, as an autoflush did
     row = (
-        db.session.connection().execute(_lock_statement(), {"job_id": job.id, "at": utcnow()}).one()
+        db.session.connection()
+        .execute(_lock_statement(), {"job_id": job.id, "at": utcnow()})
+        .first()
     )
-    for key, value in zip(_COLUMN_KEYS, row, strict=True):
-        set_committed_value(job, key, value)
+    if row is not None:  # a job deleted meanwhile is left as it was, as before
+        for key, value in zip(_COLUMN_KEYS, row, strict=True):
+            set_committed_value(job, key, value)
     db.session.expire(job, _RELATIONSHIPS)
     for row in also:
         db.session.refresh(row)

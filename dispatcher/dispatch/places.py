@@ -39,10 +39,9 @@ def open_places(job: MicroJob, dispatch: Dispatch, count: int, fee_cents: int) -
     """Stage the order, reserve `count` places (price plus fee each) on the budget, then add
     their rows. The job must be locked (`lock_job`) in this transaction: its own reservation
     is then the caller's to write with its status (`request_writes.move_job(...,
-    reserved=dispatch.amount_cents)`), one UPDATE of its row, not two. The order is inserted
-    first, for its id; a refused reservation deletes it again, so a caller that commits
-    after the refusal stores no order without its money. The rows are written with Core
-    statements (request_writes.py)."""
+    reserved=dispatch.amount_cents)`), one UPDATE of its row, not two. A refused reservation
+    leaves no order, so a caller that commits after the refusal stores no order without its
+    money. The rows are written with Core statements (request_writes.open_order)."""
     from dispatcher.dispatch import request_writes
 
     per_place = job.price_cents + fee_cents

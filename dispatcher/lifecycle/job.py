@@ -192,11 +192,11 @@ def written(job: MicroJob, move: Move, *, actor: str = "system") -> dict[str, An
     move's Event are returned for the caller to insert in the same transaction."""
     from sqlalchemy.orm.attributes import set_committed_value
 
+    from dispatcher.lifecycle.machine import event_values
+
     if job.status != move.before:
         raise ValueError(f"job {job.id} is {job.status}, not {move.before} as planned")
     set_committed_value(job, "status", move.after)
-    from dispatcher.lifecycle.machine import event_values
-
     return event_values(job, move.action, from_status=move.before, to_status=move.after,
                         actor=actor, data=move.data)  # fmt: skip
 
