@@ -8,6 +8,8 @@ a statement built once (functools.cache), run with its values; the order stays a
 for the callers (the API answers with it, `dispatch_goal` enqueues it by identity): it is put
 into the session as a persistent row with every column set, so reading it loads nothing.
 
+On PostgreSQL the same rows are written in two statements, not five (request_folds.py).
+
 The money and the rules are unchanged: the budget's guarded UPDATEs are budget.py's, the
 job's move is checked by the job machine (`lifecycle.plan` / `lifecycle.written`), and all of
 it runs in the caller's transaction under the job's row lock.
@@ -32,9 +34,9 @@ from dispatcher.models._base import utcnow
 
 
 def _run(statement: Any, params: Any) -> Any:
-    """Run a Core statement on the session's connection, in its transaction: no autoflush
-    (the job's reservation, set by budget.reserve, is written by `move_job`, not flushed
-    first) and none of the ORM's execution around it."""
+    """Run a Core statement on the session's connection, in its transaction, without the
+    ORM's execution around it (its autoflush check included): that Python is what this
+    module saves."""
     return db.session.connection().execute(statement, params)
 
 
