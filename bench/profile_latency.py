@@ -41,8 +41,10 @@ STAGES = {
     "check_delegable": ("a", "check_delegable (connection, adapter)"),
     "missing": ("a", "places.missing"),
     "open_places": ("a", "places.open_places + budget"),
-    "flush": ("a", "Dispatch insert (flush)"),
+    "flush": ("a", "session flush (ORM unit of work)"),
+    "stage_order": ("a", "Dispatch insert (Core)"),
     "transition": ("a", "lifecycle.transition (Event)"),
+    "move_job": ("a", "request_writes.move_job (job UPDATE, Event)"),
     "commit": ("a", "commit"),
     "enqueued": ("b", "enqueue_send"),
     "dequeued": ("c", "BLPOP wakeup + job fetch"),
@@ -214,7 +216,7 @@ def instrument_request() -> None:
     from sqlalchemy.orm import Session
 
     from dispatcher import lifecycle
-    from dispatcher.dispatch import first_attempt, places, service
+    from dispatcher.dispatch import first_attempt, places, request_writes, service
 
     REC.install()
     stamp_after(service, "lock_job", "lock_job")
@@ -225,6 +227,8 @@ def instrument_request() -> None:
 
     stamp_after(type(db.session), "flush", "flush")
     stamp_after(lifecycle, "transition", "transition")
+    stamp_after(request_writes, "stage_order", "stage_order")
+    stamp_after(request_writes, "move_job", "move_job")
     event.listen(Session, "after_commit", lambda *a: REC.once("commit"))
     stamp_after(service, "enqueue_send", "enqueued")
     stamp_after(first_attempt, "hand_over", "enqueued")

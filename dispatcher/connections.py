@@ -219,8 +219,12 @@ def bind(job: MicroJob, connection_id: Any = None) -> Connection | None:
         connection = None
     if connection is None and job.channel:
         connection = for_adapter(job.owner_id, job.channel)
-    job.connection_id = connection.id if connection is not None else None
-    if connection is not None:
+    # set only what changes: an unchanged job stays clean, so a dispatch's commit has no
+    # flush to run (issue 12)
+    connection_id = connection.id if connection is not None else None
+    if job.connection_id != connection_id:
+        job.connection_id = connection_id
+    if connection is not None and job.channel != connection.adapter:
         job.channel = connection.adapter
     return connection
 

@@ -10,30 +10,50 @@ commit made before the lock was granted. It is a portable SELECT ... FOR UPDATE.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
+from sqlalchemy import Update, bindparam, select, update
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from dispatcher.extensions import db
 from dispatcher.models import Dispatch, MicroJob
 from dispatcher.models._base import utcnow
 
 _RELATIONSHIPS = [r.key for r in sa_inspect(MicroJob).relationships]
+#: the job's column attributes, in the order `_lock_statement` returns them
+_COLUMN_KEYS = [prop.key for prop in sa_inspect(MicroJob).column_attrs]
+
+
+@functools.cache
+def _lock_statement() -> Update:
+    table = MicroJob.__table__
+    columns = [prop.columns[0] for prop in sa_inspect(MicroJob).column_attrs]
+    return (
+        update(table)
+        .where(table.c.id == bindparam("job_id"))
+        .values(updated_at=bindparam("at"))
+        .returning(*columns)
+    )
 
 
 def lock_job(job: MicroJob, *also: Dispatch) -> MicroJob:
     """Lock the job's row for the rest of this transaction; reload it (and `also`).
 
     The write returns the row (UPDATE ... RETURNING) and the job is reloaded from it: one
-    statement, not the write and a SELECT; its relationships are expired as a refresh would."""
-    db.session.execute(
-        update(MicroJob)
-        .where(MicroJob.id == job.id)
-        .values(updated_at=utcnow())
-        .returning(MicroJob)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).all()
+    statement, not the write and a SELECT; its relationships are expired as a refresh would.
+    The statement is built once and run on Core, its columns set on the job as loaded values
+    (issue 12: the ORM's UPDATE ... RETURNING with populate_existing cost ~1 ms of Python)."""
+    db.session.flush()  # what the job holds unwritten is written first, as an autoflush did
+    row = (
+        db.session.connection()
+        .execute(_lock_statement(), {"job_id": job.id, "at": utcnow()})
+        .first()
+    )
+    if row is not None:  # a job deleted meanwhile is left as it was, as before
+        for key, value in zip(_COLUMN_KEYS, row, strict=True):
+            set_committed_value(job, key, value)
     db.session.expire(job, _RELATIONSHIPS)
     for row in also:
         db.session.refresh(row)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from dispatcher import lifecycle
 from dispatcher.dispatch import budget
-from dispatcher.errors import BudgetExceeded
 from dispatcher.extensions import db
 from dispatcher.lifecycle import ASSIGNMENT, DISPATCH, AssignmentState, DispatchState, Status
 from dispatcher.lifecycle.assignment import FINISHED, HOLDING, UNPAID_END
@@ -39,33 +38,23 @@ LIVE = IN_FLIGHT | COUNTED
 def open_places(job: MicroJob, dispatch: Dispatch, count: int, fee_cents: int) -> None:
     """Stage the order, reserve `count` places (price plus fee each) on the budget, then add
     their rows. The job must be locked (`lock_job`) in this transaction: its own reservation
-    is then an attribute written with its status at commit, one UPDATE of its row, not two.
-    The order is inserted first, for its id, while the job's row is still clean; a refused
-    reservation deletes it again, so a caller that commits after the refusal stores no order
-    without its money."""
+    is then the caller's to write with its status (`request_writes.move_job(...,
+    reserved=dispatch.amount_cents)`), one UPDATE of its row, not two. A refused reservation
+    leaves no order, so a caller that commits after the refusal stores no order without its
+    money. The rows are written with Core statements (request_writes.open_order)."""
+    from dispatcher.dispatch import request_writes
+
     per_place = job.price_cents + fee_cents
     dispatch.amount_cents = count * per_place
-    db.session.add(dispatch)
-    db.session.flush()  # only the order: the job's row has no change yet
-    try:
-        budget.reserve(job, count * per_place, locked=True)
-    except BudgetExceeded:
-        db.session.delete(dispatch)
-        db.session.flush()
-        raise
-    for position in range(1, count + 1):
-        db.session.add(
-            Assignment(
-                dispatch=dispatch,
-                job_id=job.id,
-                position=position,
-                status=A.OPEN,
-                price_cents=job.price_cents,
-                fee_cents=fee_cents,
-                held_cents=per_place,
-                person_id=job.person_id,  # the named person's place (teammate channels)
-            )
-        )
+    place = {
+        "job_id": job.id,
+        "status": str(A.OPEN),
+        "price_cents": job.price_cents,
+        "fee_cents": fee_cents,
+        "held_cents": per_place,
+        "person_id": job.person_id,  # the named person's place (teammate channels)
+    }
+    request_writes.open_order(job, dispatch, place, count)
 
 
 def missing(job: MicroJob, live: int | None = None) -> int:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from adapters.base import Adapter, Capability
 from dispatcher import connections, lifecycle
-from dispatcher.dispatch import first_attempt, places, send
+from dispatcher.dispatch import first_attempt, places, request_writes, send
 from dispatcher.dispatch.cancel import enqueue_cancel, owe_cancel
 from dispatcher.dispatch.request_reads import read_for_dispatch
 from dispatcher.errors import ConfigurationError, InvalidChange, InvalidTransition, NotFound
@@ -127,11 +127,13 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
         job_version=job.version,
     )
     until = first_attempt.lease_first(dispatch) if commit else None  # a lone dispatch
-    # inserts the order, then reserves: the job's reservation and status are one UPDATE
+    # inserts the order, reserves, adds the places; then the job's reservation and status are
+    # one UPDATE, and its Event one INSERT (Core statements: request_writes.py)
     places.open_places(job, dispatch, count, adapter.fee_cents(job.price_cents))
-    lifecycle.transition(
+    request_writes.move_job(
         job,
         action,
+        reserved=dispatch.amount_cents,
         actor=actor,
         data={"dispatch_id": dispatch.id, "channel": job.channel, "assignments": count},
     )

@@ -29,8 +29,17 @@ from dispatcher.lifecycle.job import (
     summarize_counts,
     target,
     transition,
+    written,
 )
-from dispatcher.lifecycle.machine import Machine, event_values, record, record_many
+from dispatcher.lifecycle.machine import (
+    Machine,
+    event_row,
+    event_values,
+    insert_event,
+    inserted_event,
+    record,
+    record_many,
+)
 from dispatcher.lifecycle.outbox import OUTBOX, OutboxState
 from dispatcher.lifecycle.push import PUSH, PushState
 
@@ -62,7 +71,10 @@ __all__ = [
     "allowed_actions",
     "can",
     "derived_status",
+    "event_row",
     "event_values",
+    "insert_event",
+    "inserted_event",
     "plan",
     "record",
     "record_many",
@@ -71,4 +83,5 @@ __all__ = [
     "summarize_counts",
     "target",
     "transition",
+    "written",
 ]

@@ -173,9 +173,32 @@ class Move:
     data: dict[str, Any]
 
 
-def plan(action: str, *, start: str = S.DRAFT, data: dict[str, Any] | None = None) -> Move:
-    """The move `action` makes from `start`; raises InvalidTransition when the table forbids it."""
-    return Move(action, Status(start), target(start, action), dict(data or {}))
+def plan(
+    action: str,
+    *,
+    start: str = S.DRAFT,
+    data: dict[str, Any] | None = None,
+    job_id: int | None = None,
+) -> Move:
+    """The move `action` makes from `start`; raises InvalidTransition when the table forbids it
+    (naming `job_id`, when the job exists)."""
+    return Move(action, Status(start), target(start, action, job_id), dict(data or {}))
+
+
+def written(job: MicroJob, move: Move, *, actor: str = "system") -> dict[str, Any]:
+    """A planned move of an existing job whose caller writes the job's status with its own
+    UPDATE (issue 12: a request's Core statements instead of a flush): the job now holds
+    `move.after`, set without history so no flush writes it again, and the columns of the
+    move's Event are returned for the caller to insert in the same transaction."""
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    from dispatcher.lifecycle.machine import event_values
+
+    if job.status != move.before:
+        raise ValueError(f"job {job.id} is {job.status}, not {move.before} as planned")
+    set_committed_value(job, "status", move.after)
+    return event_values(job, move.action, from_status=move.before, to_status=move.after,
+                        actor=actor, data=move.data)  # fmt: skip
 
 
 def record_moves(moves: Iterable[tuple[MicroJob, Move]], *, actor: str = "system") -> None:

@@ -9,6 +9,7 @@ with an Event row when the change belongs to a job) or, where two processes may 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -177,3 +178,44 @@ def record_many(rows: list[dict[str, Any]]) -> None:
     # every row has every column, so a None (from_status of a note) is a NULL, not a reason
     # to start another INSERT
     db.session.execute(insert(Event).execution_options(render_nulls=True), rows)
+
+
+def insert_event(values: dict[str, Any]) -> Any:
+    """Insert one Event row (`event_values`) with a cached Core statement, in the caller's
+    transaction, and return it as an Event object that is not in the session (its id and
+    columns set): a request's one Event without the unit of work's flush (issue 12). Live
+    updates publish it after commit, as they do an Event a flush wrote."""
+    from dispatcher.extensions import db
+
+    row = event_row(values)
+    result = db.session.connection().execute(_insert_event(), row)  # no autoflush
+    return inserted_event(row, result.inserted_primary_key[0])
+
+
+def event_row(values: dict[str, Any]) -> dict[str, Any]:
+    """`event_values` with the time it is written: every column of the row but its id."""
+    from dispatcher.models._base import utcnow
+
+    return {**values, "created_at": utcnow()}
+
+
+def inserted_event(row: dict[str, Any], event_id: int) -> Any:
+    """The Event a caller inserted itself (`row`: `event_row`), as an object outside the
+    session, noted for the live updates published after commit."""
+    from dispatcher.extensions import db
+    from dispatcher.live.publish import note_inserted
+    from dispatcher.models import Event
+
+    event = Event(id=event_id, **row)
+    note_inserted(db.session(), [event])
+    return event
+
+
+@functools.cache
+def _insert_event() -> Any:
+    """Built once: a new insert() per call costs more Python than running it."""
+    from sqlalchemy import insert
+
+    from dispatcher.models import Event
+
+    return insert(Event.__table__)

@@ -62,6 +62,14 @@ def _note_new_events(session: Session, flush_context: Any) -> None:
         session.info.setdefault(_PENDING, []).extend(messages)
 
 
+def note_inserted(session: Session, events: list[Event]) -> None:
+    """Publish, after commit, Events inserted without a flush (a Core INSERT, which
+    `_note_new_events` never sees), as it publishes those a flush wrote."""
+    if sa_event.contains(Session, "after_commit", _publish_after_commit):
+        messages = [(row.owner_id, message_for(row)) for row in events]
+        session.info.setdefault(_PENDING, []).extend(messages)
+
+
 def _publish_after_commit(session: Session) -> None:
     messages = session.info.pop(_PENDING, None)
     if messages and has_app_context():

@@ -18,6 +18,10 @@ from dispatcher.queues import DISPATCH, get_queue
 #: places; the Dispatch; the goal's guarded reservation; the Event; the job's status with its
 #: own reservation (one UPDATE); the places.
 DISPATCH_JOB_STATEMENTS = 7
+#: on PostgreSQL (request_folds.py): the lock; the read; the goal's reservation, the
+#: Dispatch and the places in one statement; the job's status with its reservation and the
+#: Event in one statement
+DISPATCH_JOB_STATEMENTS_POSTGRESQL = 4
 
 
 def fresh_job(job_id: int) -> MicroJob:
@@ -32,7 +36,12 @@ def test_dispatch_job_stays_within_its_statements_and_still_writes_everything(go
     with statements() as seen:
         dispatch = service.dispatch_job(job)
     dispatch_id = dispatch.id  # after the count: the caller's own reload is not counted
-    assert len(seen["sql"]) <= DISPATCH_JOB_STATEMENTS, "\n".join(s[:90] for s in seen["sql"])
+    budget = (
+        DISPATCH_JOB_STATEMENTS_POSTGRESQL
+        if db.engine.dialect.name == "postgresql"
+        else DISPATCH_JOB_STATEMENTS
+    )
+    assert len(seen["sql"]) <= budget, "\n".join(s[:90] for s in seen["sql"])
     # nothing between the commit and the enqueue: the id comes from the row's identity
     assert seen["commits"] == [len(seen["sql"])]
     db.session.expire_all()
