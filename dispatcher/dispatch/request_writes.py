@@ -104,7 +104,7 @@ def open_order(job: MicroJob, dispatch: Dispatch, place: dict[str, Any], count: 
 
     amount = dispatch.amount_cents
     try:
-        if request_folds.folds():
+        if request_folds.folds() and amount > 0:  # nothing to reserve: nothing to fold into
 
             def reserve_goal() -> bool:
                 order_id = request_folds.insert_order(

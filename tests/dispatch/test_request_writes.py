@@ -79,6 +79,21 @@ def test_the_job_holds_its_status_and_reservation_as_written(goal):
     assert db.session.get(Goal, goal_id).reserved_cents == amount
 
 
+def test_a_free_job_is_ordered_with_its_places_and_no_money(goal):
+    """Nothing to reserve: the order and its places are still written (on PostgreSQL the
+    reservation's statement, which carried them, was skipped for 0 cents: the API's
+    free-job test found it)."""
+    goal_id, job_id = goal.id, delegated(goal, price=0, free=True, assignments=2).id
+    dispatch = service.dispatch_job(fresh(job_id))
+    dispatch_id = sa_inspect(dispatch).identity[0]
+    db.session.expire_all()
+    stored = db.session.get(Dispatch, dispatch_id)
+    assert (stored.job_id, stored.amount_cents, stored.state) == (job_id, 0, "pending")
+    places = db.session.query(Assignment).filter_by(dispatch_id=dispatch_id)
+    assert sorted((p.position, p.held_cents) for p in places) == [(1, 0), (2, 0)]
+    assert fresh(job_id).status == "queued" and db.session.get(Goal, goal_id).reserved_cents == 0
+
+
 def test_the_event_is_the_one_a_transition_writes(goal):
     job_id = delegated(goal, price=500).id
     job = fresh(job_id)
