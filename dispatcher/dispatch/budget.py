@@ -74,11 +74,13 @@ def reserve(
             f"this needs {format_cents(cents, goal.currency)}"
         )
     chain = _chain(job)
+    held: list[int] = []  # the envelopes reserved so far, given back if one further up refuses
     if locked:
         chain = chain[1:]
         if job.budget_cents is not None and (
             job.budget_cents - job.reserved_cents - job.spent_cents < cents
         ):
+            _give_back(job, held, cents)
             raise _no_room(job, job, cents)
     for node in chain:
         condition = [MicroJob.id == node.id]
@@ -93,8 +95,30 @@ def reserve(
             .execution_options(synchronize_session=False)
         ).rowcount
         if ok != 1:
+            _give_back(job, held, cents)
             raise _no_room(job, node, cents)
+        held.append(node.id)
     _expire(job, keep_job=locked)
+
+
+def _give_back(job: MicroJob, envelopes: list[int], cents: int) -> None:
+    """Undo a refused reservation's writes so far (the goal's, and the envelopes' in
+    `envelopes`), in the same transaction, whose row locks they still hold: a caller that
+    commits after the refusal (an API request commits its token's use) must not commit
+    money held for an order that was never made."""
+    db.session.execute(
+        update(Goal)
+        .where(Goal.id == job.goal_id)
+        .values(reserved_cents=Goal.reserved_cents - cents)
+        .execution_options(synchronize_session=False)
+    )
+    if envelopes:
+        db.session.execute(
+            update(MicroJob)
+            .where(MicroJob.id.in_(envelopes))
+            .values(reserved_cents=MicroJob.reserved_cents - cents)
+            .execution_options(synchronize_session=False)
+        )
 
 
 @functools.cache

@@ -192,6 +192,21 @@ def test_dispatch_over_budget_is_409_and_changes_nothing(api, goal, new_job):
     assert get_queue(DISPATCH).count == 0
 
 
+def test_dispatch_over_an_envelope_is_409_and_changes_nothing(api, goal, new_job):
+    """The goal has room, an envelope above the job has not: the goal's reservation, made
+    before the envelope refused, must not be committed with whatever the request commits."""
+    tight = new_job("Outreach", budget_cents=1_000)
+    job = _delegated(api, new_job, parent_id=tight["id"])  # $25 under a $10 envelope
+    problem = assert_problem(api.post(f"/api/v1/jobs/{job['id']}/dispatch"), 409)
+    assert "envelope" in problem["detail"]
+    db.session.expire_all()
+    assert db.session.get(MicroJob, job["id"]).status == "draft"
+    assert db.session.get(Goal, goal["id"]).reserved_cents == 0
+    assert db.session.get(MicroJob, tight["id"]).reserved_cents == 0
+    assert db.session.scalars(select(Dispatch)).all() == []
+    assert get_queue(DISPATCH).count == 0
+
+
 def test_dispatch_a_job_not_delegated_is_409(api, new_job):
     job = new_job()
     problem = assert_problem(api.post(f"/api/v1/jobs/{job['id']}/dispatch"), 409)

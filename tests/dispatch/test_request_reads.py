@@ -18,7 +18,7 @@ from dispatcher.errors import BudgetExceeded, InvalidTransition
 from dispatcher.extensions import db
 from dispatcher.inbound.apply import apply_event
 from dispatcher.lifecycle import Status
-from dispatcher.models import Delivery, Dispatch, Goal, MicroJob
+from dispatcher.models import Assignment, Delivery, Dispatch, Goal, MicroJob
 from dispatcher.planning import tree
 
 PRICE = 1_000
@@ -221,3 +221,19 @@ def test_two_concurrent_dispatches_past_the_budget_refuse_one(app, owner):
     assert {i: fresh(i).reserved_cents for i in ids} == {
         i: PRICE if statuses[i] == Status.QUEUED else 0 for i in ids
     }
+
+
+def test_an_envelope_refusal_leaves_no_order_or_places_even_if_the_caller_commits(goal):
+    """On PostgreSQL the goal's reservation, the order and its places are one statement
+    (request_folds.py); an envelope above the job refuses after it: the order and its places
+    go again, so a caller committing after the refusal stores neither."""
+    goal_id = goal.id
+    tight = tree.add_job(goal, title="tight", budget_cents=PRICE - 1)
+    job = delegated(goal, title="under tight", price=PRICE, parent=tight, assignments=2)
+    with pytest.raises(BudgetExceeded, match="the envelope on 'tight' has no room for"):
+        service.dispatch_job(fresh(job.id))
+    db.session.commit()
+    assert db.session.query(Dispatch).count() == 0
+    assert db.session.query(Assignment).filter_by(job_id=job.id).count() == 0
+    assert fresh(job.id).status == Status.DRAFT
+    assert money(goal_id) == (0, 0)
