@@ -42,14 +42,15 @@ def _params(prefix: str, columns: list[Column]) -> list:
     return [bindparam(f"{prefix}{c.key}", type_=c.type) for c in columns]
 
 
-def _writable(table: Any, *leave_out: str) -> list[Column]:
+def writable(table: Any, *leave_out: str) -> list[Column]:
+    """The columns a new row is written with: all but its key and `leave_out`."""
     return [c for c in table.columns if not c.primary_key and c.key not in leave_out]
 
 
 @functools.cache
 def _order_statement() -> TextClause:
-    orders = _writable(Dispatch.__table__)
-    places = _writable(Assignment.__table__, "dispatch_id", "position")
+    orders = writable(Dispatch.__table__)
+    places = writable(Assignment.__table__, "dispatch_id", "position")
     sql = f"""
 WITH g AS (
   UPDATE goals SET reserved_cents = reserved_cents + :cents
@@ -88,7 +89,7 @@ def insert_order(goal_id: int, cents: int, order: dict[str, Any], place: dict[st
 @functools.cache
 def _move_statement() -> TextClause:
     table = MicroJob.__table__
-    events = _writable(Event.__table__)
+    events = writable(Event.__table__)
     sql = f"""
 WITH j AS (
   UPDATE micro_jobs SET status = :to_status, reserved_cents = :to_reserved, updated_at = :at

@@ -56,7 +56,7 @@ def _default_value(default: Any) -> Any:
 @functools.cache
 def _order_columns() -> tuple[list[str], dict[str, Any]]:
     table = Dispatch.__table__
-    return [c.key for c in table.columns if not c.primary_key], dict(_defaults(table))
+    return [c.key for c in request_folds.writable(table)], dict(_defaults(table))
 
 
 @functools.cache
@@ -131,8 +131,8 @@ def open_order(job: MicroJob, dispatch: Dispatch, place: dict[str, Any], count: 
 @functools.cache
 def _place_columns() -> tuple[list[str], dict[str, Any]]:
     table = Assignment.__table__
-    names = [c.key for c in table.columns if not c.primary_key]
-    return [n for n in names if n not in ("dispatch_id", "position")], dict(_defaults(table))
+    names = [c.key for c in request_folds.writable(table, "dispatch_id", "position")]
+    return names, dict(_defaults(table))
 
 
 def place_values(place: dict[str, Any]) -> dict[str, Any]:
