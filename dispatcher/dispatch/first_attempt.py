@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -77,10 +78,11 @@ def lease_first(dispatch: Dispatch) -> datetime:
     return until
 
 
-def hand_over(first: Lease) -> None:
+def hand_over(first: Lease, *, also: Callable[[Pipeline], object] | None = None) -> None:
     """After the commit: leave the token for the dispatch's task, then enqueue the task.
     Redis errors are logged, not raised: the reconciler queues the pending dispatch, whose
-    task claims it when the lease runs out."""
+    task claims it when the lease runs out. `also`: the caller's own commands for the same
+    round trip (the commit's live updates, publish.add_to)."""
     from dispatcher.dispatch import send
 
     settings = current_app.config["SETTINGS"]
@@ -90,6 +92,8 @@ def hand_over(first: Lease) -> None:
         if left > timedelta(0):
             value = first.call or "1"
             pipe.set(token_key(first.dispatch_id), value, px=int(left.total_seconds() * 1000))
+        if also is not None:
+            also(pipe)
 
     try:
         send.enqueue_send(first.dispatch_id, also=leave_token)  # one round trip for both

@@ -9,6 +9,7 @@ task calls the platform without a claim of its own.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 
@@ -24,6 +25,7 @@ from dispatcher.errors import ConfigurationError, InvalidChange, InvalidTransiti
 from dispatcher.extensions import db
 from dispatcher.lifecycle import DELIVERY, DISPATCH, DeliveryState, Status
 from dispatcher.lifecycle.dispatch import OPEN as OPEN_ORDER
+from dispatcher.live import publish as live_publish
 from dispatcher.locking import lock_job
 from dispatcher.models import Dispatch, DispatchState, Goal, MicroJob
 from dispatcher.queues import enqueue_quietly
@@ -139,9 +141,24 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
     )
     if commit:
         call = first_attempt.carried.payload(job, dispatch, count)  # the rows, before commit
-        db.session.commit()
-        first_attempt.hand_over(first_attempt.Lease(_id(dispatch), until, call))
+        messages = _commit_holding_live_updates()
+        first_attempt.hand_over(
+            first_attempt.Lease(_id(dispatch), until, call),
+            also=functools.partial(live_publish.add_to, messages=messages) if messages else None,
+        )
     return dispatch
+
+
+def _commit_holding_live_updates() -> list:
+    """Commit, keeping the live updates for the hand-over's round trip (issue 12: one Redis
+    round trip after the commit, not two); published only if the commit succeeded."""
+    session = db.session()
+    live_publish.hold(session)
+    try:
+        db.session.commit()
+    finally:
+        messages = live_publish.take_held(session)
+    return messages
 
 
 def dispatch_goal(goal: Goal, *, actor: str = "owner") -> list[Dispatch]:

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 CHANNEL = "dispatcher:live:{owner_id}"
 PATTERN = "dispatcher:live:*"
 _PENDING = "dispatcher.live.pending"
+_HOLD = "dispatcher.live.hold"
+_HELD = "dispatcher.live.held"
 
 
 def channel_for(owner_id: int) -> str:
@@ -72,12 +75,36 @@ def note_inserted(session: Session, events: list[Event]) -> None:
 
 def _publish_after_commit(session: Session) -> None:
     messages = session.info.pop(_PENDING, None)
+    if session.info.pop(_HOLD, False):
+        session.info[_HELD] = messages or []
+        return
     if messages and has_app_context():
         publish(messages, current_app._get_current_object())
 
 
 def _forget(session: Session, *args: Any) -> None:
-    session.info.pop(_PENDING, None)
+    for key in (_PENDING, _HOLD, _HELD):
+        session.info.pop(key, None)
+
+
+def hold(session: Session) -> None:
+    """Keep the next commit's messages for the caller (`take_held`), who sends them in a
+    round trip it makes anyway (issue 12: a lone dispatch's hand-over), instead of one of
+    their own. Still only what committed: a rollback forgets them."""
+    session.info[_HOLD] = True
+
+
+def take_held(session: Session) -> list[tuple[int, dict[str, Any]]]:
+    """What the commit after `hold` kept (nothing if it did not commit); ends the hold."""
+    session.info.pop(_HOLD, None)
+    return session.info.pop(_HELD, None) or []
+
+
+def add_to(pipe: Pipeline, messages: list[tuple[int, dict[str, Any]]]) -> None:
+    """Queue the publishes of `messages` on the caller's pipeline (sent with its commands;
+    its caller logs a Redis error, never raises it)."""
+    for owner_id, message in messages:
+        pipe.publish(channel_for(owner_id), json.dumps(message))
 
 
 def publish(messages: list[tuple[int, dict[str, Any]]], app: Flask) -> None:
@@ -86,8 +113,7 @@ def publish(messages: list[tuple[int, dict[str, Any]]], app: Flask) -> None:
 
     try:
         pipe = redis_connection(app).pipeline(transaction=False)
-        for owner_id, message in messages:
-            pipe.publish(channel_for(owner_id), json.dumps(message))
+        add_to(pipe, messages)
         pipe.execute()
     except (RedisError, OSError) as exc:
         log.warning("live updates not published (%s); pages show them on reload", exc)

@@ -175,3 +175,82 @@ def test_lock_job_writes_what_the_job_holds_unwritten_then_reloads_the_rest(goal
     db.session.commit()
     stored = fresh(job.id)
     assert (stored.title, stored.price_cents) == ("edited, not flushed", 900)
+
+
+def test_a_lone_dispatch_publishes_its_event_in_the_hand_overs_round_trip(
+    goal, redis_url, monkeypatch
+):
+    """After the commit one Redis round trip carries the token, the send task and the live
+    update (issue 12: the publish was a round trip of its own); the update still arrives."""
+    import redis.connection
+    from sqlalchemy import event
+
+    job = fresh(delegated(goal, price=500).id)
+    job_id, owner_id = job.id, job.owner_id
+    sent: list[str] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(conn, command, *args, **kwargs):
+        sent.append("after commit" if committed else "before")
+        return original(conn, command, *args, **kwargs)
+
+    committed = False
+
+    def on_commit(conn) -> None:
+        nonlocal committed
+        committed = True
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    conn = redis.Redis.from_url(redis_url)
+    pubsub = conn.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel_for(owner_id))
+    pubsub.get_message(timeout=0.1)
+    sent.clear()
+    event.listen(db.engine, "commit", on_commit)
+    try:
+        service.dispatch_job(job)
+    finally:
+        event.remove(db.engine, "commit", on_commit)
+    after = sent.count("after commit")
+    try:
+        message = pubsub.get_message(timeout=2)
+        while message is None or message["type"] != "message":
+            message = pubsub.get_message(timeout=2)
+    finally:
+        pubsub.close()
+        conn.close()
+    assert after == 1
+    found = json.loads(message["data"])
+    assert (found["job"], found["kind"], found["to"]) == (job_id, "queue", "queued")
+    assert not any(key.startswith("dispatcher.live") for key in db.session().info)
+
+
+def test_a_dispatch_whose_commit_fails_publishes_nothing_and_holds_nothing(goal, redis_url):
+    """The hold ends with the commit: a failed commit's Event is never published, and the
+    session's next commit publishes on its own again."""
+    from sqlalchemy import event
+
+    job = fresh(delegated(goal, price=500).id)
+    owner_id = job.owner_id
+
+    def refuse(session) -> None:
+        raise RuntimeError("the commit fails")
+
+    conn = redis.Redis.from_url(redis_url)
+    pubsub = conn.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(channel_for(owner_id))
+    event.listen(db.session(), "before_commit", refuse)
+    try:
+        with pytest.raises(RuntimeError):
+            service.dispatch_job(job)
+    finally:
+        event.remove(db.session(), "before_commit", refuse)
+    db.session.rollback()
+    try:
+        seen = [pubsub.get_message(timeout=0.3) for _ in range(3)]
+    finally:
+        pubsub.close()
+        conn.close()
+    assert [m for m in seen if m and m["type"] == "message"] == []
+    assert not any(key.startswith("dispatcher.live") for key in db.session().info)
+    assert db.session.query(Dispatch).count() == 0
