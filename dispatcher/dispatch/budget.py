@@ -27,6 +27,11 @@ def _chain(job: MicroJob) -> list[MicroJob]:
     return chain
 
 
+def has_envelopes(job: MicroJob) -> bool:
+    """Whether the job or one above it has an envelope of its own (beside the goal's)."""
+    return any(node.budget_cents is not None for node in _chain(job))
+
+
 def reserve(
     job: MicroJob,
     cents: int,

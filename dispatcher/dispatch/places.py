@@ -25,6 +25,8 @@ from dispatcher.models._base import utcnow
 if TYPE_CHECKING:
     from sqlalchemy import ScalarSelect
 
+    from dispatcher.dispatch import request_writes
+
 A = AssignmentState
 
 #: places still waiting for work or for the owner (not yet accepted)
@@ -35,13 +37,22 @@ COUNTED = frozenset({A.ACCEPTED, A.PAID})
 LIVE = IN_FLIGHT | COUNTED
 
 
-def open_places(job: MicroJob, dispatch: Dispatch, count: int, fee_cents: int) -> None:
+def open_places(
+    job: MicroJob,
+    dispatch: Dispatch,
+    count: int,
+    fee_cents: int,
+    *,
+    move: request_writes.JobMove | None = None,
+    order_id: int | None = None,
+) -> None:
     """Stage the order, reserve `count` places (price plus fee each) on the budget, then add
     their rows. The job must be locked (`lock_job`) in this transaction: its own reservation
     is then the caller's to write with its status (`request_writes.move_job(...,
     reserved=dispatch.amount_cents)`), one UPDATE of its row, not two. A refused reservation
     leaves no order, so a caller that commits after the refusal stores no order without its
-    money. The rows are written with Core statements (request_writes.open_order)."""
+    money. The rows are written with Core statements (request_writes.open_order), which
+    then makes the job's `move` (`order_id`: the order's id, if the request read it)."""
     from dispatcher.dispatch import request_writes
 
     per_place = job.price_cents + fee_cents
@@ -54,7 +65,7 @@ def open_places(job: MicroJob, dispatch: Dispatch, count: int, fee_cents: int) -
         "held_cents": per_place,
         "person_id": job.person_id,  # the named person's place (teammate channels)
     }
-    request_writes.open_order(job, dispatch, place, count)
+    request_writes.open_order(job, dispatch, place, count, move, order_id)
 
 
 def missing(job: MicroJob, live: int | None = None) -> int:

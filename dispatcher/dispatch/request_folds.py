@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Column, TextClause, bindparam, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.functions import Function, func
 
 from dispatcher.extensions import db
 from dispatcher.models import Assignment, Dispatch, Event, MicroJob
@@ -114,3 +115,70 @@ def move_job(job_values: dict[str, Any], event: dict[str, Any]) -> int:
     params = dict(job_values)
     params.update({f"e_{key}": value for key, value in event.items()})
     return db.session.connection().execute(_move_statement(), params).scalar_one()
+
+
+def next_order_id() -> Function:
+    """The next order id from the dispatches' sequence, for a read the request makes anyway
+    (request_reads.py): the order's id is then known before its INSERT, so its Event can be
+    written in the same statement (`dispatch_all`). A refused request leaves a gap in the
+    ids, as any rolled-back INSERT does."""
+    return func.nextval(func.pg_get_serial_sequence("dispatches", "id"))
+
+
+@functools.cache
+def _dispatch_statement() -> TextClause:
+    orders = writable(Dispatch.__table__)
+    places = writable(Assignment.__table__, "dispatch_id", "position")
+    events = writable(Event.__table__)
+    id_type = Dispatch.__table__.c.id.type.compile(dialect=_DIALECT)
+    sql = f"""
+WITH g AS (
+  UPDATE goals SET reserved_cents = reserved_cents + :cents
+  WHERE id = :goal_id AND budget_cents - reserved_cents - spent_cents >= :cents
+  RETURNING id
+), d AS (
+  INSERT INTO dispatches (id, {", ".join(c.name for c in orders)})
+  SELECT CAST(:order_id AS {id_type}), {", ".join(_cast("o_" + c.key, c) for c in orders)}
+  FROM g
+  RETURNING id
+), p AS (
+  INSERT INTO assignments (dispatch_id, position, {", ".join(c.name for c in places)})
+  SELECT d.id, n, {", ".join(_cast("p_" + c.key, c) for c in places)}
+  FROM d CROSS JOIN generate_series(1, CAST(:count AS INTEGER)) AS n
+  RETURNING dispatch_id
+), j AS (
+  UPDATE micro_jobs SET status = :to_status, reserved_cents = :to_reserved, updated_at = :at
+  FROM d
+  WHERE micro_jobs.id = :job_id
+  RETURNING micro_jobs.id
+)
+INSERT INTO events ({", ".join(c.name for c in events)})
+SELECT {", ".join(_cast("e_" + c.key, c) for c in events)} FROM j
+RETURNING id"""
+    table = MicroJob.__table__
+    return text(sql).bindparams(
+        bindparam("cents", type_=Dispatch.__table__.c.amount_cents.type),
+        bindparam("goal_id", type_=Dispatch.__table__.c.job_id.type),
+        bindparam("order_id", type_=Dispatch.__table__.c.id.type),
+        *_params("o_", orders),
+        *_params("p_", places),
+        bindparam("to_status", type_=table.c.status.type),
+        bindparam("to_reserved", type_=table.c.reserved_cents.type),
+        bindparam("at", type_=table.c.updated_at.type),
+        bindparam("job_id", type_=table.c.id.type),
+        *_params("e_", events),
+    )
+
+
+def dispatch_all(order_id: int, goal_id: int, cents: int, order: dict[str, Any],
+                 place: dict[str, Any], count: int, job_values: dict[str, Any],
+                 event: dict[str, Any]) -> int | None:  # fmt: skip
+    """`insert_order` (with the order's id given: `next_order_id`) and `move_job` in one
+    statement, every write conditioned on the goal's guarded reservation. Returns the
+    Event's id, or None when the goal had no room (then nothing was written)."""
+    params = {"order_id": order_id, "cents": cents, "goal_id": goal_id, "count": count}
+    params.update(job_values)
+    params.update({f"o_{key}": value for key, value in order.items()})
+    params.update({f"p_{key}": value for key, value in place.items()})
+    params.update({f"e_{key}": value for key, value in event.items()})
+    return db.session.connection().execute(_dispatch_statement(), params).scalar()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm.attributes import set_committed_value
 
-from dispatcher.dispatch import places
+from dispatcher.dispatch import places, request_folds
 from dispatcher.extensions import db
 from dispatcher.models import Connection, Goal, MicroJob
 
@@ -34,19 +34,24 @@ class Reads:
     goal: Goal
     connection: Connection | None
     live: int
+    #: the next order id, taken from its sequence on PostgreSQL (request_folds.next_order_id)
+    order_id: int | None = None
 
 
 @functools.cache
-def _statement() -> Select:
+def _statement(order_id: bool = False) -> Select:
     """Built once: constructing this statement costs more Python than running it, and a new
-    alias of micro_jobs per call would also defeat the statement cache (both measured)."""
+    alias of micro_jobs per call would also defeat the statement cache (both measured).
+    `order_id`: also take the next order id (PostgreSQL)."""
     job_id = bindparam("job_id")
+    extra = [request_folds.next_order_id().label("order_id")] if order_id else []
     return (
         select(
             Goal,
             Connection,
             select(MicroJob.id).where(MicroJob.parent_id == job_id).exists().label("has_children"),
             places.live_count(job_id).label("live"),
+            *extra,
         )
         .outerjoin(Connection, Connection.id == bindparam("connection_id"))
         .where(Goal.id == bindparam("goal_id"))
@@ -56,11 +61,12 @@ def _statement() -> Select:
 def read_for_dispatch(job: MicroJob) -> Reads:
     """Load the locked job's goal, connection, children flag and live places in one
     statement."""
+    folds = request_folds.folds()
     row = db.session.execute(
-        _statement(),
+        _statement(folds),
         {"job_id": job.id, "goal_id": job.goal_id, "connection_id": job.connection_id},
     ).one()
     set_committed_value(job, "goal", row.Goal)
     if not row.has_children:
         set_committed_value(job, "children", [])
-    return Reads(row.Goal, row.Connection, int(row.live))
+    return Reads(row.Goal, row.Connection, int(row.live), row.order_id if folds else None)

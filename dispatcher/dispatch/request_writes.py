@@ -18,6 +18,7 @@ it runs in the caller's transaction under the job's row lock.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Insert, Table, Update, bindparam, insert, update
@@ -94,17 +95,43 @@ def stage_order(dispatch: Dispatch) -> int:
     return dispatch.id
 
 
-def open_order(job: MicroJob, dispatch: Dispatch, place: dict[str, Any], count: int) -> None:
+@dataclass(frozen=True)
+class JobMove:
+    """The job's move that follows its new order (`move_job`): the Event's `data` gets the
+    order's id first, as `dispatch_id`."""
+
+    action: str
+    actor: str
+    data: dict[str, Any]
+
+
+def open_order(
+    job: MicroJob,
+    dispatch: Dispatch,
+    place: dict[str, Any],
+    count: int,
+    move: JobMove | None = None,
+    order_id: int | None = None,
+) -> None:
     """Insert the order, reserve its `amount_cents` (budget.reserve, the job locked) and
-    insert its `count` places (`place`: the columns they share). On PostgreSQL the goal's
-    reservation, the order and the places are one statement (request_folds.py). A refused
+    insert its `count` places (`place`: the columns they share); then `move` the job. On
+    PostgreSQL the goal's reservation, the order and the places are one statement, and with
+    the order's id known (`order_id`, request_folds.next_order_id) and no envelope above the
+    job, the job's move and its Event are in it too (request_folds.py). A refused
     reservation leaves no order: none was inserted, or it is deleted again, so a caller that
-    commits after the refusal stores no order without its money."""
-    from dispatcher.dispatch import budget, request_folds
+    commits after the refusal stores no order without its money (nor a moved job)."""
+    from dispatcher.dispatch import budget
 
     amount = dispatch.amount_cents
     try:
         if request_folds.folds() and amount > 0:  # nothing to reserve: nothing to fold into
+            if move is not None and order_id is not None and not budget.has_envelopes(job):
+
+                def reserve_all() -> bool:
+                    return _dispatch_all(job, dispatch, place, count, move, order_id)
+
+                budget.reserve(job, amount, locked=True, goal_update=reserve_all)
+                return
 
             def reserve_goal() -> bool:
                 order_id = request_folds.insert_order(
@@ -115,17 +142,53 @@ def open_order(job: MicroJob, dispatch: Dispatch, place: dict[str, Any], count: 
                 return order_id is not None
 
             budget.reserve(job, amount, locked=True, goal_update=reserve_goal)
-            return
-        stage_order(dispatch)
-        budget.reserve(job, amount, locked=True)
+        else:
+            stage_order(dispatch)
+            budget.reserve(job, amount, locked=True)
+            insert_places(
+                [{**place, "dispatch_id": dispatch.id, "position": n} for n in range(1, count + 1)]
+            )
     except BudgetExceeded:
         if sa_inspect(dispatch).persistent:
             db.session.delete(dispatch)
             db.session.flush()
         raise
-    insert_places(
-        [{**place, "dispatch_id": dispatch.id, "position": n} for n in range(1, count + 1)]
-    )
+    if move is not None:
+        data = {"dispatch_id": dispatch.id, **move.data}
+        move_job(job, move.action, reserved=amount, actor=move.actor, data=data)
+
+
+def _dispatch_all(
+    job: MicroJob,
+    dispatch: Dispatch,
+    place: dict[str, Any],
+    count: int,
+    move: JobMove,
+    order_id: int,
+) -> bool:
+    """The goal's reservation, the order, its places, the job's move and its Event in one
+    statement (request_folds.dispatch_all); whether the goal had room. The job machine
+    checks the move first; a goal without room wrote nothing, and the job keeps its
+    status."""
+    data = {"dispatch_id": order_id, **move.data}
+    planned = lifecycle.plan(move.action, start=job.status, data=data, job_id=job.id)
+    total = job.reserved_cents + dispatch.amount_cents
+    event = lifecycle.written(job, planned, actor=move.actor)
+    at = utcnow()
+    values = {"job_id": job.id, "to_status": str(planned.after), "to_reserved": total, "at": at}
+    row = lifecycle.event_row(event)
+    event_id = request_folds.dispatch_all(
+        order_id, job.goal_id, dispatch.amount_cents, order_values(dispatch),
+        place_values(place), count, values, row,
+    )  # fmt: skip
+    if event_id is None:
+        set_committed_value(job, "status", planned.before)
+        return False
+    attach(dispatch, order_id)
+    lifecycle.inserted_event(row, event_id)
+    set_committed_value(job, "reserved_cents", total)
+    set_committed_value(job, "updated_at", at)
+    return True
 
 
 @functools.cache

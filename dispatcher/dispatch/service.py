@@ -130,15 +130,11 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
     )
     until = first_attempt.lease_first(dispatch) if commit else None  # a lone dispatch
     # inserts the order, reserves, adds the places; then the job's reservation and status are
-    # one UPDATE, and its Event one INSERT (Core statements: request_writes.py)
-    places.open_places(job, dispatch, count, adapter.fee_cents(job.price_cents))
-    request_writes.move_job(
-        job,
-        action,
-        reserved=dispatch.amount_cents,
-        actor=actor,
-        data={"dispatch_id": dispatch.id, "channel": job.channel, "assignments": count},
-    )
+    # one UPDATE, and its Event one INSERT (Core statements: request_writes.py); on PostgreSQL
+    # all of it is one statement when no envelope is above the job (request_folds.py)
+    move = request_writes.JobMove(action, actor, {"channel": job.channel, "assignments": count})
+    fee = adapter.fee_cents(job.price_cents)
+    places.open_places(job, dispatch, count, fee, move=move, order_id=reads.order_id)
     if commit:
         call = first_attempt.carried.payload(job, dispatch, count)  # the rows, before commit
         messages = _commit_holding_live_updates()

@@ -254,3 +254,51 @@ def test_a_dispatch_whose_commit_fails_publishes_nothing_and_holds_nothing(goal,
     assert [m for m in seen if m and m["type"] == "message"] == []
     assert not any(key.startswith("dispatcher.live") for key in db.session().info)
     assert db.session.query(Dispatch).count() == 0
+
+
+def test_a_goal_without_room_writes_nothing_and_the_job_keeps_its_status(owner):
+    """On PostgreSQL the reservation conditions every write of the one statement: no order,
+    no place, no move, no Event; the job object still says draft (it was moved in memory
+    for the statement's values, then put back)."""
+    goal = tree.create_goal(owner.id, title="tight", budget_cents=300)
+    goal_id = goal.id
+    job = fresh(delegated(goal, price=500).id)
+    job_id = job.id
+    with pytest.raises(BudgetExceeded, match="goal budget left is"):
+        service.dispatch_job(job, commit=False)
+    assert job.status == "draft" and job.reserved_cents == 0
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.query(Dispatch).count() == 0
+    assert db.session.query(Assignment).count() == 0
+    assert db.session.query(Event).filter_by(job_id=job_id, kind="queue").count() == 0
+    stored = db.session.get(MicroJob, job_id)
+    assert (stored.status, stored.reserved_cents) == ("draft", 0)
+    assert db.session.get(Goal, goal_id).reserved_cents == 0
+    # the same job dispatches once the goal has room (a refused id is only a gap)
+    db.session.get(Goal, goal_id).budget_cents = 5000
+    db.session.commit()
+    dispatch_id = service.dispatch_job(fresh(job_id)).id
+    db.session.expire_all()
+    assert db.session.get(Dispatch, dispatch_id).job_id == job_id
+    (event,) = db.session.query(Event).filter_by(job_id=job_id, kind="queue").all()
+    assert event.data["dispatch_id"] == dispatch_id
+
+
+def test_an_ancestor_without_envelope_still_holds_the_money(goal):
+    """Ancestors keep their subtree's reservation: with the job's writes folded into one
+    statement (no envelope above it), the parent's UPDATE still follows in the transaction."""
+    goal_id = goal.id
+    parent = tree.add_job(goal, title="parent")
+    job = delegated(goal, title="leaf", price=500, parent=parent, assignments=2)
+    parent_id, job_id = parent.id, job.id
+    dispatch_id = service.dispatch_job(fresh(job_id)).id
+    db.session.expire_all()
+    amount = db.session.get(Dispatch, dispatch_id).amount_cents
+    assert amount >= 1000
+    assert db.session.get(MicroJob, parent_id).reserved_cents == amount
+    assert db.session.get(MicroJob, job_id).reserved_cents == amount
+    assert db.session.get(Goal, goal_id).reserved_cents == amount
+    assert db.session.query(Assignment).filter_by(dispatch_id=dispatch_id).count() == 2
+    (event,) = db.session.query(Event).filter_by(job_id=job_id, kind="queue").all()
+    assert event.data == {"dispatch_id": dispatch_id, "channel": "sandbox", "assignments": 2}
