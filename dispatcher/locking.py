@@ -6,6 +6,10 @@ silently wins (a lost update). `lock_job` starts the transaction with a write to
 row: PostgreSQL then holds that row's lock until commit, SQLite holds its one write lock (and
 pysqlite opens the transaction at that first write), and the reload after it sees every
 commit made before the lock was granted. It is a portable SELECT ... FOR UPDATE.
+
+Every holder of a job's lock writes the job's row (never a bare SELECT ... FOR UPDATE): a
+dispatch request's one-statement lock and read (request_reads.lock_and_read) relies on it
+to tell that a holder committed after its snapshot.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ _COLUMN_KEYS = [prop.key for prop in sa_inspect(MicroJob).column_attrs]
 @functools.cache
 def _lock_statement() -> Update:
     table = MicroJob.__table__
-    columns = [prop.columns[0] for prop in sa_inspect(MicroJob).column_attrs]
+    columns = job_columns()
     return (
         update(table)
         .where(table.c.id == bindparam("job_id"))
@@ -52,12 +56,25 @@ def lock_job(job: MicroJob, *also: Dispatch) -> MicroJob:
         .first()
     )
     if row is not None:  # a job deleted meanwhile is left as it was, as before
-        for key, value in zip(_COLUMN_KEYS, row, strict=True):
-            set_committed_value(job, key, value)
-    db.session.expire(job, _RELATIONSHIPS)
+        load_locked(job, row)
+    else:
+        db.session.expire(job, _RELATIONSHIPS)
     for row in also:
         db.session.refresh(row)
     return job
+
+
+def job_columns() -> list:
+    """The job's columns, in the order `load_locked` takes their values."""
+    return [prop.columns[0] for prop in sa_inspect(MicroJob).column_attrs]
+
+
+def load_locked(job: MicroJob, values: Sequence) -> None:
+    """Reload the job from the values of its locked row (`job_columns`' order) as loaded
+    values; its relationships are expired, as a refresh would."""
+    for key, value in zip(_COLUMN_KEYS, values, strict=True):
+        set_committed_value(job, key, value)
+    db.session.expire(job, _RELATIONSHIPS)
 
 
 def lock_jobs(jobs: Sequence[MicroJob]) -> None:

@@ -20,7 +20,7 @@ from adapters.base import Adapter, Capability
 from dispatcher import connections, lifecycle
 from dispatcher.dispatch import first_attempt, places, request_writes, send
 from dispatcher.dispatch.cancel import enqueue_cancel, owe_cancel
-from dispatcher.dispatch.request_reads import read_for_dispatch
+from dispatcher.dispatch.request_reads import lock_and_read
 from dispatcher.errors import ConfigurationError, InvalidChange, InvalidTransition, NotFound
 from dispatcher.extensions import db
 from dispatcher.lifecycle import DELIVERY, DISPATCH, DeliveryState, Status
@@ -107,9 +107,10 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
     the job to queued; enqueue after commit. A re-order covers only the missing places.
     A refusal raises with the transaction half-written: the caller rolls back (dispatch_goal
     does; a request's session is rolled back by `refuse` or at teardown)."""
-    lock_job(job)  # an edit of its price or channel commits first (and is seen), or waits
-    # goal, connection, children, places: one statement (kept: it holds the connection)
-    reads = read_for_dispatch(job)
+    # the lock (an edit of its price or channel commits first, and is seen, or waits), then
+    # goal, connection, children, places: one statement on PostgreSQL when safe, else two
+    # (request_reads.py; the reads are kept: they hold the connection)
+    reads = lock_and_read(job)
     goal = job.goal
     adapter = check_delegable(job, goal)
     action = "requeue" if job.status in REDISPATCHABLE else "queue"

@@ -18,10 +18,11 @@ from dispatcher.queues import DISPATCH, get_queue
 #: places; the Dispatch; the goal's guarded reservation; the Event; the job's status with its
 #: own reservation (one UPDATE); the places.
 DISPATCH_JOB_STATEMENTS = 7
-#: on PostgreSQL (request_folds.py; it was 4): the lock; the read, which also takes the
-#: order's id from its sequence; the goal's reservation, the Dispatch, the places, the job's
-#: status with its reservation and the Event in one statement (no envelope above the job)
-DISPATCH_JOB_STATEMENTS_POSTGRESQL = 3
+#: on PostgreSQL (it was 4): the lock with the read, which also takes the order's id from
+#: its sequence (request_reads.lock_and_read; two statements after a wait for the lock);
+#: the goal's reservation, the Dispatch, the places, the job's status with its reservation
+#: and the Event (request_folds.dispatch_all; no envelope above the job)
+DISPATCH_JOB_STATEMENTS_POSTGRESQL = 2
 
 
 def fresh_job(job_id: int) -> MicroJob:
