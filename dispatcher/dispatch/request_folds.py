@@ -10,6 +10,11 @@ data-modifying CTEs they are two:
   refusal leaves no order (and none to delete);
 - the job's UPDATE and its Event's INSERT from the UPDATE's RETURNING.
 
+When the request knows the order's id before the INSERT (it reads the next one from the
+sequence with its other reads) and no envelope above the job can refuse after the goal's
+reservation, both are one statement (`dispatch_all`): every write hangs on the goal's
+guarded UPDATE, so a goal without room writes nothing at all.
+
 SQLite has no data-modifying CTEs: there the same rows are written one statement each
 (request_writes.py). What is written is the same on both, column for column: the columns
 come from the models' tables, each value cast to its column's type.

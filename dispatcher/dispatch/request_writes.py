@@ -8,7 +8,8 @@ a statement built once (functools.cache), run with its values; the order stays a
 for the callers (the API answers with it, `dispatch_goal` enqueues it by identity): it is put
 into the session as a persistent row with every column set, so reading it loads nothing.
 
-On PostgreSQL the same rows are written in two statements, not five (request_folds.py).
+On PostgreSQL the same rows are written in one statement, or two when an envelope is above
+the job, not five (request_folds.py).
 
 The money and the rules are unchanged: the budget's guarded UPDATEs are budget.py's, the
 job's move is checked by the job machine (`lifecycle.plan` / `lifecycle.written`), and all of
