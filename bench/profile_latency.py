@@ -38,6 +38,7 @@ MAIN = threading.main_thread()
 #: (letter, stage) of each stamp label; a stage ends at its stamp and starts at the one before
 STAGES = {
     "lock_job": ("a", "lock_job (UPDATE ... RETURNING)"),
+    "lock_and_read": ("a", "lock_and_read (lock, goal, connection, places)"),
     "check_delegable": ("a", "check_delegable (connection, adapter)"),
     "missing": ("a", "places.missing"),
     "open_places": ("a", "places.open_places + budget"),
@@ -220,6 +221,7 @@ def instrument_request() -> None:
 
     REC.install()
     stamp_after(service, "lock_job", "lock_job")
+    stamp_after(service, "lock_and_read", "lock_and_read")
     stamp_after(service, "check_delegable", "check_delegable")
     stamp_after(places, "missing", "missing")
     stamp_after(places, "open_places", "open_places")
