@@ -106,7 +106,8 @@ def intake_engine() -> Engine:
 
 def _create(engine: Engine) -> Engine:
     options: dict[str, Any] = dict(current_app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-    options.update(isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+    # in autocommit no transaction is ever left open: nothing to roll back on return
+    options.update(isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_reset_on_return=None)
     intake = create_engine(engine.url, **options)
     on_sqlite_connect(intake)
     event.listen(engine, "engine_disposed", lambda _engine: intake.dispose())
