@@ -19,7 +19,7 @@ from typing import Any
 
 from rq import Queue
 from rq.job import Retry, validate_job_id
-from rq.utils import get_call_string
+from rq.utils import get_call_string, now
 
 #: the per-job fields, never taken from the template
 PER_JOB = frozenset({"data", "description", "created_at", "enqueued_at"})
@@ -37,6 +37,9 @@ class JobTemplate:
     serializer: Any
     description_given: str | None
     fields: tuple[bytes, ...]
+    #: the queue's list, and RQ's set of every queue
+    queue_key: str
+    queues_key: str
 
     def data(self, args: tuple[Any, ...]) -> bytes:
         """`Job.data` for a call with these positional arguments, compressed as stored."""
@@ -59,14 +62,20 @@ _lock = threading.Lock()
 MAX_TEMPLATES = 256
 
 
-def template(queue: Queue, func: str | Callable[..., Any], options: dict[str, Any]) -> JobTemplate:
-    """The template of `queue.enqueue_call(func, ..., **options)`'s job (`job_timeout` as
-    `enqueue` takes it), from RQ itself the first time, remembered after."""
-    key = _key(queue, func, options)
+def template(
+    queue_name: str,
+    func: str | Callable[..., Any],
+    options: dict[str, Any],
+    queue: Callable[[], Queue],
+) -> JobTemplate:
+    """The template of `queue().enqueue_call(func, ..., **options)`'s job (`job_timeout` as
+    `enqueue` takes it), from RQ itself the first time, remembered after. `queue` makes the
+    named queue (with its default serializer), only when a template is built."""
+    key = _key(queue_name, func, options)
     found = _templates.get(key) if key is not None else None
     if found is not None:
         return found
-    built = _build(queue, func, options)
+    built = _build(queue(), func, options)
     if key is not None:
         with _lock:
             if len(_templates) >= MAX_TEMPLATES:
@@ -91,7 +100,14 @@ def _build(queue: Queue, func: str | Callable[..., Any], options: dict[str, Any]
         serializer=job.serializer,
         description_given=options.get("description"),
         fields=tuple(fields),
+        queue_key=queue.key,
+        queues_key=queue.redis_queues_keys,
     )
+
+
+def stamp() -> bytes:
+    """Now, as RQ's `utcformat` writes it (isoformat: the same text, without strftime's cost)."""
+    return now().replace(tzinfo=None).isoformat(timespec="microseconds").encode() + b"Z"
 
 
 def _encode(value: Any) -> bytes:
@@ -107,7 +123,9 @@ def _encode(value: Any) -> bytes:
     return str(value).encode()
 
 
-def _key(queue: Queue, func: str | Callable[..., Any], options: dict[str, Any]) -> Hashable | None:
+def _key(
+    queue_name: str, func: str | Callable[..., Any], options: dict[str, Any]
+) -> Hashable | None:
     """A cache key for these options, or None if one of them cannot be compared by value."""
     items = []
     for name, value in sorted(options.items()):
@@ -122,4 +140,4 @@ def _key(queue: Queue, func: str | Callable[..., Any], options: dict[str, Any]) 
         hash(func)
     except TypeError:
         return None
-    return (queue.name, queue.serializer, func, tuple(items))
+    return (queue_name, func, tuple(items))

@@ -17,8 +17,6 @@ from redis.exceptions import NoScriptError, RedisError
 from rq import Queue
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
-from rq.utils import now as rq_now
-from rq.utils import utcformat
 
 from dispatcher import job_templates
 from dispatcher.config import EMBEDDED_REDIS, Settings
@@ -147,19 +145,18 @@ def enqueue_many_once(
     script call for the group, sent by its SHA."""
     if not calls:
         return 0
-    queue = get_queue(queue_name)
     options.setdefault("result_ttl", 0)
     options.setdefault("failure_ttl", 7 * 24 * 3600)
-    template = job_templates.template(queue, func, options)
-    stamp = utcformat(rq_now()).encode()  # created and enqueued now, as RQ's enqueue does
+    template = job_templates.template(queue_name, func, options, lambda: get_queue(queue_name))
+    stamp = job_templates.stamp()  # created and enqueued now, as RQ's enqueue does
     args = [len(template.fields) + 4, b"created_at", stamp, b"enqueued_at", stamp,
             *template.fields]  # fmt: skip
-    keys = [queue.redis_queues_keys, queue.key]
+    keys = [template.queues_key, template.queue_key]
     for job_id, call_args in calls:
         template.check_id(job_id)
         keys.append(Job.key_for(job_id))
         args.extend((job_id, template.data(call_args), template.description(call_args)))
-    pushed = _push(queue.connection, also, keys, args)
+    pushed = _push(redis_connection(), also, keys, args)
     queued = sum(pushed)
     timeout = options.pop("job_timeout", None)
     for (job_id, call_args), new in zip(calls, pushed, strict=True):

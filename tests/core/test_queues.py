@@ -14,7 +14,10 @@ from rq import Retry, SimpleWorker
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 from rq.timeouts import JobTimeoutException
+from rq.utils import now as rq_now
+from rq.utils import str_to_date, utcformat
 
+from dispatcher import job_templates
 from dispatcher.queues import INBOUND, enqueue_many_once, get_queue, redis_connection
 
 RECORD = "fakes.rq_tasks.record"
@@ -135,3 +138,11 @@ def test_a_bad_job_id_is_refused_before_anything_is_sent(app):
     with pytest.raises(ValueError):
         enqueue_many_once(INBOUND, RECORD, [("ok", (1,)), ("not ok!", (2,))])
     assert get_queue(INBOUND).count == 0
+
+
+def test_the_stamp_is_written_as_rq_writes_its_timestamps(app):
+    before = utcformat(rq_now())
+    written = job_templates.stamp().decode()
+    assert len(written) == len(before) and written.endswith("Z")
+    assert before <= written <= utcformat(rq_now())
+    assert utcformat(str_to_date(written)) == written  # RQ reads it back to the same instant
