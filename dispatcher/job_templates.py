@@ -18,7 +18,7 @@ from enum import Enum
 from typing import Any
 
 from rq import Queue
-from rq.job import Retry, validate_job_id
+from rq.job import Retry
 from rq.utils import get_call_string, now
 
 #: the per-job fields, never taken from the template
@@ -49,10 +49,6 @@ class JobTemplate:
         if self.description_given is not None:
             return self.description_given
         return get_call_string(self.func_name, args, {}, max_length=_ARG_REPR_LENGTH) or ""
-
-    def check_id(self, job_id: str) -> None:
-        """Refuse a job id RQ would refuse."""
-        validate_job_id(job_id)
 
 
 _templates: dict[Hashable, JobTemplate] = {}

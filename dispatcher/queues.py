@@ -16,7 +16,7 @@ from redis.client import Pipeline
 from redis.exceptions import NoScriptError, RedisError
 from rq import Queue
 from rq.exceptions import DuplicateJobError
-from rq.job import Job
+from rq.job import Job, validate_job_id
 
 from dispatcher import job_templates
 from dispatcher.config import EMBEDDED_REDIS, Settings
@@ -153,7 +153,7 @@ def enqueue_many_once(
             *template.fields]  # fmt: skip
     keys = [template.queues_key, template.queue_key]
     for job_id, call_args in calls:
-        template.check_id(job_id)
+        validate_job_id(job_id)  # refused as RQ refuses it, before anything is sent
         keys.append(Job.key_for(job_id))
         args.extend((job_id, template.data(call_args), template.description(call_args)))
     pushed = _push(redis_connection(), also, keys, args)
