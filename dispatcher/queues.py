@@ -5,6 +5,7 @@ Redis is only a transport (DESIGN rule 1): every job here can be rebuilt from th
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,12 +13,12 @@ from typing import Any
 from flask import Flask, current_app
 from redis import Redis
 from redis.client import Pipeline
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from rq import Queue
 from rq.exceptions import DuplicateJobError
-from rq.job import Job
-from rq.utils import now as rq_now
+from rq.job import Job, validate_job_id
 
+from dispatcher import job_templates
 from dispatcher.config import EMBEDDED_REDIS, Settings
 from dispatcher.redis_urls import connect_url
 
@@ -99,14 +100,31 @@ def enqueue_once(
             return None
 
 
-#: RQ's own unique enqueue (a job hash saved and pushed only if none is there), as a script
-#: that a pipeline can carry: one round trip for a whole group of jobs
+#: RQ's own unique enqueue (a job hash saved and pushed only if none is there) for a whole
+#: group, as one script call. KEYS: RQ's set of queues, the queue's list, then each job's
+#: hash. ARGV: how many shared field/value items follow, those items (the same for every job
+#: of the group), then each job's id, data and description. Returns 1 per job pushed, 0 per
+#: job id that already had a hash.
 _PUSH_IF_NEW = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('RPUSH', KEYS[2], ARGV[1])
-return 1
+redis.call('SADD', KEYS[1], KEYS[2])
+local shared = tonumber(ARGV[1])
+local common = {}
+for i = 2, shared + 1 do common[#common + 1] = ARGV[i] end
+local pushed = {}
+for j = 3, #KEYS do
+  local at = shared + 2 + (j - 3) * 3
+  if redis.call('EXISTS', KEYS[j]) == 1 then
+    pushed[#pushed + 1] = 0
+  else
+    redis.call('HSET', KEYS[j], 'data', ARGV[at + 1], 'description', ARGV[at + 2],
+               unpack(common))
+    redis.call('RPUSH', KEYS[2], ARGV[at])
+    pushed[#pushed + 1] = 1
+  end
+end
+return pushed
 """
+_PUSH_IF_NEW_SHA = hashlib.sha1(_PUSH_IF_NEW.encode()).hexdigest()
 
 
 def enqueue_many_once(
@@ -121,35 +139,56 @@ def enqueue_many_once(
     many were queued. A job id that already has a job is handed to `enqueue_once`, which
     leaves a queued one alone and replaces a finished or failed one. `also` adds the
     caller's own commands to the same round trip, ahead of the jobs (a worker that takes a
-    job finds them done)."""
+    job finds them done).
+
+    The job hashes are the ones RQ's `enqueue` writes (`job_templates`), written by one
+    script call for the group, sent by its SHA."""
     if not calls:
         return 0
-    queue = get_queue(queue_name)
     options.setdefault("result_ttl", 0)
     options.setdefault("failure_ttl", 7 * 24 * 3600)
-    timeout = options.pop("job_timeout", None)
-    jobs = []
-    for job_id, args in calls:
-        job = queue.create_job(func, args=args, job_id=job_id, timeout=timeout, **options)
-        job.origin, job.enqueued_at = queue.name, rq_now()
-        jobs.append(job)
-    with queue.connection.pipeline(transaction=False) as pipe:
-        if also is not None:
-            also(pipe)
-        head = len(pipe) + 1
-        pipe.sadd(queue.redis_queues_keys, queue.key)
-        for job in jobs:
-            fields = [x for k, v in job.to_dict().items() if v is not None for x in (k, v)]
-            pipe.eval(_PUSH_IF_NEW, 2, job.key, queue.key, job.id, *fields)
-        pushed = pipe.execute()[head:]
+    template = job_templates.template(queue_name, func, options, lambda: get_queue(queue_name))
+    stamp = job_templates.stamp()  # created and enqueued now, as RQ's enqueue does
+    args = [len(template.fields) + 4, b"created_at", stamp, b"enqueued_at", stamp,
+            *template.fields]  # fmt: skip
+    keys = [template.queues_key, template.queue_key]
+    for job_id, call_args in calls:
+        validate_job_id(job_id)  # refused as RQ refuses it, before anything is sent
+        keys.append(Job.key_for(job_id))
+        args.extend((job_id, template.data(call_args), template.description(call_args)))
+    pushed = _push(redis_connection(), also, keys, args)
     queued = sum(pushed)
-    for (job_id, args), new in zip(calls, pushed, strict=True):
+    timeout = options.pop("job_timeout", None)
+    for (job_id, call_args), new in zip(calls, pushed, strict=True):
         if not new:
             again = enqueue_once(
-                queue_name, func, *args, job_id=job_id, job_timeout=timeout, **options
+                queue_name, func, *call_args, job_id=job_id, job_timeout=timeout, **options
             )
             queued += again is not None
     return queued
+
+
+def _push(conn: Redis, also: Callable[[Pipeline], object] | None, keys: list, args: list):
+    """Run the script by its SHA, after `also`'s commands in the same round trip if any;
+    a Redis that does not know it yet (new, restarted) is given it, and it is sent again.
+    Raises the first error of any command, as a pipeline does."""
+    if also is None:  # one command: no pipeline to build and reset
+        try:
+            return conn.evalsha(_PUSH_IF_NEW_SHA, len(keys), *keys, *args)
+        except NoScriptError:
+            conn.script_load(_PUSH_IF_NEW)
+            return conn.evalsha(_PUSH_IF_NEW_SHA, len(keys), *keys, *args)
+    with conn.pipeline(transaction=False) as pipe:
+        also(pipe)
+        pipe.evalsha(_PUSH_IF_NEW_SHA, len(keys), *keys, *args)
+        results = pipe.execute(raise_on_error=False)
+    if isinstance(results[-1], NoScriptError):  # the script did not run; `also`'s did
+        conn.script_load(_PUSH_IF_NEW)
+        results[-1] = conn.evalsha(_PUSH_IF_NEW_SHA, len(keys), *keys, *args)
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results[-1]
 
 
 def drop_queued(queue_name: str, job_ids: list[str]) -> int:

@@ -35,7 +35,7 @@ from flask import Flask, current_app
 from sqlalchemy import Dialect
 
 from dispatcher.extensions import db
-from dispatcher.inbound.intake_connection import intake_connection
+from dispatcher.inbound.intake_connection import fetch_all, intake_engine
 from dispatcher.inbound.queueing import enqueue_apply_many_quietly
 from dispatcher.models import Connection, InboundEvent
 from dispatcher.models._base import utcnow
@@ -157,14 +157,14 @@ def _insert(group: Sequence[_Waiting]) -> None:
     """One INSERT of the group's rows that skips (connection, event id) pairs already stored
     and rows whose connection changed, committed before it returns; each stored row's id is
     set on its waiter."""
-    with write_gate(), intake_connection() as conn:  # autocommit: committed as it returns
-        dialect = conn.dialect
-        params: list[Any] = []
-        for w in group:
-            params.extend(_params(w, dialect))
-        # the driver's own statement: no compiling, and one shape per group size
-        statement = _statement(dialect.name, dialect.paramstyle, len(group))
-        stored = conn.exec_driver_sql(statement, tuple(params)).all()
+    dialect = intake_engine().dialect
+    params: list[Any] = []
+    for w in group:
+        params.extend(_params(w, dialect))
+    # the driver's own statement: no compiling, and one shape per group size
+    statement = _statement(dialect.name, dialect.paramstyle, len(group))
+    with write_gate():
+        stored = fetch_all(statement, tuple(params))  # autocommit: committed as it returns
     ids = {(connection_id, event_id): id_ for id_, connection_id, event_id in stored}
     # the first of two deliveries in one group gets the row; the second is a duplicate
     for w in group:

@@ -21,6 +21,8 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import PoolProxiedConnection
 
 from dispatcher.extensions import db, on_sqlite_connect
 
@@ -32,6 +34,62 @@ def intake_connection() -> Connection:
     """A connection of intake's engine, for a single statement: `with intake_connection() as
     conn: conn.execute(...)`."""
     return intake_engine().connect()
+
+
+def fetch_all(statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Run one statement in the driver's own SQL on a pooled connection of intake's engine,
+    committed as it returns; its rows.
+
+    Why: the group's INSERT needs none of what a SQLAlchemy `Connection` adds around the
+    driver's cursor (execution context, result metadata, events), which cost the web
+    process about a fifth of its CPU per webhook on PostgreSQL (`bench/profile_intake.py`).
+    Errors come out as through a `Connection`: the driver's wrapped in SQLAlchemy's classes
+    (`IntegrityError`, `OperationalError`), and a connection the database dropped is thrown
+    away with every other idle one of the pool, so the next statements reconnect. While
+    anything listens to the engine's statements (tracing, a test counting them), it goes
+    through a `Connection`, so they see it."""
+    engine = intake_engine()
+    if engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.exec_driver_sql(statement, params)]
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute(statement, params)
+            return cursor.fetchall()
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(engine, raw, cursor, statement, params, exc) from exc
+        finally:
+            cursor.close()
+    finally:
+        raw.close()  # back to the pool (or closed, if invalidated)
+
+
+def _wrapped(
+    engine: Engine,
+    raw: PoolProxiedConnection,
+    cursor: Any,
+    statement: str,
+    params: tuple[Any, ...],
+    exc: Exception,
+) -> DBAPIError:
+    """SQLAlchemy's exception for a driver error, after what its `Connection` does on a
+    disconnect: this connection invalidated and the pool's idle ones discarded."""
+    dialect = engine.dialect
+    disconnect = dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
+    if disconnect:
+        raw.invalidate(exc)
+        engine.dispose()  # a new pool: a database restart dropped the idle ones too
+    return DBAPIError.instance(
+        statement,
+        params,
+        exc,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=engine.hide_parameters,
+        connection_invalidated=disconnect,
+        dialect=dialect,
+    )
 
 
 def intake_engine() -> Engine:
@@ -48,7 +106,8 @@ def intake_engine() -> Engine:
 
 def _create(engine: Engine) -> Engine:
     options: dict[str, Any] = dict(current_app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-    options.update(isolation_level="AUTOCOMMIT", pool_pre_ping=False)
+    # in autocommit no transaction is ever left open: nothing to roll back on return
+    options.update(isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_reset_on_return=None)
     intake = create_engine(engine.url, **options)
     on_sqlite_connect(intake)
     event.listen(engine, "engine_disposed", lambda _engine: intake.dispose())

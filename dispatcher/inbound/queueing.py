@@ -27,13 +27,13 @@ APPLY_RETRY_INTERVALS = [1, 3, 10, 30, 60]
 APPLY_TIMEOUT = 60
 
 
+_RETRY = Retry(
+    max=len(APPLY_RETRY_INTERVALS), interval=APPLY_RETRY_INTERVALS, enqueue_at_front=True
+)
+
+
 def _options() -> dict:
-    return {
-        "retry": Retry(
-            max=len(APPLY_RETRY_INTERVALS), interval=APPLY_RETRY_INTERVALS, enqueue_at_front=True
-        ),
-        "job_timeout": APPLY_TIMEOUT,
-    }
+    return {"retry": _RETRY, "job_timeout": APPLY_TIMEOUT}
 
 
 def enqueue_apply(inbound_id: int) -> bool:

@@ -88,3 +88,28 @@ def test_an_unexpected_error_is_a_500_problem_and_logged_not_a_trace(
     assert answer.headers["X-Frame-Options"] == "DENY"
     with production_app.app_context():
         assert db.session.query(InboundEvent).count() == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "times", "status", "outcome"),
+    [("order.taken", 1, 202, "accepted"), ("order.taken", 2, 200, "duplicate"),
+     ("order.exploded", 1, 200, "ignored")],
+)  # fmt: skip
+def test_a_json_answer_written_without_werkzeug_is_what_flask_would_send(
+    app, client, owner, kind, times, status, outcome
+):
+    """The fast path writes its (dict, status) answers itself: the status line, headers and
+    body must be what Flask's make_response and the app's header hooks would have sent."""
+    signed, body = signed_webhook(kind, "ord_1", msg_id=f"same_{kind}")
+    before = metrics.WEBHOOKS.labels("sandbox", outcome)._value.get()
+    for _ in range(times):
+        answer = client.post(hook_url(), data=body, headers={**signed, "X-Request-Id": "req-7"})
+    assert (answer.status_code, answer.get_json()["status"]) == (status, outcome)
+    assert metrics.WEBHOOKS.labels("sandbox", outcome)._value.get() == before + 1
+
+    expected = app.make_response((answer.get_json(), status))
+    expected.headers["X-Request-Id"] = "req-7"
+    expected = app.extensions["dispatcher.security_headers"](expected)
+    assert answer.status == expected.status
+    assert sorted(answer.headers.items()) == sorted(expected.headers.items())
+    assert answer.get_data() == expected.get_data()

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from dispatch.helpers import hook_url, signed_webhook
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from dispatcher.extensions import db
-from dispatcher.inbound.intake_connection import intake_engine
+from dispatcher.inbound.intake_connection import fetch_all, intake_engine
 from dispatcher.models import InboundEvent
 
 
@@ -72,3 +72,15 @@ def test_a_connection_the_database_dropped_fails_one_webhook_then_intake_recover
     assert answers[-1] == 202
     db.session.rollback()
     assert db.session.query(InboundEvent).count() == 1 + answers.count(202)
+
+
+def test_fetch_all_raises_sqlalchemys_error_and_its_connection_stays_usable(app):
+    """The group's INSERT runs on the driver's cursor: a refused statement still comes out as
+    SQLAlchemy's exception (group_commit hands it to the row's request), and the pooled
+    connection it used is not left in a failed state."""
+    with pytest.raises(DBAPIError) as raised:
+        fetch_all("SELECT id FROM no_such_table", ())
+    assert raised.value.statement == "SELECT id FROM no_such_table"
+    assert not raised.value.connection_invalidated
+    for _ in range(intake_engine().pool.size() + 1):  # whichever pooled connection comes back
+        assert fetch_all("SELECT 1", ()) == [(1,)]
