@@ -53,27 +53,44 @@ def writable(table: Any, *leave_out: str) -> list[Column]:
     return [c for c in table.columns if not c.primary_key and c.key not in leave_out]
 
 
+#: the goal's guarded reservation, as a CTE: a row only if the goal has room, and every
+#: write after it reads from it, so a goal without room writes nothing
+_RESERVE = """g AS (
+  UPDATE goals SET reserved_cents = reserved_cents + :cents
+  WHERE id = :goal_id AND budget_cents - reserved_cents - spent_cents >= :cents
+  RETURNING id
+)"""
+
+
+def _reserve_params() -> list:
+    table = Dispatch.__table__
+    return [
+        bindparam("cents", type_=table.c.amount_cents.type),
+        bindparam("goal_id", type_=table.c.job_id.type),
+    ]
+
+
+def _insert_places(places: list[Column]) -> str:
+    """The order's `:count` places, from the order's CTE `d`."""
+    return f"""INSERT INTO assignments (dispatch_id, position, {", ".join(c.name for c in places)})
+SELECT d.id, n, {", ".join(_cast("p_" + c.key, c) for c in places)}
+FROM d CROSS JOIN generate_series(1, CAST(:count AS INTEGER)) AS n
+RETURNING dispatch_id"""
+
+
 @functools.cache
 def _order_statement() -> TextClause:
     orders = writable(Dispatch.__table__)
     places = writable(Assignment.__table__, "dispatch_id", "position")
     sql = f"""
-WITH g AS (
-  UPDATE goals SET reserved_cents = reserved_cents + :cents
-  WHERE id = :goal_id AND budget_cents - reserved_cents - spent_cents >= :cents
-  RETURNING id
-), d AS (
+WITH {_RESERVE}, d AS (
   INSERT INTO dispatches ({", ".join(c.name for c in orders)})
   SELECT {", ".join(_cast("o_" + c.key, c) for c in orders)} FROM g
   RETURNING id
 )
-INSERT INTO assignments (dispatch_id, position, {", ".join(c.name for c in places)})
-SELECT d.id, n, {", ".join(_cast("p_" + c.key, c) for c in places)}
-FROM d CROSS JOIN generate_series(1, CAST(:count AS INTEGER)) AS n
-RETURNING dispatch_id"""
+{_insert_places(places)}"""
     return text(sql).bindparams(
-        bindparam("cents", type_=Dispatch.__table__.c.amount_cents.type),
-        bindparam("goal_id", type_=Dispatch.__table__.c.job_id.type),
+        *_reserve_params(),
         *_params("o_", orders),
         *_params("p_", places),
     )
@@ -137,20 +154,13 @@ def _dispatch_statement() -> TextClause:
     events = writable(Event.__table__)
     id_type = Dispatch.__table__.c.id.type.compile(dialect=_DIALECT)
     sql = f"""
-WITH g AS (
-  UPDATE goals SET reserved_cents = reserved_cents + :cents
-  WHERE id = :goal_id AND budget_cents - reserved_cents - spent_cents >= :cents
-  RETURNING id
-), d AS (
+WITH {_RESERVE}, d AS (
   INSERT INTO dispatches (id, {", ".join(c.name for c in orders)})
   SELECT CAST(:order_id AS {id_type}), {", ".join(_cast("o_" + c.key, c) for c in orders)}
   FROM g
   RETURNING id
 ), p AS (
-  INSERT INTO assignments (dispatch_id, position, {", ".join(c.name for c in places)})
-  SELECT d.id, n, {", ".join(_cast("p_" + c.key, c) for c in places)}
-  FROM d CROSS JOIN generate_series(1, CAST(:count AS INTEGER)) AS n
-  RETURNING dispatch_id
+  {_insert_places(places)}
 ), j AS (
   UPDATE micro_jobs SET status = :to_status, reserved_cents = :to_reserved, updated_at = :at
   FROM d
@@ -162,8 +172,7 @@ SELECT {", ".join(_cast("e_" + c.key, c) for c in events)} FROM j
 RETURNING id"""
     table = MicroJob.__table__
     return text(sql).bindparams(
-        bindparam("cents", type_=Dispatch.__table__.c.amount_cents.type),
-        bindparam("goal_id", type_=Dispatch.__table__.c.job_id.type),
+        *_reserve_params(),
         bindparam("order_id", type_=Dispatch.__table__.c.id.type),
         *_params("o_", orders),
         *_params("p_", places),

@@ -43,6 +43,17 @@ class Reads:
     order_id: int | None = None
 
 
+def _read_columns(job_id: Any) -> list:
+    """What a dispatch request reads besides the job: its goal, its connection, whether it
+    has children, and how many of its places are live (`Reads`)."""
+    return [
+        Goal,
+        Connection,
+        select(MicroJob.id).where(MicroJob.parent_id == job_id).exists().label("has_children"),
+        places.live_count(job_id).label("live"),
+    ]
+
+
 @functools.cache
 def _statement(order_id: bool = False) -> Select:
     """Built once: constructing this statement costs more Python than running it, and a new
@@ -51,13 +62,7 @@ def _statement(order_id: bool = False) -> Select:
     job_id = bindparam("job_id")
     extra = [request_folds.next_order_id().label("order_id")] if order_id else []
     return (
-        select(
-            Goal,
-            Connection,
-            select(MicroJob.id).where(MicroJob.parent_id == job_id).exists().label("has_children"),
-            places.live_count(job_id).label("live"),
-            *extra,
-        )
+        select(*_read_columns(job_id), *extra)
         .outerjoin(Connection, Connection.id == bindparam("connection_id"))
         .where(Goal.id == bindparam("goal_id"))
     )
@@ -101,10 +106,7 @@ def _locked_statement() -> Select:
     return (
         select(
             *[locked.c[c.name].label(f"job_{c.name}") for c in locking.job_columns()],
-            Goal,
-            Connection,
-            select(MicroJob.id).where(MicroJob.parent_id == job_id).exists().label("has_children"),
-            places.live_count(job_id).label("live"),
+            *_read_columns(job_id),
             request_folds.next_order_id().label("order_id"),
         )
         .select_from(locked)
