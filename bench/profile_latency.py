@@ -14,6 +14,9 @@ packed send) are counted per stage, on the thread that does the work only.
         .venv/bin/python -m bench.profile_latency
 
 Prints one table per side: each stage's median milliseconds, statements and round trips.
+The request's stages come first, then the worker's: the product's task is queued before the
+request's commit (first_attempt.queue_early), so the worker's first stages overlap the
+commit, and the wait for the token is what is left of it when the worker gets there.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ STAGES = {
     "rq_prepared": ("c", "RQ prepare_job_execution (floor: + after dequeue)"),
     "task": ("d", "app context + job.perform until the task"),
     "token": ("d", "first-attempt token (GETDEL + connection version)"),
+    "waited": ("d", "waiting for the token (task queued before the commit)"),
     "decode": ("e", "decode the carried call"),
     "carried_adapter": ("e", "adapter for the carried call (cached)"),
     "claim": ("d", "claim UPDATE ... RETURNING"),
@@ -189,6 +193,7 @@ def product_worker() -> None:
     stamp_after(logs, "bind_rq_job", "app_context")
     stamp_before(send, "_claim_and_prepare", "task")
     stamp_after(first_attempt, "take", "token", first=True)
+    stamp_after(first_attempt, "wait", "waited", first=True)
     stamp_after(carried, "decode", "decode", first=True)
     stamp_after(carried, "adapter", "carried_adapter", first=True)
     stamp_after(send_batch, "claim", "claim", first=True)

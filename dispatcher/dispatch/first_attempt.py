@@ -28,6 +28,15 @@ What keeps it effectively-once:
 - If Redis is down after the commit the dispatch stays pending with its lease; the
   reconciler queues it and the task claims it when the lease runs out.
 
+The task is queued before the commit, the token after it (`queue_early`, `hand_over`):
+the worker's dequeue and RQ's bookkeeping (about a millisecond) then run while the commit
+is made durable, instead of after it (issue 12: idle latency). A task queued early waits
+for its token (`wait`): the hand-over pushes a wake-up beside the token, so the task sleeps
+in one BLPOP, not in a poll. If the token never comes (the commit failed, the request died
+before the hand-over, Redis lost it), the wait ends after `WAIT_SECONDS` and the task goes
+on as a run without a token: it finds no dispatch, or one leased, and claims it when the
+lease runs out, as above. A run without the early flag (a reconciler's copy) never waits.
+
 Batches (send_batch.py) are for many dispatches at once (`dispatch_goal`, a backlog): their
 dispatches are staged without a lease and claimed by their tasks as before.
 """
@@ -65,8 +74,19 @@ class Lease:
     call: str | None = None
 
 
+#: how long a task queued before its request's commit waits for the token: a commit takes
+#: milliseconds; past this the request is taken to have failed or died, and the task goes on
+#: without the token (it claims when the lease runs out)
+WAIT_SECONDS = 1
+
+
 def token_key(dispatch_id: int) -> str:
     return f"dispatcher:first-attempt:{dispatch_id}"
+
+
+def ready_key(dispatch_id: int) -> str:
+    """The wake-up pushed beside the token, for a task that is waiting for it (`wait`)."""
+    return f"dispatcher:first-attempt-ready:{dispatch_id}"
 
 
 def lease_first(dispatch: Dispatch) -> datetime:
@@ -78,11 +98,27 @@ def lease_first(dispatch: Dispatch) -> datetime:
     return until
 
 
-def hand_over(first: Lease, *, also: Callable[[Pipeline], object] | None = None) -> None:
-    """After the commit: leave the token for the dispatch's task, then enqueue the task.
-    Redis errors are logged, not raised: the reconciler queues the pending dispatch, whose
-    task claims it when the lease runs out. `also`: the caller's own commands for the same
-    round trip (the commit's live updates, publish.add_to)."""
+def queue_early(dispatch_id: int) -> bool:
+    """Before the commit: queue the dispatch's task, marked to wait for its token, so that
+    the worker takes it up while the commit is made durable. False if Redis refused: the
+    hand-over then queues it after the commit, as before."""
+    from dispatcher.dispatch import send
+
+    try:
+        return send.enqueue_send(dispatch_id, early=True)
+    except RedisError as exc:
+        log.warning("dispatch %s: could not queue its task early (%s)", dispatch_id, exc)
+        return False
+
+
+def hand_over(
+    first: Lease, *, queued: bool = False, also: Callable[[Pipeline], object] | None = None
+) -> None:
+    """After the commit: leave the token for the dispatch's task and wake it if it waits;
+    enqueue the task unless `queued` (queue_early did). Redis errors are logged, not raised:
+    the reconciler queues the pending dispatch, whose task claims it when the lease runs
+    out. `also`: the caller's own commands for the same round trip (the commit's live
+    updates, publish.add_to)."""
     from dispatcher.dispatch import send
 
     settings = current_app.config["SETTINGS"]
@@ -92,11 +128,20 @@ def hand_over(first: Lease, *, also: Callable[[Pipeline], object] | None = None)
         if left > timedelta(0):
             value = first.call or "1"
             pipe.set(token_key(first.dispatch_id), value, px=int(left.total_seconds() * 1000))
+            if queued:
+                ready = ready_key(first.dispatch_id)
+                pipe.rpush(ready, 1)
+                pipe.expire(ready, WAIT_SECONDS + 5)
         if also is not None:
             also(pipe)
 
     try:
-        send.enqueue_send(first.dispatch_id, also=leave_token)  # one round trip for both
+        if queued:
+            with redis_connection().pipeline(transaction=False) as pipe:
+                leave_token(pipe)
+                pipe.execute()
+        else:
+            send.enqueue_send(first.dispatch_id, also=leave_token)  # one round trip for both
     except RedisError as exc:
         log.warning(
             "could not hand dispatch %s to a worker (%s); the reconciler will",
@@ -139,6 +184,21 @@ def take(dispatch_id: int) -> list | None:
         client=redis_connection(),
     )
     return list(found) if found else None
+
+
+def wait(dispatch_id: int, seconds: float = WAIT_SECONDS) -> list | None:
+    """`take`, for a task queued before its request's commit: if the token is not there
+    yet, sleep until the hand-over's wake-up (or `seconds`), then take it. None: no token
+    came (the task goes on as a run without one)."""
+    taken = take(dispatch_id)
+    if taken is not None:
+        return taken
+    try:
+        redis_connection().blpop([ready_key(dispatch_id)], timeout=seconds)
+    except RedisError as exc:
+        log.warning("dispatch %s: could not wait for its token (%s)", dispatch_id, exc)
+        return None
+    return take(dispatch_id)
 
 
 def withdraw(dispatch: Dispatch) -> bool:

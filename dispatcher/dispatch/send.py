@@ -60,9 +60,12 @@ def send_job_id(dispatch_id: int) -> str:
     return f"dispatch-{dispatch_id}"
 
 
-def enqueue_send(dispatch_id: int, *, also: Callable[[Pipeline], object] | None = None) -> bool:
+def enqueue_send(
+    dispatch_id: int, *, early: bool = False, also: Callable[[Pipeline], object] | None = None
+) -> bool:
     """Queue the send task (a no-op if it is already queued, scheduled or running), in one
-    round trip with `also`'s commands (queues.enqueue_many_once).
+    round trip with `also`'s commands (queues.enqueue_many_once). `early`: queued before
+    its request's commit; the task waits for its token (first_attempt.queue_early).
 
     Raises RedisError; callers that run after a commit log it, since the reconciler will
     find the pending row again."""
@@ -70,7 +73,7 @@ def enqueue_send(dispatch_id: int, *, also: Callable[[Pipeline], object] | None 
     queued = enqueue_many_once(
         DISPATCH,
         send_dispatch,
-        [(send_job_id(dispatch_id), (dispatch_id,))],
+        [(send_job_id(dispatch_id), (dispatch_id, True) if early else (dispatch_id,))],
         also=also,
         retry=CRASH_RETRY,
         job_timeout=call_timeout(settings),
@@ -94,15 +97,16 @@ def claim(dispatch_id: int, clock: SharedClock | None = None) -> Dispatch | None
 
 
 @metrics.observe_dispatch
-def send_dispatch(dispatch_id: int) -> str | Retry:
+def send_dispatch(dispatch_id: int, early: bool = False) -> str | Retry:
     """Place one dispatch at its platform, safely under retries and worker deaths; with
     DISPATCH_BATCH > 1, also other due dispatches of its channel (send_batch.py). Returns
     this dispatch's own outcome (a `Retry` only for it). A lone dispatch whose request
     leased its first attempt is sent by the run that takes its token, without a claim
-    (first_attempt.py)."""
+    (first_attempt.py); a task queued before that request's commit (`early`) waits for
+    the token."""
     settings = current_app.config["SETTINGS"]
     prepared = None
-    taken = first_attempt.take(dispatch_id)
+    taken = first_attempt.wait(dispatch_id) if early else first_attempt.take(dispatch_id)
     if taken is not None:
         call = carried.decode(*taken)
         if call is not None:

@@ -4,7 +4,8 @@ The Dispatch row is the staged job (RQ-NOTES: stage and drain). It is written, w
 reservation and the job's transition, in one transaction; only then is the send task enqueued.
 If the process dies in between, the reconciler finds the pending row and enqueues it. A lone
 dispatch also gets its first attempt's lease in that transaction (first_attempt.py), so its
-task calls the platform without a claim of its own.
+task calls the platform without a claim of its own; its task is queued just before the
+commit and waits for the token the request leaves after it.
 """
 
 from __future__ import annotations
@@ -138,9 +139,13 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
     places.open_places(job, dispatch, count, fee, move=move, order_id=reads.order_id)
     if commit:
         call = first_attempt.carried.payload(job, dispatch, count)  # the rows, before commit
+        # the task is queued now and waits for its token: the worker takes it up while the
+        # commit is made durable (first_attempt.py)
+        queued = first_attempt.queue_early(dispatch.id)
         messages = _commit_holding_live_updates()
         first_attempt.hand_over(
             first_attempt.Lease(_id(dispatch), until, call),
+            queued=queued,
             also=functools.partial(live_publish.add_to, messages=messages) if messages else None,
         )
     return dispatch

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -373,3 +375,134 @@ def test_the_breaker_is_read_with_the_token(goal, paused, monkeypatch):
     assert send.send_dispatch(dispatch_id) == "placed"
     assert asked == []
     assert orders_for(paused, dispatch_id) == 1
+
+
+# -- the task queued before the commit (first_attempt.queue_early) ---------------------------
+def test_the_task_is_queued_before_the_commit_and_its_token_left_after(goal, paused):
+    """The worker can take the task up while the commit is made durable: at the commit the
+    task (marked to wait) is already queued and the token not yet left; after it, the token
+    is there. It fails if the task is queued after the commit, or the token before it."""
+    from sqlalchemy import event
+
+    seen: list[tuple] = []
+
+    def at_commit(session) -> None:
+        queued = get_queue(DISPATCH).jobs
+        tokens = [has_token(int(j.id.removeprefix("dispatch-"))) for j in queued]
+        seen.append(([(j.id, j.args) for j in queued], tokens))
+
+    job = delegated(goal)
+    event.listen(db.session(), "before_commit", at_commit)
+    try:
+        dispatch_id = service.dispatch_job(job).id
+    finally:
+        event.remove(db.session(), "before_commit", at_commit)
+    assert seen == [([(send.send_job_id(dispatch_id), (dispatch_id, True))], [False])]
+    assert has_token(dispatch_id)
+    assert get_queue(DISPATCH).job_ids == [send.send_job_id(dispatch_id)]
+
+
+def take_token_aside(dispatch_id: int) -> first_attempt.Lease:
+    """Undo the hand-over (as if the request were still committing): the token is taken
+    out, and what it held returned, to be handed over again later."""
+    value = redis_connection().getdel(first_attempt.token_key(dispatch_id))
+    assert value is not None
+    assert redis_connection().delete(first_attempt.ready_key(dispatch_id)) == 1  # its wake-up
+    until = row(dispatch_id).next_attempt_at
+    db.session.rollback()
+    return first_attempt.Lease(dispatch_id, until, value.decode())
+
+
+def run_in_thread(app, dispatch_id: int, early: bool) -> tuple[threading.Thread, dict]:
+    """send_dispatch in another thread (as a worker would), timing it."""
+    done: dict = {}
+
+    def task() -> None:
+        with app.app_context():
+            started = time.monotonic()
+            done["outcome"] = send.send_dispatch(dispatch_id, early)
+            done["at"], done["took"] = time.monotonic(), time.monotonic() - started
+            db.session.remove()
+
+    thread = threading.Thread(target=task)
+    thread.start()
+    return thread, done
+
+
+def test_a_task_queued_early_waits_for_its_token_and_is_woken_by_the_hand_over(
+    app, goal, paused
+):
+    """The task runs before the request's hand-over: it waits (no claim, no Retry), and the
+    hand-over's wake-up sends it on at once, holding the first attempt. It fails if the
+    task does not wait (it would find the lease held and come back when it runs out), or
+    waits for its timeout instead of being woken."""
+    dispatch_id = service.dispatch_job(delegated(goal)).id
+    first = take_token_aside(dispatch_id)
+    thread, done = run_in_thread(app, dispatch_id, early=True)
+    time.sleep(0.3)
+    assert thread.is_alive() and orders_for(paused, dispatch_id) == 0  # waiting
+    db.session.rollback()
+    handed = time.monotonic()
+    first_attempt.hand_over(first, queued=True)
+    thread.join(timeout=10)
+    assert done["outcome"] == "placed"
+    assert done["at"] - handed < first_attempt.WAIT_SECONDS / 2, "woken, not timed out"
+    dispatch = row(dispatch_id)
+    assert dispatch.state == DispatchState.PLACED and dispatch.attempts == 1
+    assert orders_for(paused, dispatch_id) == 1
+    assert not has_token(dispatch_id)
+
+
+def test_a_task_queued_early_whose_token_never_comes_claims_when_the_lease_runs_out(
+    app, goal, paused
+):
+    """The request died between its commit and the hand-over: the task waits its while,
+    then goes on as a run without a token (the lease holds: it comes back); once the lease
+    runs out it claims a second attempt and places the order once."""
+    dispatch_id = service.dispatch_job(delegated(goal)).id
+    take_token_aside(dispatch_id)
+    started = time.monotonic()
+    outcome = send.send_dispatch(dispatch_id, True)
+    took = time.monotonic() - started
+    assert isinstance(outcome, Retry)
+    assert first_attempt.WAIT_SECONDS * 0.9 <= took < first_attempt.WAIT_SECONDS + 3
+    assert orders_for(paused, dispatch_id) == 0
+    run_out(dispatch_id)
+    assert send.send_dispatch(dispatch_id) == "placed"
+    dispatch = row(dispatch_id)
+    assert dispatch.attempts == 2 and orders_for(paused, dispatch_id) == 1
+
+
+def test_a_task_queued_early_whose_request_rolled_back_finds_nothing(app, goal, paused):
+    """The request's commit failed after its task was queued: no token ever comes and no
+    dispatch exists; the task ends as gone, having called no platform."""
+    job = delegated(goal)
+    original = db.session.commit
+
+    def failing_commit() -> None:
+        raise RuntimeError("the database went away at the commit")
+
+    db.session.commit = failing_commit
+    try:
+        with pytest.raises(RuntimeError):
+            service.dispatch_job(job)
+    finally:
+        del db.session.commit
+    assert db.session.commit == original
+    db.session.rollback()
+    (queued,) = get_queue(DISPATCH).jobs
+    dispatch_id, early = queued.args
+    assert early is True and db.session.get(Dispatch, dispatch_id) is None
+    assert send.send_dispatch(dispatch_id, True) == "gone"
+    assert paused.stats()["orders"] == 0
+
+
+def test_a_run_not_queued_early_does_not_wait(app, goal, paused):
+    """A reconciler's copy, a crash retry of a claim: without the early mark a missing token
+    means another run holds the attempt, and the task comes back when the lease runs out,
+    at once. It fails if every run without a token waits for one."""
+    dispatch_id = service.dispatch_job(delegated(goal)).id
+    take_token_aside(dispatch_id)
+    started = time.monotonic()
+    assert isinstance(send.send_dispatch(dispatch_id), Retry)
+    assert time.monotonic() - started < first_attempt.WAIT_SECONDS / 2
