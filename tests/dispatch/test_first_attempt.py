@@ -429,9 +429,7 @@ def run_in_thread(app, dispatch_id: int, early: bool) -> tuple[threading.Thread,
     return thread, done
 
 
-def test_a_task_queued_early_waits_for_its_token_and_is_woken_by_the_hand_over(
-    app, goal, paused
-):
+def test_a_task_queued_early_waits_for_its_token_and_is_woken_by_the_hand_over(app, goal, paused):
     """The task runs before the request's hand-over: it waits (no claim, no Retry), and the
     hand-over's wake-up sends it on at once, holding the first attempt. It fails if the
     task does not wait (it would find the lease held and come back when it runs out), or
