@@ -170,7 +170,8 @@ def test_delegate_then_dispatch_stages_a_dispatch_and_queues_the_job(api, goal, 
     queue = get_queue(DISPATCH)
     rq_id = send.send_job_id(row.id)
     assert rq_id in queue.job_ids
-    assert Job.fetch(rq_id, connection=redis_connection()).args == (row.id,)
+    # queued before the request's commit, so marked to wait for its token (first_attempt.py)
+    assert Job.fetch(rq_id, connection=redis_connection()).args == (row.id, True)
 
     shown = api.get(f"/api/v1/goals/{goal['id']}").get_json()
     assert (shown["reserved_cents"], shown["available_cents"]) == (5_000, 5_000)
