@@ -111,6 +111,18 @@ def queue_early(dispatch_id: int) -> bool:
         return False
 
 
+def call_off(dispatch_id: int) -> None:
+    """The request refused after queueing its task early (the goal had no room): wake the
+    task, which then finds no dispatch, instead of leaving it to wait its while."""
+    try:
+        with redis_connection().pipeline(transaction=False) as pipe:
+            pipe.rpush(ready_key(dispatch_id), 1)
+            pipe.expire(ready_key(dispatch_id), WAIT_SECONDS + 5)
+            pipe.execute()
+    except RedisError as exc:
+        log.warning("dispatch %s: could not call its task off (%s)", dispatch_id, exc)
+
+
 def hand_over(
     first: Lease, *, queued: bool = False, also: Callable[[Pipeline], object] | None = None
 ) -> None:

@@ -19,6 +19,7 @@ it runs in the caller's transaction under the job's row lock.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,11 +100,17 @@ def stage_order(dispatch: Dispatch) -> int:
 @dataclass(frozen=True)
 class JobMove:
     """The job's move that follows its new order (`move_job`): the Event's `data` gets the
-    order's id first, as `dispatch_id`."""
+    order's id first, as `dispatch_id`.
+
+    `before_commit`: the caller commits right after the move. Where the whole request is one
+    statement (PostgreSQL, `_dispatch_all`), its COMMIT then rides that statement's round
+    trip, and `before_commit` is called with the order's id just before it; elsewhere it is
+    not called, and the caller's commit is a statement of its own."""
 
     action: str
     actor: str
     data: dict[str, Any]
+    before_commit: Callable[[int], object] | None = None
 
 
 def open_order(
@@ -178,9 +185,11 @@ def _dispatch_all(
     at = utcnow()
     values = {"job_id": job.id, "to_status": str(planned.after), "to_reserved": total, "at": at}
     row = lifecycle.event_row(event)
+    if move.before_commit is not None:
+        move.before_commit(order_id)
     event_id = request_folds.dispatch_all(
         order_id, job.goal_id, dispatch.amount_cents, order_values(dispatch),
-        place_values(place), count, values, row,
+        place_values(place), count, values, row, commit=move.before_commit is not None,
     )  # fmt: skip
     if event_id is None:
         set_committed_value(job, "status", planned.before)

@@ -133,21 +133,37 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
     until = first_attempt.lease_first(dispatch) if commit else None  # a lone dispatch
     # inserts the order, reserves, adds the places; then the job's reservation and status are
     # one UPDATE, and its Event one INSERT (Core statements: request_writes.py); on PostgreSQL
-    # all of it is one statement when no envelope is above the job (request_folds.py)
-    move = request_writes.JobMove(action, actor, {"channel": job.channel, "assignments": count})
+    # all of it is one statement when no envelope is above the job (request_folds.py), with
+    # the COMMIT in its round trip
+    early: list[int] = []  # the order whose task was queued before the commit
+
+    def queue_early(order_id: int) -> None:
+        if first_attempt.queue_early(order_id):
+            early.append(order_id)
+
+    data = {"channel": job.channel, "assignments": count}
+    move = request_writes.JobMove(action, actor, data, queue_early if commit else None)
     fee = adapter.fee_cents(job.price_cents)
-    places.open_places(job, dispatch, count, fee, move=move, order_id=reads.order_id)
-    if commit:
+    try:
+        places.open_places(job, dispatch, count, fee, move=move, order_id=reads.order_id)
+        if not commit:
+            return dispatch
         call = first_attempt.carried.payload(job, dispatch, count)  # the rows, before commit
-        # the task is queued now and waits for its token: the worker takes it up while the
-        # commit is made durable (first_attempt.py)
-        queued = first_attempt.queue_early(dispatch.id)
+        # the task is queued before the commit (unless the statement carrying the commit
+        # queued it) and waits for its token: the worker takes it up while the commit is
+        # made durable
+        if not early:
+            queue_early(dispatch.id)
         messages = _commit_holding_live_updates()
-        first_attempt.hand_over(
-            first_attempt.Lease(_id(dispatch), until, call),
-            queued=queued,
-            also=functools.partial(live_publish.add_to, messages=messages) if messages else None,
-        )
+    except Exception:  # a refusal (no room), or the database failed: no token will come
+        for order_id in early:
+            first_attempt.call_off(order_id)
+        raise
+    first_attempt.hand_over(
+        first_attempt.Lease(_id(dispatch), until, call),
+        queued=bool(early),
+        also=functools.partial(live_publish.add_to, messages=messages) if messages else None,
+    )
     return dispatch
 
 

@@ -471,27 +471,31 @@ def test_a_task_queued_early_whose_token_never_comes_claims_when_the_lease_runs_
     assert dispatch.attempts == 2 and orders_for(paused, dispatch_id) == 1
 
 
-def test_a_task_queued_early_whose_request_rolled_back_finds_nothing(app, goal, paused):
-    """The request's commit failed after its task was queued: no token ever comes and no
-    dispatch exists; the task ends as gone, having called no platform."""
-    job = delegated(goal)
-    original = db.session.commit
+def test_a_task_queued_early_whose_request_failed_is_woken_and_finds_nothing(
+    app, goal, paused, monkeypatch
+):
+    """The database fails at the request's commit (on PostgreSQL the commit rides the
+    request's write: request_folds.scalar_and_commit) after its task was queued: no token
+    will come and no dispatch exists, so the request wakes the task, which ends as gone at
+    once, having called no platform. It fails if the task is left to wait its while."""
+    from dispatcher.dispatch import request_folds
 
-    def failing_commit() -> None:
+    def fails(*args, **kwargs):
         raise RuntimeError("the database went away at the commit")
 
-    db.session.commit = failing_commit
-    try:
-        with pytest.raises(RuntimeError):
-            service.dispatch_job(job)
-    finally:
-        del db.session.commit
-    assert db.session.commit == original
+    job = delegated(goal)
+    monkeypatch.setattr(db.session, "commit", fails)
+    monkeypatch.setattr(request_folds, "scalar_and_commit", fails)
+    with pytest.raises(RuntimeError):
+        service.dispatch_job(job)
+    monkeypatch.undo()
     db.session.rollback()
     (queued,) = get_queue(DISPATCH).jobs
     dispatch_id, early = queued.args
     assert early is True and db.session.get(Dispatch, dispatch_id) is None
+    started = time.monotonic()
     assert send.send_dispatch(dispatch_id, True) == "gone"
+    assert time.monotonic() - started < first_attempt.WAIT_SECONDS / 2, "woken, not timed out"
     assert paused.stats()["orders"] == 0
 
 
