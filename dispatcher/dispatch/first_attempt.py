@@ -112,9 +112,15 @@ def queue_early(dispatch_id: int) -> bool:
 
 
 def call_off(dispatch_id: int) -> None:
-    """The request refused after queueing its task early (the goal had no room): wake the
-    task, which then finds no dispatch, instead of leaving it to wait its while."""
+    """The request refused or failed after queueing its task early: take the task out of
+    the queue if no worker has taken it yet, and wake it if one has (it then finds no token
+    and no dispatch, or a leased one, as any run without a token), instead of leaving it to
+    wait its while."""
+    from dispatcher.dispatch import send
+    from dispatcher.queues import DISPATCH, drop_queued
+
     try:
+        drop_queued(DISPATCH, [send.send_job_id(dispatch_id)])
         with redis_connection().pipeline(transaction=False) as pipe:
             pipe.rpush(ready_key(dispatch_id), 1)
             pipe.expire(ready_key(dispatch_id), WAIT_SECONDS + 5)

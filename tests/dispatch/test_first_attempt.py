@@ -476,24 +476,33 @@ def test_a_task_queued_early_whose_request_failed_is_woken_and_finds_nothing(
 ):
     """The database fails at the request's commit (on PostgreSQL the commit rides the
     request's write: request_folds.scalar_and_commit) after its task was queued: no token
-    will come and no dispatch exists, so the request wakes the task, which ends as gone at
-    once, having called no platform. It fails if the task is left to wait its while."""
+    will come and no dispatch exists, so the request takes the task back out of the queue,
+    and wakes a run a worker had already taken, which ends as gone at once, having called
+    no platform. It fails if the task is left queued, or left to wait its while."""
     from dispatcher.dispatch import request_folds
 
     def fails(*args, **kwargs):
         raise RuntimeError("the database went away at the commit")
 
     job = delegated(goal)
+    queued: list[int] = []
+    queue_early = first_attempt.queue_early
+
+    def noting(order_id: int) -> bool:
+        queued.append(order_id)
+        return queue_early(order_id)
+
+    monkeypatch.setattr(first_attempt, "queue_early", noting)
     monkeypatch.setattr(db.session, "commit", fails)
     monkeypatch.setattr(request_folds, "scalar_and_commit", fails)
     with pytest.raises(RuntimeError):
         service.dispatch_job(job)
     monkeypatch.undo()
     db.session.rollback()
-    (queued,) = get_queue(DISPATCH).jobs
-    dispatch_id, early = queued.args
-    assert early is True and db.session.get(Dispatch, dispatch_id) is None
-    started = time.monotonic()
+    (dispatch_id,) = queued
+    assert db.session.get(Dispatch, dispatch_id) is None
+    assert get_queue(DISPATCH).count == 0  # taken back: no worker had it yet
+    started = time.monotonic()  # a worker that had taken it
     assert send.send_dispatch(dispatch_id, True) == "gone"
     assert time.monotonic() - started < first_attempt.WAIT_SECONDS / 2, "woken, not timed out"
     assert paused.stats()["orders"] == 0

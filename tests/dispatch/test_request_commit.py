@@ -52,23 +52,33 @@ def test_the_dispatch_is_committed_with_its_statement(postgresql, goal, paused):
     assert first_attempt.take(dispatch_id) is not None  # the hand-over came after
 
 
-def test_a_refusal_after_the_task_was_queued_wakes_it_and_writes_nothing(postgresql, owner, paused):
-    """The goal has no room: the statement writes nothing, the request refuses, and the
-    task queued before the statement is woken at once, finds no order and ends. It fails
-    if the task is left to wait its while, or if a refused request leaves an order or
-    money reserved."""
+def test_a_refusal_after_the_task_was_queued_takes_it_back_and_writes_nothing(
+    postgresql, owner, paused, monkeypatch
+):
+    """The goal has no room: the statement writes nothing and the request refuses. The task
+    queued just before the statement is taken out of the queue, and a run of it a worker had
+    already taken is woken at once, finds no order and ends. It fails if the task is left
+    queued, or left to wait its while, or if a refused request leaves an order or money
+    reserved."""
     goal = tree.create_goal(owner.id, title="small", budget_cents=500)
     job = delegated(goal, price=1000)
+    queued: list[int] = []
+    queue_early = first_attempt.queue_early
+
+    def noting(order_id: int) -> bool:
+        queued.append(order_id)
+        return queue_early(order_id)
+
+    monkeypatch.setattr(first_attempt, "queue_early", noting)
     with pytest.raises(BudgetExceeded):
         service.dispatch_job(job)
     db.session.rollback()
-    (queued,) = get_queue(DISPATCH).jobs
-    order_id, early = queued.args
-    assert early is True
+    (order_id,) = queued
+    assert get_queue(DISPATCH).count == 0
     assert db.session.scalars(select(Dispatch).where(Dispatch.job_id == job.id)).all() == []
     assert db.session.get(Goal, goal.id).reserved_cents == 0
     assert db.session.get(MicroJob, job.id).status != Status.QUEUED
-    started = time.monotonic()
+    started = time.monotonic()  # a worker that took the task before the refusal
     assert send.send_dispatch(order_id, True) == "gone"
     assert time.monotonic() - started < first_attempt.WAIT_SECONDS / 2, "woken, not timed out"
     assert not redis_connection().exists(first_attempt.token_key(order_id))
