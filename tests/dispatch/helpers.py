@@ -224,3 +224,19 @@ def statements() -> Iterator[dict[str, list]]:
     finally:
         event.remove(db.engine, "before_cursor_execute", on_statement)
         event.remove(db.engine, "commit", on_commit)
+
+
+def note_early_tasks(monkeypatch) -> list[int]:
+    """The dispatch ids whose send task a request queues before its commit
+    (first_attempt.queue_early), in order, as the test goes on."""
+    from dispatcher.dispatch import first_attempt
+
+    queued: list[int] = []
+    queue_early = first_attempt.queue_early
+
+    def noting(order_id: int) -> bool:
+        queued.append(order_id)
+        return queue_early(order_id)
+
+    monkeypatch.setattr(first_attempt, "queue_early", noting)
+    return queued

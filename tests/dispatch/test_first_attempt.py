@@ -16,7 +16,7 @@ import requests
 from fakes.sandbox_fixture import sandbox_account
 from rq import Retry
 
-from dispatch.helpers import delegated, race, statements
+from dispatch.helpers import delegated, note_early_tasks, race, statements
 from dispatcher import reconcile
 from dispatcher.dispatch import (
     backoff,
@@ -485,14 +485,7 @@ def test_a_task_queued_early_whose_request_failed_is_woken_and_finds_nothing(
         raise RuntimeError("the database went away at the commit")
 
     job = delegated(goal)
-    queued: list[int] = []
-    queue_early = first_attempt.queue_early
-
-    def noting(order_id: int) -> bool:
-        queued.append(order_id)
-        return queue_early(order_id)
-
-    monkeypatch.setattr(first_attempt, "queue_early", noting)
+    queued = note_early_tasks(monkeypatch)
     monkeypatch.setattr(db.session, "commit", fails)
     monkeypatch.setattr(request_folds, "scalar_and_commit", fails)
     with pytest.raises(RuntimeError):

@@ -9,7 +9,7 @@ import time
 import pytest
 from sqlalchemy import event, select, text
 
-from dispatch.helpers import delegated
+from dispatch.helpers import delegated, note_early_tasks
 from dispatcher.dispatch import first_attempt, send, service
 from dispatcher.errors import BudgetExceeded
 from dispatcher.extensions import db
@@ -62,14 +62,7 @@ def test_a_refusal_after_the_task_was_queued_takes_it_back_and_writes_nothing(
     reserved."""
     goal = tree.create_goal(owner.id, title="small", budget_cents=500)
     job = delegated(goal, price=1000)
-    queued: list[int] = []
-    queue_early = first_attempt.queue_early
-
-    def noting(order_id: int) -> bool:
-        queued.append(order_id)
-        return queue_early(order_id)
-
-    monkeypatch.setattr(first_attempt, "queue_early", noting)
+    queued = note_early_tasks(monkeypatch)
     with pytest.raises(BudgetExceeded):
         service.dispatch_job(job)
     db.session.rollback()
