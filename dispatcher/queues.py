@@ -145,6 +145,43 @@ def enqueue_many_once(
     script call for the group, sent by its SHA."""
     if not calls:
         return 0
+    keys, args = _push_arguments(queue_name, func, calls, options)
+    pushed = _push(redis_connection(), also, keys, args)
+    return _queued(queue_name, func, calls, pushed, options)
+
+
+def enqueue_many_once_sent(
+    queue_name: str,
+    func: str | Callable[..., Any],
+    calls: Sequence[tuple[str, tuple[Any, ...]]],
+    **options: Any,
+) -> Callable[[], int]:
+    """`enqueue_many_once`, sent now and answered later: the returned function reads Redis's
+    answer (how many were queued), so the caller's own round trip elsewhere (a database
+    statement) runs while this one is in flight. Call it exactly once, also when what ran
+    meanwhile failed: until then a Redis connection is held. Both halves raise RedisError;
+    the first raises nothing else."""
+    keys, args = _push_arguments(queue_name, func, calls, options)
+    conn = redis_connection()
+    answer = _in_flight(conn, "EVALSHA", _PUSH_IF_NEW_SHA, len(keys), *keys, *args)
+
+    def queued() -> int:
+        try:
+            pushed = answer()
+        except NoScriptError:  # a Redis that does not know the script yet: not run
+            pushed = _push(conn, None, keys, args)
+        return _queued(queue_name, func, calls, pushed, options)
+
+    return queued
+
+
+def _push_arguments(
+    queue_name: str,
+    func: str | Callable[..., Any],
+    calls: Sequence[tuple[str, tuple[Any, ...]]],
+    options: dict[str, Any],
+) -> tuple[list, list]:
+    """The push script's keys and arguments for `calls` (RQ's job hashes from a template)."""
     options.setdefault("result_ttl", 0)
     options.setdefault("failure_ttl", 7 * 24 * 3600)
     template = job_templates.template(queue_name, func, options, lambda: get_queue(queue_name))
@@ -156,8 +193,20 @@ def enqueue_many_once(
         validate_job_id(job_id)  # refused as RQ refuses it, before anything is sent
         keys.append(Job.key_for(job_id))
         args.extend((job_id, template.data(call_args), template.description(call_args)))
-    pushed = _push(redis_connection(), also, keys, args)
+    return keys, args
+
+
+def _queued(
+    queue_name: str,
+    func: str | Callable[..., Any],
+    calls: Sequence[tuple[str, tuple[Any, ...]]],
+    pushed: list,
+    options: dict[str, Any],
+) -> int:
+    """How many of `calls` were queued: the script's new ones, and those an existing job
+    held that `enqueue_once` queued again."""
     queued = sum(pushed)
+    options = dict(options)
     timeout = options.pop("job_timeout", None)
     for (job_id, call_args), new in zip(calls, pushed, strict=True):
         if not new:
@@ -166,6 +215,35 @@ def enqueue_many_once(
             )
             queued += again is not None
     return queued
+
+
+def _in_flight(conn: Redis, *command: Any) -> Callable[[], Any]:
+    """Send one command on a connection of `conn`'s pool now; the returned function reads
+    its reply (raising a reply that is an error) and gives the connection back. A
+    connection whose reply was not read cleanly is closed, never reused."""
+    pool = conn.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_command(*command)
+    except BaseException:
+        connection.disconnect()
+        pool.release(connection)
+        raise
+
+    def reply() -> Any:
+        try:
+            return connection.read_response()
+        except RedisError as exc:
+            if not isinstance(exc, NoScriptError):  # an error reply leaves the stream clean
+                connection.disconnect()
+            raise
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+
+    return reply
 
 
 def _push(conn: Redis, also: Callable[[Pipeline], object] | None, keys: list, args: list):

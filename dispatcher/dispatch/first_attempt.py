@@ -98,17 +98,30 @@ def lease_first(dispatch: Dispatch) -> datetime:
     return until
 
 
-def queue_early(dispatch_id: int) -> bool:
+def queue_early(dispatch_id: int) -> Callable[[], bool]:
     """Before the commit: queue the dispatch's task, marked to wait for its token, so that
-    the worker takes it up while the commit is made durable. False if Redis refused: the
-    hand-over then queues it after the commit, as before."""
+    the worker takes it up while the commit is made durable. Sent at once; the returned
+    function reads whether it was queued (call it once, after what runs meanwhile, even if
+    that failed). False if Redis refused: the hand-over then queues it after the commit,
+    as before."""
     from dispatcher.dispatch import send
 
-    try:
-        return send.enqueue_send(dispatch_id, early=True)
-    except RedisError as exc:
+    def refused(exc: RedisError) -> bool:
         log.warning("dispatch %s: could not queue its task early (%s)", dispatch_id, exc)
         return False
+
+    try:
+        answer = send.enqueue_early(dispatch_id)
+    except RedisError as exc:
+        return functools.partial(refused, exc)
+
+    def queued() -> bool:
+        try:
+            return answer()
+        except RedisError as exc:
+            return refused(exc)
+
+    return queued
 
 
 def call_off(dispatch_id: int) -> None:

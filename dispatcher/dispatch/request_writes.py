@@ -104,13 +104,15 @@ class JobMove:
 
     `before_commit`: the caller commits right after the move. Where the whole request is one
     statement (PostgreSQL, `_dispatch_all`), its COMMIT then rides that statement's round
-    trip, and `before_commit` is called with the order's id just before it; elsewhere it is
-    not called, and the caller's commit is a statement of its own."""
+    trip, and `before_commit` is called with the order's id just before it; what it returns
+    is called once the statement is done (or failed), so the caller's own round trip can be
+    in flight meanwhile. Elsewhere it is not called, and the caller's commit is a statement
+    of its own."""
 
     action: str
     actor: str
     data: dict[str, Any]
-    before_commit: Callable[[int], object] | None = None
+    before_commit: Callable[[int], Callable[[], object]] | None = None
 
 
 def open_order(
@@ -185,12 +187,16 @@ def _dispatch_all(
     at = utcnow()
     values = {"job_id": job.id, "to_status": str(planned.after), "to_reserved": total, "at": at}
     row = lifecycle.event_row(event)
-    if move.before_commit is not None:
-        move.before_commit(order_id)
-    event_id = request_folds.dispatch_all(
-        order_id, job.goal_id, dispatch.amount_cents, order_values(dispatch),
-        place_values(place), count, values, row, commit=move.before_commit is not None,
-    )  # fmt: skip
+    # sent before the statement, answered after it: the two round trips overlap
+    answer = move.before_commit(order_id) if move.before_commit is not None else None
+    try:
+        event_id = request_folds.dispatch_all(
+            order_id, job.goal_id, dispatch.amount_cents, order_values(dispatch),
+            place_values(place), count, values, row, commit=answer is not None,
+        )  # fmt: skip
+    finally:
+        if answer is not None:
+            answer()
     if event_id is None:
         set_committed_value(job, "status", planned.before)
         return False

@@ -48,7 +48,13 @@ from dispatcher.extensions import db
 from dispatcher.locking import lock_job
 from dispatcher.models import Dispatch, DispatchState
 from dispatcher.ops import logs, metrics
-from dispatcher.queues import DISPATCH, drop_queued, enqueue_many_once, enqueue_quietly
+from dispatcher.queues import (
+    DISPATCH,
+    drop_queued,
+    enqueue_many_once,
+    enqueue_many_once_sent,
+    enqueue_quietly,
+)
 from dispatcher.redis_clock import SharedClock, shared_utcnow
 from dispatcher.write_gate import write_gate
 
@@ -60,25 +66,34 @@ def send_job_id(dispatch_id: int) -> str:
     return f"dispatch-{dispatch_id}"
 
 
-def enqueue_send(
-    dispatch_id: int, *, early: bool = False, also: Callable[[Pipeline], object] | None = None
-) -> bool:
+def enqueue_send(dispatch_id: int, *, also: Callable[[Pipeline], object] | None = None) -> bool:
     """Queue the send task (a no-op if it is already queued, scheduled or running), in one
-    round trip with `also`'s commands (queues.enqueue_many_once). `early`: queued before
-    its request's commit; the task waits for its token (first_attempt.queue_early).
+    round trip with `also`'s commands (queues.enqueue_many_once).
 
     Raises RedisError; callers that run after a commit log it, since the reconciler will
     find the pending row again."""
-    settings = current_app.config["SETTINGS"]
-    queued = enqueue_many_once(
-        DISPATCH,
-        send_dispatch,
-        [(send_job_id(dispatch_id), (dispatch_id, True) if early else (dispatch_id,))],
-        also=also,
-        retry=CRASH_RETRY,
-        job_timeout=call_timeout(settings),
-    )
+    queued = enqueue_many_once(DISPATCH, send_dispatch, [_task(dispatch_id)], also=also,
+                               **_task_options())  # fmt: skip
     return queued > 0
+
+
+def enqueue_early(dispatch_id: int) -> Callable[[], bool]:
+    """`enqueue_send` for a task queued before its request's commit, which waits for its
+    token (first_attempt.queue_early): sent now, and whether it was queued read when the
+    returned function is called (queues.enqueue_many_once_sent), so the request's statement
+    runs meanwhile. Both raise RedisError."""
+    answer = enqueue_many_once_sent(DISPATCH, send_dispatch, [_task(dispatch_id, early=True)],
+                                    **_task_options())  # fmt: skip
+    return lambda: answer() > 0
+
+
+def _task(dispatch_id: int, *, early: bool = False) -> tuple[str, tuple]:
+    """The send task's RQ job id and arguments (`early`: it waits for its token)."""
+    return send_job_id(dispatch_id), (dispatch_id, True) if early else (dispatch_id,)
+
+
+def _task_options() -> dict:
+    return {"retry": CRASH_RETRY, "job_timeout": call_timeout(current_app.config["SETTINGS"])}
 
 
 def claim(dispatch_id: int, clock: SharedClock | None = None) -> Dispatch | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
+from collections.abc import Callable
 
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
@@ -137,9 +138,15 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
     # the COMMIT in its round trip
     early: list[int] = []  # the order whose task was queued before the commit
 
-    def queue_early(order_id: int) -> None:
-        if first_attempt.queue_early(order_id):
-            early.append(order_id)
+    def queue_early(order_id: int) -> Callable[[], None]:
+        """Send the task now; note it as queued once Redis has answered."""
+        answer = first_attempt.queue_early(order_id)
+
+        def answered() -> None:
+            if answer():
+                early.append(order_id)
+
+        return answered
 
     data = {"channel": job.channel, "assignments": count}
     move = request_writes.JobMove(action, actor, data, queue_early if commit else None)
@@ -153,7 +160,7 @@ def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) ->
         # queued it) and waits for its token: the worker takes it up while the commit is
         # made durable
         if not early:
-            queue_early(dispatch.id)
+            queue_early(dispatch.id)()
         messages = _commit_holding_live_updates()
     except Exception:  # a refusal (no room), or the database failed: no token will come
         for order_id in early:

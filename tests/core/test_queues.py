@@ -18,7 +18,13 @@ from rq.utils import now as rq_now
 from rq.utils import str_to_date, utcformat
 
 from dispatcher import job_templates
-from dispatcher.queues import INBOUND, enqueue_many_once, get_queue, redis_connection
+from dispatcher.queues import (
+    INBOUND,
+    enqueue_many_once,
+    enqueue_many_once_sent,
+    get_queue,
+    redis_connection,
+)
 
 RECORD = "fakes.rq_tasks.record"
 #: the per-job stamps, and the fields RQ writes empty (Job.restore reads a missing one the same)
@@ -146,3 +152,47 @@ def test_the_stamp_is_written_as_rq_writes_its_timestamps(app):
     assert len(written) == len(before) and written.endswith("Z")
     assert before <= written <= utcformat(rq_now())
     assert utcformat(str_to_date(written)) == written  # RQ reads it back to the same instant
+
+
+# -- sent now, answered later (enqueue_many_once_sent) --------------------------------------
+def test_a_push_sent_now_is_in_redis_before_its_answer_is_read(app):
+    """The command goes out at once, on a connection of its own: other commands run on the
+    client meanwhile, and the jobs are already queued when the caller reads the answer,
+    hash for hash the ones `enqueue_many_once` writes. A real worker runs them."""
+    conn = redis_connection()
+    answer = enqueue_many_once_sent(INBOUND, RECORD, [("sent-1", (1,)), ("sent-2", (2,))])
+    deadline = time.monotonic() + 5
+    while get_queue(INBOUND).count < 2 and time.monotonic() < deadline:
+        conn.ping()  # the client's own connection is free while the answer waits
+        time.sleep(0.01)
+    assert get_queue(INBOUND).get_job_ids() == ["sent-1", "sent-2"]
+    assert answer() == 2
+    enqueue_many_once(INBOUND, RECORD, [("plain", (1,))])
+    sent, plain = conn.hgetall(Job.key_for("sent-1")), conn.hgetall(Job.key_for("plain"))
+    same = {b"data", b"description", b"created_at", b"enqueued_at"}
+    assert {k: v for k, v in sent.items() if k not in same} == {
+        k: v for k, v in plain.items() if k not in same
+    }
+    run_burst(get_queue(INBOUND))
+    assert trace() == ["1", "2", "1"]
+
+
+def test_a_push_sent_to_a_redis_that_never_saw_the_script_is_sent_again(app):
+    """NOSCRIPT comes back as the answer: the script is loaded and the jobs sent again, once;
+    the connection the answer came on goes back to the pool, still usable."""
+    conn = redis_connection()
+    conn.script_flush()
+    answer = enqueue_many_once_sent(INBOUND, RECORD, [("fresh", (1,))])
+    assert answer() == 1
+    assert get_queue(INBOUND).get_job_ids() == ["fresh"]
+    for _ in range(5):  # every pooled connection answers in turn, none with a stale reply
+        assert conn.ping() is True
+    run_burst(get_queue(INBOUND))
+    assert trace() == ["1"]
+
+
+def test_a_push_that_already_has_a_queued_job_is_not_queued_twice(app):
+    enqueue_many_once(INBOUND, RECORD, [("once", (1,))])
+    assert enqueue_many_once_sent(INBOUND, RECORD, [("once", (2,))])() == 0
+    assert get_queue(INBOUND).get_job_ids() == ["once"]
+    assert get_queue(INBOUND).fetch_job("once").args == (1,)

@@ -234,7 +234,7 @@ def note_early_tasks(monkeypatch) -> list[int]:
     queued: list[int] = []
     queue_early = first_attempt.queue_early
 
-    def noting(order_id: int) -> bool:
+    def noting(order_id: int):
         queued.append(order_id)
         return queue_early(order_id)
 

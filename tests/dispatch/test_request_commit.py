@@ -89,7 +89,7 @@ def test_with_unflushed_changes_the_statement_commits_with_the_session(
     other = delegated(goal, title="other")
     queue_early = first_attempt.queue_early
 
-    def queue_and_change(order_id: int) -> bool:
+    def queue_and_change(order_id: int):
         other.title = "renamed with the dispatch"  # dirty, not flushed
         return queue_early(order_id)
 
@@ -109,3 +109,42 @@ def test_with_unflushed_changes_the_statement_commits_with_the_session(
     db.session.expire_all()
     assert db.session.get(MicroJob, other.id).title == "renamed with the dispatch"
     assert db.session.get(MicroJob, job.id).status == Status.QUEUED
+
+
+def test_the_task_is_sent_before_the_statement_and_its_answer_read_after(
+    postgresql, goal, paused, monkeypatch
+):
+    """The early task's Redis round trip is in flight while the statement runs: sent before
+    the statement starts, its answer read after the statement (and its COMMIT) came back.
+    It fails if the two round trips run one after the other."""
+    from dispatcher import queues
+
+    order: list[str] = []
+    in_flight = queues._in_flight
+
+    def recording(conn, *command):
+        reply = in_flight(conn, *command)
+        order.append("redis sent")
+
+        def answered():
+            order.append("redis answered")
+            return reply()
+
+        return answered
+
+    def statement(*args) -> None:
+        if args[2].lstrip().startswith("WITH g AS"):  # the request's write
+            order.append("statement" if not order or order[-1] != "statement" else "done")
+
+    monkeypatch.setattr(queues, "_in_flight", recording)
+    job = delegated(goal)
+    event.listen(db.engine, "before_cursor_execute", statement)
+    event.listen(db.engine, "after_cursor_execute", statement)
+    try:
+        dispatch_id = service.dispatch_job(job).id
+    finally:
+        event.remove(db.engine, "before_cursor_execute", statement)
+        event.remove(db.engine, "after_cursor_execute", statement)
+    assert order == ["redis sent", "statement", "done", "redis answered"]
+    assert get_queue(DISPATCH).job_ids == [send.send_job_id(dispatch_id)]
+    assert first_attempt.take(dispatch_id) is not None
