@@ -106,7 +106,8 @@ def check_capabilities(job: MicroJob, adapter: Adapter) -> None:
 
 def dispatch_job(job: MicroJob, *, actor: str = "owner", commit: bool = True) -> Dispatch:
     """Reserve the money for the places still missing, stage a Dispatch holding them, move
-    the job to queued; enqueue after commit. A re-order covers only the missing places.
+    the job to queued, commit; the send task is queued just before the commit and handed its
+    token after it (first_attempt.py). A re-order covers only the missing places.
     A refusal raises with the transaction half-written: the caller rolls back (dispatch_goal
     does; a request's session is rolled back by `refuse` or at teardown)."""
     # the lock (an edit of its price or channel commits first, and is seen, or waits), then
