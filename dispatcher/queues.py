@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask, current_app
 from redis import Redis
 from redis.client import Pipeline
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from rq import Queue
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, validate_job_id
@@ -233,9 +233,7 @@ def _in_flight(conn: Redis, *command: Any) -> Callable[[], Any]:
     def reply() -> Any:
         try:
             return connection.read_response()
-        except RedisError as exc:
-            if not isinstance(exc, NoScriptError):  # an error reply leaves the stream clean
-                connection.disconnect()
+        except ResponseError:  # an error reply: read whole, the connection stays usable
             raise
         except BaseException:
             connection.disconnect()

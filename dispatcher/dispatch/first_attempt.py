@@ -89,6 +89,12 @@ def ready_key(dispatch_id: int) -> str:
     return f"dispatcher:first-attempt-ready:{dispatch_id}"
 
 
+def _wake(pipe: Pipeline, dispatch_id: int) -> None:
+    """Push the wake-up a waiting task sleeps on (`wait`); it outlives any wait."""
+    pipe.rpush(ready_key(dispatch_id), 1)
+    pipe.expire(ready_key(dispatch_id), WAIT_SECONDS + 5)
+
+
 def lease_first(dispatch: Dispatch) -> datetime:
     """Count the first attempt and write its lease on a dispatch being staged (before the
     request's commit); the lease's end."""
@@ -135,8 +141,7 @@ def call_off(dispatch_id: int) -> None:
     try:
         drop_queued(DISPATCH, [send.send_job_id(dispatch_id)])
         with redis_connection().pipeline(transaction=False) as pipe:
-            pipe.rpush(ready_key(dispatch_id), 1)
-            pipe.expire(ready_key(dispatch_id), WAIT_SECONDS + 5)
+            _wake(pipe, dispatch_id)
             pipe.execute()
     except RedisError as exc:
         log.warning("dispatch %s: could not call its task off (%s)", dispatch_id, exc)
@@ -160,9 +165,7 @@ def hand_over(
             value = first.call or "1"
             pipe.set(token_key(first.dispatch_id), value, px=int(left.total_seconds() * 1000))
             if queued:
-                ready = ready_key(first.dispatch_id)
-                pipe.rpush(ready, 1)
-                pipe.expire(ready, WAIT_SECONDS + 5)
+                _wake(pipe, first.dispatch_id)
         if also is not None:
             also(pipe)
 
